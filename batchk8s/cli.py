@@ -1,0 +1,131 @@
+"""`python -m batchk8s`: the command line, a second thin door to the same services as HTTP.
+
+Each area adds its verbs in `batchk8s/commands/<area>.py` through `register(subparsers)`; a verb's
+handler takes `(args, settings)` and returns an `Output`. This module owns what all verbs share:
+`--settings FILE`, `--json`, and turning our errors into a message and an exit code (2 = bad input
+or configuration, 3 = Azure or TES failed), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from batchk8s.errors import BatchK8sError, InputError
+
+COMMAND_MODULES = (
+    "batchk8s.commands.config",
+    "batchk8s.commands.plan",
+)
+
+
+@dataclass
+class Output:
+    """What a verb produced: `data` for --json, `text` for people, and its exit code."""
+
+    data: Any
+    text: str = ""
+    exit_code: int = 0
+
+
+Handler = Callable[[argparse.Namespace, Any], Output]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own usage errors: exit 2 like any bad input
+        self.print_usage(sys.stderr)
+        raise SystemExit(f"{self.prog}: error: {message}")
+
+
+def _common_options(defaults: bool) -> argparse.ArgumentParser:
+    """Options accepted before or after the verb; only the top level sets defaults, so a verb's
+    parser does not overwrite `--json` given before it."""
+    common = argparse.ArgumentParser(add_help=False)
+    kwargs: dict[str, Any] = {} if defaults else {"default": argparse.SUPPRESS}
+    common.add_argument("--settings", metavar="FILE", **kwargs,
+                        help="read settings from a local.settings.json-shaped file instead of the environment")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text", **kwargs)
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr", **kwargs)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common_options(defaults=False)
+    parser = _Parser(prog="python -m batchk8s", parents=[_common_options(defaults=True)],
+                     description="Scheduled compute control, Kubernetes on Azure Batch, workflows and TES.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers, common)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        if isinstance(exit_.code, str):
+            print(exit_.code, file=sys.stderr)
+            return 2
+        return int(exit_.code or 0)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from batchk8s.settings import load_settings, read_settings_file
+
+    try:
+        env = read_settings_file(args.settings) if args.settings else None
+        output = args.handler(args, load_settings(env))
+    except BatchK8sError as error:
+        _print_error(error, args.json)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(output.data, indent=2, default=str))
+    elif output.text:
+        print(output.text)
+    return output.exit_code
+
+
+def _print_error(error: BatchK8sError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(error.to_dict(), indent=2, default=str), file=sys.stderr)
+        return
+    print(f"error: {error.message}", file=sys.stderr)
+    for detail in error.details:
+        if "field" in detail:
+            print(f"  - {detail['field']}: {detail.get('message', '')}", file=sys.stderr)
+
+
+def positive_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type for a bounded whole number, with a message that names the range."""
+
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
+        return number
+
+    return parse
+
+
+def read_json_file(path: str, field: str) -> Any:
+    """A JSON document from a file (or '-' for stdin), as InputError naming `field` when it is not."""
+    try:
+        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as exc:
+        raise InputError.for_field(field, f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise InputError.for_field(field, f"{path} is not valid JSON ({exc})") from None

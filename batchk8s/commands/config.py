@@ -1,0 +1,34 @@
+"""`config check`: every setting (secrets masked) and every problem, at once."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from batchk8s.cli import Output
+from batchk8s.errors import EXIT_INPUT
+from batchk8s.settings import Settings
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    config = subparsers.add_parser("config", help="inspect the settings")
+    verbs = config.add_subparsers(dest="verb", required=True, metavar="VERB")
+    check = verbs.add_parser("check", parents=[common], help="validate every setting and list all problems")
+    check.set_defaults(handler=check_config)
+
+
+def check_config(args: argparse.Namespace, settings: Settings) -> Output:
+    report = settings.report()
+    lines = ["settings:"]
+    lines += [f"  {name} = {value}" for name, value in report["settings"].items() if value not in (None, [])]
+    lines.append("features:")
+    for name, state in report["features"].items():
+        gaps = "; ".join(gap["message"] for gap in state["missing"])
+        lines.append(f"  {name}: {'ready' if state['ready'] else 'not ready'}{' (' + gaps + ')' if gaps else ''}")
+    lines += [f"warning: {warning}" for warning in report["warnings"]]
+    if report["problems"]:
+        lines.append(f"{len(report['problems'])} problem(s):")
+        lines += [f"  - {p['field']}: {p['message']}" for p in report["problems"]]
+    else:
+        lines.append("no problems")
+    return Output(report, "\n".join(lines), EXIT_INPUT if report["problems"] else 0)

@@ -1,0 +1,1 @@
+"""HTTP and timer functions: one Blueprint per area, thin over the services."""

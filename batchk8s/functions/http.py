@@ -1,0 +1,92 @@
+"""What every HTTP function shares: JSON in and out, and one error shape.
+
+Handlers are written as `def handler(req, settings) -> HttpResponse` and wrapped with `@endpoint`,
+which loads the settings, turns our errors into `{"error": {...}}` with their status, and turns
+anything unexpected into a logged 500 that carries no traceback or secret to the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import azure.functions as func
+
+from batchk8s.errors import BatchK8sError, InputError, PayloadTooLargeError
+from batchk8s.settings import Settings, current_settings
+
+MAX_BODY = 1024 * 1024
+log = logging.getLogger("batchk8s.http")
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, indent=2, default=str), status_code=status,
+                             headers=headers, mimetype="application/json")
+
+
+def error_response(error: BatchK8sError) -> func.HttpResponse:
+    return json_response(error.to_dict(), error.status)
+
+
+def accepted(body: Any, location: str) -> func.HttpResponse:
+    """202 with a Location the caller polls; Azure (Batch, ARM, TES) stays the source of truth."""
+    return json_response(body, 202, {"Location": location})
+
+
+def endpoint(handler: Callable[[func.HttpRequest, Settings], func.HttpResponse]) -> Callable[..., func.HttpResponse]:
+    def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        try:
+            return handler(req, current_settings())
+        except BatchK8sError as error:
+            log.warning("%s %s -> %s %s", req.method, req.url.split("?")[0], error.status, error.code)
+            return error_response(error)
+        except Exception:
+            log.exception("unexpected failure in %s", handler.__name__)
+            return error_response(BatchK8sError("unexpected internal error; see the function's log"))
+
+    # Copy the identity but not __wrapped__: the Functions worker reads the signature to match
+    # bindings, and it must see `req` alone, not the injected `settings`.
+    for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(wrapper, attribute, getattr(handler, attribute))
+    return wrapper
+
+
+def read_json(req: func.HttpRequest, *, required: bool = False) -> dict[str, Any]:
+    """The JSON object in the body ({} when empty and not required)."""
+    body = req.get_body() or b""
+    if len(body) > MAX_BODY:
+        raise PayloadTooLargeError(f"request body is {len(body)} bytes; the limit is {MAX_BODY}")
+    if not body.strip():
+        if required:
+            raise InputError.for_field("body", "a JSON object is required")
+        return {}
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError.for_field("body", f"malformed JSON ({exc})") from None
+    if not isinstance(document, dict):
+        raise InputError.for_field("body", "must be a JSON object")
+    return document
+
+
+def int_param(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    raw = req.params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InputError.for_field(name, f"must be a whole number from {low} to {high}") from None
+    if not low <= value <= high:
+        raise InputError.for_field(name, f"must be a whole number from {low} to {high}")
+    return value
+
+
+def base_url(req: func.HttpRequest) -> str:
+    """Scheme and host of the request, for Location headers that point back at this app."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(req.url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""

@@ -1,0 +1,58 @@
+"""`plan`: everything the app would do with these settings, computed offline.
+
+Each area contributes a section builder `(settings) -> Section` listed in SECTIONS. Builders are
+pure: they validate and build requests but send nothing to Azure, so `make run` works with no
+account, and a user can review a change before it touches a subscription.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from batchk8s.settings import Settings
+
+SECTIONS = (
+    "batchk8s.plan:settings_section",
+    "batchk8s.plan:vmss_schedule_section",
+)
+
+
+@dataclass
+class Section:
+    title: str
+    data: Any
+    lines: list[str] = field(default_factory=list)
+
+
+def build_plan(settings: Settings, now: datetime | None = None, count: int = 5) -> list[Section]:
+    now = now or datetime.now(UTC)
+    sections = []
+    for ref in SECTIONS:
+        module, name = ref.split(":")
+        sections.append(getattr(importlib.import_module(module), name)(settings, now=now, count=count))
+    return sections
+
+
+def settings_section(settings: Settings, **_: Any) -> Section:
+    report = settings.report()
+    lines = [f"{name} = {value}" for name, value in report["settings"].items() if value not in (None, [])]
+    lines += [f"PROBLEM {p['field']}: {p['message']}" for p in report["problems"]]
+    lines += [f"WARNING {warning}" for warning in report["warnings"]]
+    return Section("settings", report, lines)
+
+
+def vmss_schedule_section(settings: Settings, *, now: datetime, count: int, **_: Any) -> Section:
+    from batchk8s.timer_plan import upcoming_firings
+
+    if not settings.vmss_schedule:
+        return Section("vmss schedule", None, ["VmssTriggerSchedule is not set: the scheduled timer is off"])
+    data = upcoming_firings(settings, now, count)
+    targets = ", ".join(f"{settings.resource_group}/{name}" for name in settings.vmss_names) or "(no scale set)"
+    lines = [f"{settings.vmss_action or '(no action)'} {targets} on '{settings.vmss_schedule}'"
+             f" (timer time zone: {data['timeZone']})"]
+    lines += [f"  {f['utc']}  ({f['local']})" for f in data["firings"]]
+    lines += [f"WARNING {warning}" for warning in data["warnings"]]
+    return Section("vmss schedule", data, lines)

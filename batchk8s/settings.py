@@ -1,0 +1,439 @@
+"""Every setting batchk8s reads, parsed and validated in one place.
+
+The app reads the environment exactly once, into a frozen `Settings`. Malformed values are collected
+as problems instead of raised one at a time, so `config check` and `GET /api/config` can show the
+whole list. What counts as *missing* depends on the operation (a VMSS timer does not need a Batch
+account), so each feature declares what it requires and `Settings.require(feature)` raises a single
+`ConfigError` listing every gap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from batchk8s.errors import ConfigError, InputError
+
+
+class Secret:
+    """A string that never shows itself in `repr`, `str`, logs or JSON."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def masked(self) -> str:
+        # Short secrets reveal too much through their last characters; long ones keep 4 as a hint.
+        return "***" + self._value[-4:] if len(self._value) >= 16 else "***"
+
+    def __repr__(self) -> str:
+        return f"Secret({self.masked()!r})"
+
+    __str__ = masked
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+# --- value rules -----------------------------------------------------------------------------
+
+GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
+VMSS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$")
+BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE)
+CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+GALLERY_IMAGE_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+"
+    r"/images/[^/]+(/versions/[^/]+)?$",
+    re.IGNORECASE,
+)
+K8S_MINOR = re.compile(r"^1\.\d{1,2}$")
+BATCH_ACCOUNT = STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+LINUX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+BLOB_PATH = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}/.+$")
+VMSS_ACTIONS = ("start", "deallocate")
+CONSUMPTION_SKUS = ("dynamic", "flexconsumption")
+
+
+def is_vmss_name(value: str) -> bool:
+    return bool(VMSS_NAME.match(value))
+
+
+def is_batch_id(value: str) -> bool:
+    return bool(BATCH_ID.match(value))
+
+
+def _str(value: str) -> str:
+    return value
+
+
+def _https_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.netloc:
+        raise ValueError("must be an https:// URL")
+    return value.rstrip("/")
+
+
+def _http_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if not regex.match(value):
+            raise ValueError(rule)
+        return value
+
+    return check
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def check(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"must be a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be a whole number from {low} to {high}")
+        return number
+
+    return check
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return lowered
+
+    return check
+
+
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("is not an IANA time zone name (e.g. Europe/Berlin)") from None
+    return value
+
+
+def _vmss_names(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    bad = [name for name in names if not is_vmss_name(name)]
+    if bad:
+        raise ValueError(f"not valid scale set names: {', '.join(bad)}")
+    if not names:
+        raise ValueError("lists no scale set")
+    return names
+
+
+def _ncrontab(value: str) -> str:
+    from batchk8s.schedule import parse
+
+    parse(value)  # ScheduleError is a ValueError whose message names the field
+    return value
+
+
+def _schedules_json(value: str) -> str:
+    try:
+        json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    return value
+
+
+# --- the settings ----------------------------------------------------------------------------
+
+
+def setting(*names: str, parse: Callable[[str], Any] = _str, default: Any = None, secret: bool = False) -> Any:
+    """A Settings field read from the first of `names` that is set (later names are aliases)."""
+    return field(default=default, metadata={"names": names, "parse": parse, "secret": secret})
+
+
+_NAME_RULE = "must be 3-24 lowercase letters or digits"
+_CONTAINER_RULE = "must be a container name: 3-63 lowercase letters, digits and single hyphens"
+_ID_RULE = "must be 1-64 letters, digits, '-' or '_'"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The app's configuration. Build with `load_settings`; nothing else reads `os.environ`."""
+
+    # Functions host
+    webjobs_storage: Secret | None = setting("AzureWebJobsStorage", secret=True)
+    time_zone: str = setting("WEBSITE_TIME_ZONE", parse=_time_zone, default="UTC")
+    worker_runtime: str = setting("FUNCTIONS_WORKER_RUNTIME", parse=_choice("python"), default="python")
+    website_sku: str | None = setting("WEBSITE_SKU")
+    # Identity and endpoints
+    tenant_id: str | None = setting("AZURE_AD_TENANT_ID")
+    authority_host: str = setting("AZURE_AD_TOKEN_EP", parse=_https_url, default="https://login.microsoftonline.com")
+    client_id: str | None = setting("AZURE_SP_CLIENT_ID", "AZURE_AD_SP_CLIENT_ID")
+    client_secret: Secret | None = setting("AZURE_SP_CLIENT_SECRET", "AZURE_AD_SP_CLIENT_SECRET", secret=True)
+    arm_endpoint: str = setting("AZURE_SP_APP_ID_URI", parse=_https_url, default="https://management.azure.com")
+    # Scale sets
+    subscription_id: str | None = setting("AZURE_SUBSCRIPTION_ID", parse=_pattern(GUID, "must be a GUID"))
+    resource_group: str | None = setting("AZURE_RES_GROUP_NAME", parse=_pattern(
+        RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"))
+    vmss_names: tuple[str, ...] = setting("AZURE_VMSS_NAME", parse=_vmss_names, default=())
+    vmss_api_version: str | None = setting("AZURE_VMSS_API_VER",
+                                           parse=_pattern(API_VERSION, "must look like 2024-07-01"))
+    vmss_action: str | None = setting("AZURE_VMSS_ACTION", parse=_choice(*VMSS_ACTIONS))
+    vmss_schedule: str | None = setting("VmssTriggerSchedule", parse=_ncrontab)
+    # Batch
+    batch_account_name: str | None = setting("AZURE_BATCH_ACCOUNT_NAME", parse=_pattern(BATCH_ACCOUNT, _NAME_RULE))
+    batch_account_url: str | None = setting("AZURE_BATCH_ACCOUNT_URL", parse=_https_url)
+    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, _ID_RULE), default="k8s-pool")
+    vm_image_id: str | None = setting("AZURE_BATCH_VM_IMAGE_ID", parse=_pattern(
+        GALLERY_IMAGE_ID, "must be a Shared Image Gallery image or image version resource id"))
+    vm_size: str = setting("AZURE_BATCH_VM_SIZE", parse=_pattern(VM_SIZE, "must look like STANDARD_D2_V3"),
+                           default="STANDARD_D2_V3")
+    node_count: int = setting("AZURE_BATCH_VM_NODE_COUNT", parse=_int_range(0, 1000), default=1)
+    spot_node_count: int = setting("AZURE_BATCH_VM_SPOT_NODE_COUNT", parse=_int_range(0, 1000), default=0)
+    acr_name: str | None = setting("AZURE_ACR_NAME")
+    acr_user: str | None = setting("AZURE_ACR_USER")
+    acr_password: Secret | None = setting("AZURE_ACR_USER_PWD", secret=True)
+    batch_user_name: str | None = setting("BATCH_USER_NAME", parse=_pattern(LINUX_USER, "must be a Linux user name"))
+    batch_user_password: Secret | None = setting("BATCH_USER_PWD", secret=True)
+    batch_user_elevation: str = setting("BATCH_USER_ELE_LEVEL", parse=_choice("nonadmin", "admin"), default="nonadmin")
+    # Kubernetes on the pool
+    k8s_version: str = setting("K8S_VERSION", parse=_pattern(K8S_MINOR, "must be MAJOR.MINOR, e.g. 1.34"),
+                               default="1.34")
+    k8s_node_role: str = setting("K8S_NODE_ROLE", parse=_choice("single", "auto"), default="single")
+    # Storage
+    storage_account_name: str | None = setting("AZURE_STORAGE_ACCOUNT_NAME",
+                                               parse=_pattern(STORAGE_ACCOUNT, _NAME_RULE))
+    storage_account_key: Secret | None = setting("AZURE_STORAGE_ACCOUNT_KEY", secret=True)
+    storage_blob_endpoint: str | None = setting("AZURE_STORAGE_BLOB_ENDPOINT", parse=_http_url)
+    app_container: str = setting("AZURE_STORAGE_APP_DIRECTORY", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
+                                 default="apps")
+    k8s_container: str = setting("AZURE_STORAGE_K8S_DIRECTORY", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
+                                 default="k8sresources")
+    tesk_container: str = setting("AZURE_STORAGE_TESK_DIRECTORY", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
+                                  default="tesk-tasks")
+    sas_expiry_hours: int = setting("AZURE_STORAGE_SAS_EXPIRY_HOURS", parse=_int_range(1, 168), default=168)
+    # TES
+    tes_url: str | None = setting("TESK_API_URL", parse=_http_url)
+    tesk_node_port: int = setting("TESK_NODEPORT", parse=_int_range(30000, 32767), default=31567)
+    tes_transport: str | None = setting("TES_TRANSPORT", parse=_choice("direct", "relay"))
+    tes_token: Secret | None = setting("TES_TOKEN", secret=True)
+    tes_user: str | None = setting("TES_USERNAME")
+    tes_password: Secret | None = setting("TES_PASSWORD", secret=True)
+    # Schedule document
+    schedules_json: str | None = setting("BATCHK8S_SCHEDULES", parse=_schedules_json)
+    schedules_blob: str | None = setting("BATCHK8S_SCHEDULES_BLOB", parse=_pattern(BLOB_PATH, "must be CONTAINER/BLOB"))
+    state_container: str = setting("BATCHK8S_STATE_CONTAINER", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
+                                   default="batchk8s-state")
+
+    # Not settings: what loading found.
+    problems: tuple[Problem, ...] = ()
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{spec.name}={_shown(getattr(self, spec.name))!r}" for spec in SPECS
+                          if getattr(self, spec.name) not in (None, ()))
+        return f"Settings({shown})"
+
+    # -- derived values --------------------------------------------------------------------
+
+    @property
+    def uses_service_principal(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @property
+    def time_zone_ignored(self) -> bool:
+        """Linux Consumption and Flex Consumption evaluate timers in UTC whatever WEBSITE_TIME_ZONE says."""
+        return (self.website_sku or "").lower() in CONSUMPTION_SKUS and self.time_zone != "UTC"
+
+    @property
+    def effective_tes_transport(self) -> str:
+        return self.tes_transport or ("direct" if self.tes_url else "relay")
+
+    @property
+    def arm_scope(self) -> str:
+        return self.arm_endpoint.rstrip("/") + "/.default"
+
+    # -- checks ----------------------------------------------------------------------------
+
+    def missing(self, feature: str) -> list[Problem]:
+        """What `feature` needs that is not set (each entry: one of these settings is required)."""
+        gaps = []
+        for alternatives in REQUIREMENTS[feature]:
+            if not any(getattr(self, attr) for attr in alternatives):
+                names = " or ".join(env_name(attr) for attr in alternatives)
+                gaps.append(Problem(env_name(alternatives[0]), f"{names} is required for {feature}"))
+        return gaps
+
+    def require(self, feature: str) -> Settings:
+        """Raise one ConfigError with every malformed or missing setting, or return self."""
+        problems = list(self.problems) + self.missing(feature)
+        if problems:
+            raise ConfigError(
+                f"{len(problems)} configuration problem(s) for {feature}: "
+                + "; ".join(f"{p.setting}: {p.message}" for p in problems),
+                details=[p.to_dict() for p in problems],
+            )
+        return self
+
+    def report(self) -> dict[str, Any]:
+        """The settings with secrets masked, every problem, and which features are ready."""
+        features = {name: [p.to_dict() for p in self.missing(name)] for name in REQUIREMENTS}
+        return {
+            "settings": {spec.metadata["names"][0]: _shown(getattr(self, spec.name)) for spec in SPECS},
+            "problems": [p.to_dict() for p in self.problems],
+            "features": {name: {"ready": not gaps and not self.problems, "missing": gaps}
+                         for name, gaps in features.items()},
+            "warnings": [time_zone_warning(self)] if self.time_zone_ignored else [],
+        }
+
+
+SPECS = tuple(spec for spec in fields(Settings) if "names" in spec.metadata)
+_BY_ATTR = {spec.name: spec for spec in SPECS}
+
+
+def env_name(attr: str) -> str:
+    """The documented environment name of a Settings field."""
+    return _BY_ATTR[attr].metadata["names"][0]
+
+
+# What each feature needs before it can run; an entry of several names means any one of them.
+REQUIREMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "vmss": (("subscription_id",), ("resource_group",), ("vmss_names",)),
+    "vmss-timer": (("subscription_id",), ("resource_group",), ("vmss_names",), ("vmss_action",),
+                   ("vmss_schedule",)),
+    "batch": (("batch_account_url",),),
+    "storage": (("webjobs_storage", "storage_account_name"),),
+    "tes": (("tes_url", "batch_account_url"),),
+    "schedules": (("schedules_json", "schedules_blob"),),
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    setting: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"field": self.setting, "message": self.message}
+
+
+def time_zone_warning(settings: Settings) -> str:
+    return (f"WEBSITE_TIME_ZONE={settings.time_zone} is not honoured on {settings.website_sku} "
+            "(Linux Consumption / Flex Consumption): the timer fires in UTC. "
+            "Use the schedule document (BATCHK8S_SCHEDULES) for local times.")
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return value.masked()
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Parse `env` (default: the process environment) into Settings, collecting every problem."""
+    if env is None:
+        import os
+
+        env = os.environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    problems: list[Problem] = []
+    for spec in SPECS:
+        names, parse, secret = spec.metadata["names"], spec.metadata["parse"], spec.metadata["secret"]
+        present = [(name, env[name].strip()) for name in names if (env.get(name) or "").strip()]
+        if not present:
+            continue
+        name, raw = present[0]
+        if len({value for _, value in present}) > 1:
+            problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
+        sources[spec.name] = name
+        if secret:
+            values[spec.name] = Secret(raw)
+            continue
+        try:
+            values[spec.name] = parse(raw)
+        except ValueError as exc:
+            shown = raw if len(raw) <= 80 else raw[:77] + "..."
+            problems.append(Problem(name, f"{shown!r}: {exc}"))
+    problems.extend(_contradictions(values))
+    return Settings(**values, problems=tuple(problems), sources=sources)
+
+
+def _contradictions(values: dict[str, Any]) -> list[Problem]:
+    problems = []
+    if bool(values.get("client_id")) != bool(values.get("client_secret")):
+        problems.append(Problem("AZURE_SP_CLIENT_SECRET" if values.get("client_id") else "AZURE_SP_CLIENT_ID",
+                                "the service principal needs both AZURE_SP_CLIENT_ID and AZURE_SP_CLIENT_SECRET"))
+    if values.get("client_id") and values.get("client_secret") and not values.get("tenant_id"):
+        problems.append(Problem("AZURE_AD_TENANT_ID", "is required with a service principal"))
+    if bool(values.get("batch_user_name")) != bool(values.get("batch_user_password")):
+        problems.append(Problem("BATCH_USER_PWD" if values.get("batch_user_name") else "BATCH_USER_NAME",
+                                "the login user needs both BATCH_USER_NAME and BATCH_USER_PWD (there is no default)"))
+    if values.get("acr_name") and bool(values.get("acr_user")) != bool(values.get("acr_password")):
+        problems.append(Problem("AZURE_ACR_USER_PWD", "the registry needs both AZURE_ACR_USER and AZURE_ACR_USER_PWD"))
+    if values.get("storage_account_key") and not values.get("storage_account_name"):
+        problems.append(Problem("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY"))
+    if bool(values.get("tes_user")) != bool(values.get("tes_password")):
+        problems.append(Problem("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD"))
+    if values.get("tes_transport") == "direct" and not values.get("tes_url"):
+        problems.append(Problem("TESK_API_URL", "is required when TES_TRANSPORT=direct"))
+    return problems
+
+
+def read_settings_file(path: str | Path) -> dict[str, str]:
+    """The `Values` of a local.settings.json-shaped file, as an environment mapping."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError.for_field("--settings", f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise InputError.for_field("--settings", f"{path} is not valid JSON ({exc})") from None
+    values = document.get("Values") if isinstance(document, dict) else None
+    if not isinstance(values, dict):
+        raise InputError.for_field("--settings", f"{path} has no 'Values' object")
+    return {str(key): "" if value is None else str(value) for key, value in values.items()}
+
+
+def setting_names() -> list[str]:
+    """Every environment name batchk8s reads, aliases included."""
+    return [name for spec in SPECS for name in spec.metadata["names"]]
+
+
+_current: Settings | None = None
+
+
+def current_settings() -> Settings:
+    """The process's settings, read from the environment once (app settings change = restart)."""
+    global _current
+    if _current is None:
+        _current = load_settings()
+    return _current
+
+
+def clear_cache() -> None:
+    global _current
+    _current = None

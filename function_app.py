@@ -1,0 +1,10 @@
+"""The Azure Functions app: create it and register each area's blueprint; the logic lives in batchk8s."""
+
+import azure.functions as func
+
+from batchk8s.functions import health
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (health.bp,):
+    app.register_functions(blueprint)

@@ -1,0 +1,114 @@
+"""Session-wide test infrastructure: a throwaway CA for the HTTPS fakes, and a real Azurite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.https import FakeService
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = ROOT.parent / "shared" / "specs"
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's documented development key: public, and only ever valid against the emulator.
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@pytest.fixture(scope="session")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ssl.SSLContext]:
+    """A server TLS context for 127.0.0.1 whose CA the SDKs under test trust (and only in tests)."""
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    bundle = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    saved = {name: os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
+    os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(bundle)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    yield context
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@pytest.fixture
+def fake_service(tls: ssl.SSLContext) -> Iterator[Callable[..., FakeService]]:
+    """Factory for started FakeService instances, stopped at the end of the test."""
+    started: list[FakeService] = []
+
+    def make(cls: type[FakeService] = FakeService, **kwargs: object) -> FakeService:
+        service = cls(tls, **kwargs).start()
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        service.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    """Settings and credentials are cached per process; each test starts from its own."""
+    yield
+    from batchk8s import credentials, settings
+
+    credentials.clear_cache()
+    getattr(settings, "clear_cache", lambda: None)()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def azurite_binary() -> Path:
+    return ROOT / "node_modules" / ".bin" / "azurite-blob"
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Azurite blob endpoint; yields its connection string."""
+    binary = azurite_binary()
+    if not binary.exists():
+        pytest.fail("Azurite is not installed: run `make test` (it runs `npm ci`) or `npm install`")
+    if not shutil.which("node"):
+        pytest.fail("node is required to run Azurite")
+    port = _free_port()
+    workdir = tmp_path_factory.mktemp("azurite")
+    process = subprocess.Popen(
+        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
+         "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"Azurite exited: {process.stderr.read().decode(errors='replace')[:2000]}")
+            time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("Azurite did not start within 30 s")
+    yield (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+           f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};")
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
