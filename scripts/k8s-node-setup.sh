@@ -1,0 +1,498 @@
+#!/usr/bin/env bash
+# Bootstrap Kubernetes (kubeadm + containerd) on an Azure Batch node.
+#
+# Used as the Batch pool start task, but works on any Ubuntu/Debian host.
+# Idempotent: a node that finished setup before (marker file) is left alone,
+# so reruns on reboot are no-ops.
+#
+# Roles:
+#   single  every node is its own one-node cluster (control plane, untainted).
+#   auto    the nodes of one pool form one cluster: they race for a blob lease
+#           in a private per-pool container; the winner runs `kubeadm init` and
+#           publishes a join command there, the others (and nodes added later
+#           by a resize) poll for it and `kubeadm join`. A systemd timer on the
+#           control plane re-publishes a fresh token well before it expires.
+#
+# Run with --help for options. Every option also has an environment variable,
+# which is how the Batch pool spec passes them.
+set -Eeuo pipefail
+
+# ---- pinned versions (change here, or override by environment / arguments) ----
+K8S_VERSION="${K8S_VERSION:-1.34}"                 # MAJOR.MINOR; keep equal to the app's K8S_VERSION default
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-1.7}"    # MAJOR.MINOR of the distribution's containerd package
+# Flannel (VXLAN backend): Azure virtual networks drop IP-in-IP, which rules out Calico's default mode.
+CNI_MANIFEST_URL="${CNI_MANIFEST_URL:-https://github.com/flannel-io/flannel/releases/download/v0.27.4/kube-flannel.yml}"
+CNI_DEFAULT_CIDR="10.244.0.0/16"                   # the network written in the Flannel manifest
+POD_CIDR="${POD_CIDR:-$CNI_DEFAULT_CIDR}"
+LOCAL_PATH_MANIFEST_URL="${LOCAL_PATH_MANIFEST_URL:-https://raw.githubusercontent.com/rancher/local-path-provisioner/v0.0.37/deploy/local-path-storage.yaml}"
+STORAGE_CLASS="${STORAGE_CLASS:-local-path}"
+
+# ---- behaviour ----
+K8S_ROLE="${K8S_ROLE:-single}"
+K8S_SETUP_STAGE="${K8S_SETUP_STAGE:-all}"          # all | packages (image build: install only)
+K8S_CLUSTER_SAS_URL="${K8S_CLUSTER_SAS_URL:-}"      # auto: container URL + '?' + SAS (read, add, create, write)
+JOIN_TOKEN_TTL="${JOIN_TOKEN_TTL:-24h}"
+JOIN_REFRESH_INTERVAL="${JOIN_REFRESH_INTERVAL:-6h}"
+JOIN_TIMEOUT="${JOIN_TIMEOUT:-1800}"               # seconds a joining node waits for the join command
+JOIN_POLL_INTERVAL="${JOIN_POLL_INTERVAL:-10}"
+UNTAINT_CONTROL_PLANE="${UNTAINT_CONTROL_PLANE:-1}" # Batch nodes are compute: run pods on the control plane too
+NODE_ID="${NODE_ID:-${AZ_BATCH_NODE_ID:-$(hostname)}}"
+AZ_STORAGE_API_VERSION="${AZ_STORAGE_API_VERSION:-2021-08-06}"
+
+# ---- paths: K8S_SETUP_ROOT prefixes every system path (tests use a temp dir) ----
+ROOT="${K8S_SETUP_ROOT:-}"
+STATE_DIR="$ROOT/var/lib/k8s-node-setup"
+CONF_DIR="$ROOT/etc/k8s-node-setup"
+if [[ -n "${AZ_BATCH_NODE_SHARED_DIR:-}" ]]; then
+  KUBECONFIG_TARGET="${KUBECONFIG_TARGET:-$AZ_BATCH_NODE_SHARED_DIR/k8s/admin.conf}"
+else
+  KUBECONFIG_TARGET="${KUBECONFIG_TARGET:-$ROOT/root/.kube/config}"
+fi
+KUBECONFIG_MODE="${KUBECONFIG_MODE:-0600}"
+KUBECONFIG_GROUP="${KUBECONFIG_GROUP:-}"           # with a group, use KUBECONFIG_MODE=0640
+ADMIN_CONF="$ROOT/etc/kubernetes/admin.conf"
+INSTALLED_SCRIPT="$ROOT/usr/local/sbin/k8s-node-setup.sh"
+SYSTEMD_DIR="$ROOT/etc/systemd/system"
+
+LOG_PREFIX="[k8s-node-setup]"
+CURRENT_STEP="start"
+REFRESH_ONLY=0
+
+log() { printf '%s %s\n' "$LOG_PREFIX" "$*" >&2; }
+die() { log "error: $*"; exit 2; }
+step() { CURRENT_STEP="$1"; log "step: $1"; }
+
+# Replace any query string (a SAS) in a text with '?***'.
+mask() { sed -E 's/\?[^[:space:]"'\'']*/?***/g' <<<"$*"; }
+
+on_error() {
+  local rc=$?
+  log "error: step '$CURRENT_STEP' failed (exit $rc) at line $1: $(mask "$BASH_COMMAND")"
+  exit "$rc"
+}
+
+usage() {
+  cat <<EOF
+Usage: k8s-node-setup.sh [options]
+
+Bootstrap a Kubernetes node with kubeadm and containerd (idempotent).
+
+Options (environment variable in brackets):
+  --role single|auto         [K8S_ROLE] default: $K8S_ROLE
+  --k8s-version X.Y          [K8S_VERSION] pkgs.k8s.io minor, default: $K8S_VERSION
+  --containerd-version X.Y   [CONTAINERD_VERSION] default: $CONTAINERD_VERSION
+  --pod-cidr CIDR            [POD_CIDR] default: $POD_CIDR
+  --cni-manifest URL         [CNI_MANIFEST_URL] pinned Flannel manifest
+  --local-path-manifest URL  [LOCAL_PATH_MANIFEST_URL] pinned local-path provisioner
+  --cluster-sas-url URL      [K8S_CLUSTER_SAS_URL] role auto: private container URL with SAS
+  --kubeconfig-target PATH   [KUBECONFIG_TARGET] where tasks read the admin kubeconfig
+                             default: \$AZ_BATCH_NODE_SHARED_DIR/k8s/admin.conf
+  --kubeconfig-mode MODE     [KUBECONFIG_MODE] 0600 or 0640 (never world-readable)
+  --join-token-ttl DURATION  [JOIN_TOKEN_TTL] default: $JOIN_TOKEN_TTL
+  --join-refresh DURATION    [JOIN_REFRESH_INTERVAL] timer period, default: $JOIN_REFRESH_INTERVAL
+  --join-timeout SECONDS     [JOIN_TIMEOUT] default: $JOIN_TIMEOUT
+  --stage all|packages       [K8S_SETUP_STAGE] 'packages' installs software only (image build)
+  --refresh-join             publish a fresh join command (what the timer runs)
+  -h, --help                 show this help
+
+Other environment: K8S_SETUP_ROOT (prefix for system paths), NODE_ID,
+JOIN_POLL_INTERVAL, UNTAINT_CONTROL_PLANE (1/0), STORAGE_CLASS, KUBECONFIG_GROUP.
+EOF
+}
+
+parse_args() {
+  while (($#)); do
+    case "$1" in
+      -h|--help) usage; exit 0 ;;
+      --refresh-join) REFRESH_ONLY=1; shift; continue ;;
+      --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;
+    esac
+    (($# >= 2)) || die "option $1 needs a value (see --help)"
+    case "$1" in
+      --role) K8S_ROLE="$2" ;;
+      --k8s-version) K8S_VERSION="$2" ;;
+      --containerd-version) CONTAINERD_VERSION="$2" ;;
+      --pod-cidr) POD_CIDR="$2" ;;
+      --cni-manifest) CNI_MANIFEST_URL="$2" ;;
+      --local-path-manifest) LOCAL_PATH_MANIFEST_URL="$2" ;;
+      --cluster-sas-url) K8S_CLUSTER_SAS_URL="$2" ;;
+      --kubeconfig-target) KUBECONFIG_TARGET="$2" ;;
+      --kubeconfig-mode) KUBECONFIG_MODE="$2" ;;
+      --join-token-ttl) JOIN_TOKEN_TTL="$2" ;;
+      --join-refresh) JOIN_REFRESH_INTERVAL="$2" ;;
+      --join-timeout) JOIN_TIMEOUT="$2" ;;
+      --stage) K8S_SETUP_STAGE="$2" ;;
+      *) die "unknown option: $1 (see --help)" ;;
+    esac
+    shift 2
+  done
+}
+
+# Everything is checked here, before the first change to the machine.
+validate() {
+  local problems=()
+  [[ "$K8S_ROLE" =~ ^(single|auto)$ ]] || problems+=("K8S_ROLE must be 'single' or 'auto', got '$K8S_ROLE'")
+  [[ "$K8S_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("K8S_VERSION must be MAJOR.MINOR (e.g. 1.34), got '$K8S_VERSION'")
+  [[ "$CONTAINERD_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("CONTAINERD_VERSION must be MAJOR.MINOR (e.g. 1.7), got '$CONTAINERD_VERSION'")
+  [[ "$K8S_SETUP_STAGE" =~ ^(all|packages)$ ]] || problems+=("K8S_SETUP_STAGE must be 'all' or 'packages', got '$K8S_SETUP_STAGE'")
+  [[ "$POD_CIDR" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] || problems+=("POD_CIDR is not an IPv4 CIDR: '$POD_CIDR'")
+  [[ "$KUBECONFIG_MODE" =~ ^0?[0-7][0-7]0$ ]] || problems+=("KUBECONFIG_MODE must not give others any access (e.g. 0600 or 0640), got '$KUBECONFIG_MODE'")
+  [[ "$JOIN_TIMEOUT" =~ ^[0-9]+$ ]] || problems+=("JOIN_TIMEOUT must be seconds, got '$JOIN_TIMEOUT'")
+  [[ "$JOIN_TOKEN_TTL" =~ ^[0-9]+[hms]$ ]] || problems+=("JOIN_TOKEN_TTL must look like 24h, got '$JOIN_TOKEN_TTL'")
+  [[ "$JOIN_REFRESH_INTERVAL" =~ ^[0-9]+[hms]$ ]] || problems+=("JOIN_REFRESH_INTERVAL must look like 6h, got '$JOIN_REFRESH_INTERVAL'")
+  [[ "$NODE_ID" =~ ^[A-Za-z0-9._-]+$ ]] || problems+=("NODE_ID has unexpected characters: '$NODE_ID'")
+  if [[ "$K8S_ROLE" == auto || "$REFRESH_ONLY" == 1 ]]; then
+    if [[ -z "$K8S_CLUSTER_SAS_URL" ]]; then
+      problems+=("K8S_CLUSTER_SAS_URL is required for role 'auto' (container URL with a SAS)")
+    elif [[ ! "$K8S_CLUSTER_SAS_URL" =~ ^https?://[^?]+\?.+ ]]; then
+      problems+=("K8S_CLUSTER_SAS_URL must be http(s)://.../container?<sas>, got '$(mask "$K8S_CLUSTER_SAS_URL")'")
+    fi
+  fi
+  if ((${#problems[@]})); then
+    local p
+    for p in "${problems[@]}"; do log "invalid input: $p"; done
+    exit 2
+  fi
+}
+
+# ---------------------------------------------------------------- node prep --
+
+disable_swap() {
+  step "disable swap"
+  swapoff -a
+  # Keep it off after a reboot: comment out swap entries.
+  if [[ -f "$ROOT/etc/fstab" ]]; then
+    sed -i -E 's@^([^#].*[[:space:]]swap[[:space:]].*)$@# disabled for kubelet: \1@' "$ROOT/etc/fstab"
+  fi
+}
+
+kernel_settings() {
+  step "kernel modules and sysctls"
+  mkdir -p "$ROOT/etc/modules-load.d" "$ROOT/etc/sysctl.d"
+  printf 'overlay\nbr_netfilter\n' >"$ROOT/etc/modules-load.d/k8s.conf"
+  modprobe overlay
+  modprobe br_netfilter
+  cat >"$ROOT/etc/sysctl.d/99-kubernetes.conf" <<'EOF'
+net.bridge.bridge-nf-call-iptables  = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+net.ipv4.ip_forward                 = 1
+EOF
+  sysctl --system >/dev/null
+}
+
+install_packages() {
+  step "install containerd $CONTAINERD_VERSION and kubeadm/kubelet/kubectl $K8S_VERSION"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q apt-transport-https ca-certificates curl gpg
+
+  # pkgs.k8s.io has one repository per minor version.
+  local repo="https://pkgs.k8s.io/core:/stable:/v${K8S_VERSION}/deb/"
+  local keyring="$ROOT/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
+  mkdir -p "$ROOT/etc/apt/keyrings" "$ROOT/etc/apt/sources.list.d"
+  curl -fsSL "${repo}Release.key" | gpg --dearmor --yes -o "$keyring"
+  chmod 0644 "$keyring"
+  echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] ${repo} /" \
+    >"$ROOT/etc/apt/sources.list.d/kubernetes.list"
+  apt-get update -q
+
+  # A containerd of the pinned minor already present (e.g. baked into the image) is kept.
+  if command -v containerd >/dev/null && [[ "$(containerd --version)" =~ [[:space:]]v?${CONTAINERD_VERSION//./\\.}\. ]]; then
+    log "containerd $CONTAINERD_VERSION already installed"
+  else
+    apt-get install -y -q "containerd=${CONTAINERD_VERSION}.*"
+    apt-mark hold containerd >/dev/null
+  fi
+  apt-get install -y -q kubelet kubeadm kubectl
+  apt-mark hold kubelet kubeadm kubectl >/dev/null
+}
+
+configure_containerd() {
+  step "configure containerd (SystemdCgroup = true)"
+  local config="$ROOT/etc/containerd/config.toml"
+  mkdir -p "$(dirname "$config")"
+  containerd config default >"$config"
+  sed -i -E 's/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*)false/\1true/' "$config"
+  # Use the pause image this kubeadm expects instead of containerd's older default.
+  local pause
+  pause="$(kubeadm config images list --kubernetes-version "$(kubeadm_version)" 2>/dev/null | grep '/pause:' || true)"
+  if [[ -n "$pause" ]]; then
+    sed -i -E "s#^([[:space:]]*sandbox_image[[:space:]]*=[[:space:]]*).*#\1\"${pause}\"#" "$config"
+  fi
+  # kubelet uses the systemd cgroup driver; a cgroupfs containerd makes pods crash-loop.
+  if ! grep -Eq '^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*true' "$config"; then
+    log "error: $config does not set SystemdCgroup = true"
+    return 1
+  fi
+  systemctl restart containerd
+  systemctl enable containerd kubelet
+}
+
+# ------------------------------------------------------------ control plane --
+
+kubectl_admin() { kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
+
+# The installed kubeadm's own version: deterministic, and needs no download.
+kubeadm_version() { kubeadm version -o short; }
+
+# A start task that failed half-way is retried by Batch: undo a partial kubeadm run first.
+reset_partial_setup() {
+  if [[ -e "$ROOT/etc/kubernetes/admin.conf" || -e "$ROOT/etc/kubernetes/kubelet.conf" ]]; then
+    step "reset an incomplete earlier setup"
+    kubeadm reset -f
+  fi
+}
+
+kubeadm_init() {
+  reset_partial_setup
+  step "kubeadm init"
+  kubeadm init --pod-network-cidr "$POD_CIDR" --kubernetes-version "$(kubeadm_version)" --node-name "$(node_name)"
+}
+
+install_cni() {
+  step "install CNI (Flannel)"
+  local manifest="$STATE_DIR/cni.yaml"
+  curl -fsSL -o "$manifest" "$CNI_MANIFEST_URL"
+  # The manifest carries its own pod network; make it the one kubeadm was given.
+  sed -i "s#${CNI_DEFAULT_CIDR}#${POD_CIDR}#g" "$manifest"
+  kubectl_admin apply -f "$manifest"
+}
+
+untaint_control_plane() {
+  step "allow workloads on the control plane"
+  # `taint ... key-` fails when the taint is already gone: only that case is tolerated.
+  if kubectl_admin get node "$(node_name)" -o jsonpath='{.spec.taints[*].key}' | grep -q 'node-role.kubernetes.io/control-plane'; then
+    kubectl_admin taint nodes "$(node_name)" node-role.kubernetes.io/control-plane:NoSchedule-
+  fi
+}
+
+install_storage_class() {
+  step "default StorageClass ($STORAGE_CLASS)"
+  kubectl_admin apply -f "$LOCAL_PATH_MANIFEST_URL"
+  kubectl_admin patch storageclass "$STORAGE_CLASS" --type merge \
+    -p '{"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}'
+}
+
+publish_kubeconfig() {
+  step "admin kubeconfig to $KUBECONFIG_TARGET"
+  local dir
+  dir="$(dirname "$KUBECONFIG_TARGET")"
+  mkdir -p "$dir"
+  chmod 0750 "$dir"
+  # Written under a tight umask and renamed, so it is never readable by others, even briefly.
+  local tmp
+  tmp="$(umask 077 && mktemp "$dir/.admin.conf.XXXXXX")"
+  cat "$ADMIN_CONF" >"$tmp"
+  if [[ -n "$KUBECONFIG_GROUP" ]]; then chgrp "$KUBECONFIG_GROUP" "$tmp"; fi
+  chmod "$KUBECONFIG_MODE" "$tmp"
+  mv -f "$tmp" "$KUBECONFIG_TARGET"
+}
+
+wait_for_node_ready() {
+  step "wait for the node to be Ready"
+  kubectl_admin wait --for=condition=Ready "node/$(node_name)" --timeout=300s
+}
+
+node_name() { hostname | tr '[:upper:]' '[:lower:]'; }
+
+# ------------------------------------------------------ blob calls (role auto) --
+
+SAS_BASE="" SAS_QUERY=""
+split_sas_url() {
+  SAS_BASE="${K8S_CLUSTER_SAS_URL%%\?*}"
+  SAS_BASE="${SAS_BASE%/}"
+  SAS_QUERY="${K8S_CLUSTER_SAS_URL#*\?}"
+}
+
+# blob_request METHOD BLOB EXTRA_QUERY OUTFILE [curl args...]; prints the HTTP status.
+# The SAS only ever goes to curl's argument list, never to the log.
+blob_request() {
+  local method="$1" blob="$2" extra="$3" out="$4"
+  shift 4
+  local url="$SAS_BASE/$blob?${extra:+$extra&}$SAS_QUERY"
+  curl -sS -o "$out" -w '%{http_code}' -X "$method" -H "x-ms-version: $AZ_STORAGE_API_VERSION" "$@" "$url"
+}
+
+blob_put() { # blob_put BLOB FILE [headers...]
+  local blob="$1" file="$2" status
+  shift 2
+  status="$(blob_request PUT "$blob" "" /dev/null -H "x-ms-blob-type: BlockBlob" \
+    -H "Content-Type: text/plain" --data-binary "@$file" "$@")"
+  [[ "$status" == 201 ]] || { log "Put Blob $blob answered HTTP $status"; return 1; }
+}
+
+# Lease ids must be GUIDs; derive a stable one from the node id so that a rerun
+# on the same node recognises its own lease.
+lease_id() {
+  local h
+  h="$(printf '%s' "$NODE_ID" | sha256sum | cut -c1-32)"
+  printf '%s-%s-%s-%s-%s' "${h:0:8}" "${h:8:4}" "${h:12:4}" "${h:16:4}" "${h:20:12}"
+}
+
+# Returns 0 when this node holds the control-plane lease, 1 when another does.
+elect_control_plane() {
+  step "elect control plane (blob lease)"
+  split_sas_url
+  local status tmp
+  tmp="$(mktemp)"
+  # Create the lock blob once; 409 means another node already did.
+  status="$(blob_request PUT control-plane.lock "" "$tmp" -H "x-ms-blob-type: BlockBlob" \
+    -H "If-None-Match: *" --data-binary "")"
+  [[ "$status" =~ ^(201|409|412)$ ]] || { log "creating control-plane.lock answered HTTP $status"; rm -f "$tmp"; return 2; }
+  # An infinite lease: the single control plane of the cluster owns it for the cluster's life.
+  status="$(blob_request PUT control-plane.lock "comp=lease" "$tmp" -H "x-ms-lease-action: acquire" \
+    -H "x-ms-lease-duration: -1" -H "x-ms-proposed-lease-id: $(lease_id)")"
+  rm -f "$tmp"
+  case "$status" in
+    200|201) log "this node ($NODE_ID) holds the lease: control plane"; return 0 ;;
+    409) log "another node holds the lease: joining as worker"; return 1 ;;
+    *) log "Lease Blob answered HTTP $status"; return 2 ;;
+  esac
+}
+
+# Publish a fresh join command. Used after init and by the refresh timer.
+publish_join_command() {
+  step "publish join command"
+  split_sas_url
+  local file="$STATE_DIR/join-command"
+  mkdir -p "$STATE_DIR"
+  (umask 077 && kubeadm token create --ttl "$JOIN_TOKEN_TTL" --print-join-command >"$file")
+  validate_join_command "$(<"$file")" >/dev/null
+  blob_put join-command "$file"
+  printf '{"nodeId":"%s","hostname":"%s","published":"%s"}\n' "$NODE_ID" "$(node_name)" \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STATE_DIR/control-plane.json"
+  blob_put control-plane.json "$STATE_DIR/control-plane.json"
+  log "join command published (token valid for $JOIN_TOKEN_TTL)"
+}
+
+# The join command comes from blob storage and is run as root: accept only the
+# exact shape kubeadm prints, and print its arguments one a line (never eval).
+validate_join_command() {
+  local re='^kubeadm join ([A-Za-z0-9.:-]+) --token ([a-z0-9]{6}\.[a-z0-9]{16}) --discovery-token-ca-cert-hash (sha256:[a-f0-9]{64})[[:space:]]*$'
+  [[ "$1" =~ $re ]] || { log "join command has an unexpected form"; return 1; }
+  printf '%s\n' "${BASH_REMATCH[1]}" --token "${BASH_REMATCH[2]}" --discovery-token-ca-cert-hash "${BASH_REMATCH[3]}"
+}
+
+wait_and_join() {
+  step "wait for join command"
+  local deadline=$((SECONDS + JOIN_TIMEOUT)) status tmp
+  tmp="$(mktemp)"
+  while :; do
+    status="$(blob_request GET join-command "" "$tmp" || true)"
+    [[ "$status" == 200 ]] && break
+    if ((SECONDS >= deadline)); then
+      rm -f "$tmp"
+      log "no join command after ${JOIN_TIMEOUT}s (last HTTP $status)"
+      return 1
+    fi
+    sleep "$JOIN_POLL_INTERVAL"
+  done
+  local args
+  mapfile -t args < <(validate_join_command "$(<"$tmp")")
+  rm -f "$tmp"
+  ((${#args[@]} == 5)) || return 1
+  reset_partial_setup
+  step "kubeadm join ${args[0]}"
+  kubeadm join "${args[@]}" --node-name "$(node_name)"
+}
+
+install_refresh_timer() {
+  step "install join-command refresh timer (every $JOIN_REFRESH_INTERVAL)"
+  # A systemd timer, not a background loop: it survives the start task's exit and reboots.
+  mkdir -p "$CONF_DIR" "$SYSTEMD_DIR" "$(dirname "$INSTALLED_SCRIPT")"
+  install -m 0755 "${BASH_SOURCE[0]}" "$INSTALLED_SCRIPT"
+  # Read back by `--refresh-join` (bash syntax, root only: it holds the SAS).
+  (umask 077 && {
+    printf 'K8S_CLUSTER_SAS_URL=%q\n' "$K8S_CLUSTER_SAS_URL"
+    printf 'JOIN_TOKEN_TTL=%q\nNODE_ID=%q\n' "$JOIN_TOKEN_TTL" "$NODE_ID"
+  } >"$CONF_DIR/cluster.env")
+  cat >"$SYSTEMD_DIR/k8s-join-refresh.service" <<EOF
+[Unit]
+Description=Publish a fresh kubeadm join command for the Batch pool
+After=kubelet.service
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/k8s-node-setup.sh --refresh-join
+EOF
+  cat >"$SYSTEMD_DIR/k8s-join-refresh.timer" <<EOF
+[Unit]
+Description=Refresh the kubeadm join command before its token expires
+
+[Timer]
+OnBootSec=5min
+OnUnitActiveSec=${JOIN_REFRESH_INTERVAL}
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+EOF
+  systemctl daemon-reload
+  systemctl enable --now k8s-join-refresh.timer
+}
+
+# ------------------------------------------------------------------- main --
+
+setup_control_plane() {
+  kubeadm_init
+  install_cni
+  if [[ "$UNTAINT_CONTROL_PLANE" == 1 ]]; then untaint_control_plane; fi
+  install_storage_class
+  publish_kubeconfig
+  wait_for_node_ready
+}
+
+main() {
+  parse_args "$@"
+  if ((REFRESH_ONLY)) && [[ -f "$CONF_DIR/cluster.env" ]]; then
+    # shellcheck source=/dev/null
+    source "$CONF_DIR/cluster.env"
+  fi
+  validate
+  trap 'on_error $LINENO' ERR
+
+  if ((REFRESH_ONLY)); then
+    publish_join_command
+    exit 0
+  fi
+
+  local marker="$STATE_DIR/done"
+  if [[ -f "$marker" && "$K8S_SETUP_STAGE" == all ]]; then
+    log "node already set up ($(<"$marker")); nothing to do"
+    exit 0
+  fi
+  log "role=$K8S_ROLE k8s=$K8S_VERSION containerd=$CONTAINERD_VERSION node=$NODE_ID stage=$K8S_SETUP_STAGE"
+  mkdir -p "$STATE_DIR"
+
+  disable_swap
+  kernel_settings
+  install_packages
+  configure_containerd
+  if [[ "$K8S_SETUP_STAGE" == packages ]]; then
+    log "packages installed; cluster setup left to the start task"
+    exit 0
+  fi
+
+  local node_role=control-plane
+  if [[ "$K8S_ROLE" == single ]]; then
+    setup_control_plane
+  else
+    local rc=0
+    elect_control_plane || rc=$?
+    case "$rc" in
+      0) setup_control_plane; publish_join_command; install_refresh_timer ;;
+      1) wait_and_join; node_role=worker ;;
+      *) return 1 ;;
+    esac
+  fi
+
+  step "record completion"
+  echo "role=$K8S_ROLE node-role=$node_role k8s=$K8S_VERSION at $(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$marker"
+  if [[ -n "${AZ_BATCH_NODE_SHARED_DIR:-}" ]]; then
+    mkdir -p "$AZ_BATCH_NODE_SHARED_DIR/k8s"
+    echo "$node_role" >"$AZ_BATCH_NODE_SHARED_DIR/k8s/node-role"
+  fi
+  log "done: $node_role"
+}
+
+main "$@"

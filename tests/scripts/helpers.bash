@@ -1,0 +1,46 @@
+# Shared set-up for the script tests (loaded by each .bats file).
+REPO_ROOT="$(cd "$BATS_TEST_DIRNAME/../.." && pwd)"
+SETUP_SCRIPT="$REPO_ROOT/scripts/k8s-node-setup.sh"
+STUBBED_COMMANDS=(apt-get apt-mark kubeadm kubectl systemctl swapoff curl modprobe sysctl containerd gpg az)
+
+# make_stub_bin DIR: a directory of stubs for STUBBED_COMMANDS.
+make_stub_bin() {
+  local dir="$1" cmd
+  mkdir -p "$dir"
+  for cmd in "${STUBBED_COMMANDS[@]}"; do
+    ln -sf "$REPO_ROOT/tests/scripts/stubs/stub" "$dir/$cmd"
+  done
+}
+
+# new_node DIR: a fake machine root with its own stub log; exports what the
+# script and stubs read.
+new_node() {
+  local dir="$1"
+  mkdir -p "$dir/root/etc" "$dir/shared"
+  printf 'UUID=abc / ext4 defaults 0 1\n/swapfile none swap sw 0 0\n' >"$dir/root/etc/fstab"
+  : >"$dir/calls.log"
+}
+
+# node_env DIR: sets NODE_ENV, the environment for running the script as the node in DIR.
+node_env() {
+  local dir="$1"
+  NODE_ENV=("K8S_SETUP_ROOT=$dir/root" "STUB_LOG=$dir/calls.log" "STUB_STATE=$dir"
+    "AZ_BATCH_NODE_SHARED_DIR=$dir/shared" "PATH=$STUB_BIN:$PATH")
+}
+
+common_setup() {
+  REAL_CURL="$(command -v curl)"
+  export REAL_CURL
+  STUB_BIN="$BATS_TEST_TMPDIR/bin"
+  make_stub_bin "$STUB_BIN"
+  NODE="$BATS_TEST_TMPDIR/node"
+  new_node "$NODE"
+}
+
+# run_setup ARGS...: run the setup script as $NODE with stubs on PATH.
+run_setup() {
+  node_env "$NODE"
+  run env "${NODE_ENV[@]}" "$SETUP_SCRIPT" "$@"
+}
+
+calls() { cat "$NODE/calls.log"; }

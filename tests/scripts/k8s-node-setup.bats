@@ -1,0 +1,195 @@
+#!/usr/bin/env bats
+# scripts/k8s-node-setup.sh, role single, with every system command stubbed.
+
+setup() {
+  load helpers
+  common_setup
+}
+
+@test "--help prints usage and changes nothing" {
+  run_setup --help
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"Usage: k8s-node-setup.sh"* ]]
+  [[ "$output" == *"--role single|auto"* ]]
+  [ ! -s "$NODE/calls.log" ]
+}
+
+@test "single node: installs from the pkgs.k8s.io repository of the pinned minor" {
+  run_setup
+  [ "$status" -eq 0 ]
+  run cat "$NODE/root/etc/apt/sources.list.d/kubernetes.list"
+  [ "$output" = "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /" ]
+  grep -qx "curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key" "$NODE/calls.log"
+  grep -q "apt.kubernetes.io" "$NODE/root/etc/apt/sources.list.d/kubernetes.list" && false
+  grep -qx "apt-get install -y -q kubelet kubeadm kubectl" "$NODE/calls.log"
+  grep -qx "apt-mark hold kubelet kubeadm kubectl" "$NODE/calls.log"
+}
+
+@test "K8S_VERSION and --k8s-version select another minor" {
+  K8S_VERSION=1.33 run_setup
+  [ "$status" -eq 0 ]
+  grep -q "pkgs.k8s.io/core:/stable:/v1.33/deb/ /" "$NODE/root/etc/apt/sources.list.d/kubernetes.list"
+  rm -rf "$NODE" && new_node "$NODE"
+  run_setup --k8s-version 1.35
+  [ "$status" -eq 0 ]
+  grep -q "pkgs.k8s.io/core:/stable:/v1.35/deb/ /" "$NODE/root/etc/apt/sources.list.d/kubernetes.list"
+}
+
+@test "single node: swap, kernel modules, sysctls" {
+  run_setup
+  [ "$status" -eq 0 ]
+  grep -qx "swapoff -a" "$NODE/calls.log"
+  grep -q "^# disabled for kubelet: /swapfile none swap" "$NODE/root/etc/fstab"
+  grep -qx "modprobe overlay" "$NODE/calls.log"
+  grep -qx "modprobe br_netfilter" "$NODE/calls.log"
+  grep -qx "br_netfilter" "$NODE/root/etc/modules-load.d/k8s.conf"
+  grep -q "net.ipv4.ip_forward *= 1" "$NODE/root/etc/sysctl.d/99-kubernetes.conf"
+  grep -q "net.bridge.bridge-nf-call-iptables *= 1" "$NODE/root/etc/sysctl.d/99-kubernetes.conf"
+}
+
+@test "single node: containerd config sets SystemdCgroup = true and the kubeadm pause image" {
+  run_setup
+  [ "$status" -eq 0 ]
+  grep -q "^ *SystemdCgroup = true" "$NODE/root/etc/containerd/config.toml"
+  grep -q 'sandbox_image = "registry.k8s.io/pause:3.10.1"' "$NODE/root/etc/containerd/config.toml"
+  grep -qx "systemctl restart containerd" "$NODE/calls.log"
+}
+
+@test "containerd config without SystemdCgroup fails the step and stops" {
+  STUB_CONTAINERD_CONFIG=no-systemd-cgroup run_setup
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"step 'configure containerd (SystemdCgroup = true)' failed"* ]]
+  grep -q "kubeadm init" "$NODE/calls.log" && false
+  [ ! -e "$NODE/root/var/lib/k8s-node-setup/done" ]
+}
+
+@test "a containerd of another minor is replaced by the pinned one" {
+  STUB_CONTAINERD_VERSION=1.6.20 run_setup
+  [ "$status" -eq 0 ]
+  grep -qx "apt-get install -y -q containerd=1.7.\*" "$NODE/calls.log"
+}
+
+@test "a containerd of the pinned minor is kept" {
+  run_setup
+  [ "$status" -eq 0 ]
+  grep -q "apt-get install .*containerd" "$NODE/calls.log" && false
+  [[ "$output" == *"containerd 1.7 already installed"* ]]
+}
+
+@test "single node: kubeadm init, Flannel, control-plane taint removed (never master)" {
+  run_setup
+  [ "$status" -eq 0 ]
+  grep -qx "kubeadm init --pod-network-cidr 10.244.0.0/16 --kubernetes-version v1.34.1 --node-name .*" "$NODE/calls.log"
+  grep -q "^curl -fsSL -o .* https://github.com/flannel-io/flannel/releases/download/v[0-9.]*/kube-flannel.yml" "$NODE/calls.log"
+  grep -q "^kubectl --kubeconfig $NODE/root/etc/kubernetes/admin.conf apply -f .*/cni.yaml" "$NODE/calls.log"
+  grep -q "^kubectl .* taint nodes .* node-role.kubernetes.io/control-plane:NoSchedule-$" "$NODE/calls.log"
+  grep -q "master" "$NODE/calls.log" && false
+  true
+}
+
+@test "taint already gone: no taint call" {
+  STUB_NO_TAINT=1 run_setup
+  [ "$status" -eq 0 ]
+  grep -q " taint " "$NODE/calls.log" && false
+  true
+}
+
+@test "pod CIDR override reaches kubeadm and the Flannel manifest" {
+  run_setup --pod-cidr 172.30.0.0/16
+  [ "$status" -eq 0 ]
+  grep -q "kubeadm init --pod-network-cidr 172.30.0.0/16" "$NODE/calls.log"
+  grep -q '"Network": "172.30.0.0/16"' "$NODE/root/var/lib/k8s-node-setup/cni.yaml"
+}
+
+@test "single node: local-path is installed and made the default StorageClass" {
+  run_setup
+  [ "$status" -eq 0 ]
+  grep -q "apply -f https://raw.githubusercontent.com/rancher/local-path-provisioner/v[0-9.]*/deploy/local-path-storage.yaml" "$NODE/calls.log"
+  grep -q 'patch storageclass local-path --type merge -p {"metadata":{"annotations":{"storageclass.kubernetes.io/is-default-class":"true"}}}' "$NODE/calls.log"
+}
+
+@test "admin kubeconfig is copied for tasks and is not world-readable" {
+  run_setup
+  [ "$status" -eq 0 ]
+  target="$NODE/shared/k8s/admin.conf"
+  [ -f "$target" ]
+  [ "$(stat -c %a "$target")" = 600 ]
+  [ "$(stat -c %a "$NODE/shared/k8s")" = 750 ]
+  grep -q "admin kubeconfig (stub)" "$target"
+  [ "$(cat "$NODE/shared/k8s/node-role")" = control-plane ]
+}
+
+@test "KUBECONFIG_TARGET and mode 0640 are honoured; a world-readable mode is refused" {
+  KUBECONFIG_TARGET="$NODE/kube/config" KUBECONFIG_MODE=0640 run_setup
+  [ "$status" -eq 0 ]
+  [ "$(stat -c %a "$NODE/kube/config")" = 640 ]
+  rm -rf "$NODE" && new_node "$NODE"
+  KUBECONFIG_MODE=0644 run_setup
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"KUBECONFIG_MODE must not give others any access"* ]]
+  [ ! -s "$NODE/calls.log" ]
+}
+
+@test "rerun on a configured node does nothing" {
+  run_setup
+  [ "$status" -eq 0 ]
+  : >"$NODE/calls.log"
+  run_setup
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"already set up"* ]]
+  [ ! -s "$NODE/calls.log" ]
+}
+
+@test "a failed step is named, exits non-zero, and a retry resets the partial kubeadm state" {
+  STUB_FAIL="kubectl --kubeconfig" run_setup
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"step 'install CNI (Flannel)' failed"* ]]
+  [ ! -e "$NODE/root/var/lib/k8s-node-setup/done" ]
+  : >"$NODE/calls.log"
+  run_setup
+  [ "$status" -eq 0 ]
+  grep -qx "kubeadm reset -f" "$NODE/calls.log"
+  [ -e "$NODE/root/var/lib/k8s-node-setup/done" ]
+}
+
+@test "stage packages installs software only" {
+  run_setup --stage packages
+  [ "$status" -eq 0 ]
+  grep -q "apt-get install -y -q kubelet kubeadm kubectl" "$NODE/calls.log"
+  grep -q "kubeadm init" "$NODE/calls.log" && false
+  [ ! -e "$NODE/root/var/lib/k8s-node-setup/done" ]
+}
+
+bad_input() { # bad_input EXPECTED_MESSAGE ARGS...
+  local expected="$1"
+  shift
+  run_setup "$@"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"$expected"* ]]
+  [ ! -s "$NODE/calls.log" ]
+  [ ! -e "$NODE/root/etc/apt" ]
+}
+
+@test "bad input fails before anything is called: unknown role" {
+  bad_input "K8S_ROLE must be 'single' or 'auto', got 'primary'" --role primary
+}
+
+@test "bad input fails before anything is called: version not MAJOR.MINOR" {
+  bad_input "K8S_VERSION must be MAJOR.MINOR" --k8s-version 1.34.1
+  bad_input "K8S_VERSION must be MAJOR.MINOR" --k8s-version=v1.34
+  bad_input "CONTAINERD_VERSION must be MAJOR.MINOR" --containerd-version latest
+}
+
+@test "bad input fails before anything is called: auto without the SAS URL" {
+  bad_input "K8S_CLUSTER_SAS_URL is required for role 'auto'" --role auto
+}
+
+@test "bad input: a malformed SAS URL is reported without its query string" {
+  bad_input "got 'ftp://x/c?***'" --role auto --cluster-sas-url "ftp://x/c?sig=SECRETSIG"
+  [[ "$output" != *SECRETSIG* ]]
+}
+
+@test "bad input: unknown option, missing value" {
+  bad_input "unknown option: --bogus" --bogus 1
+  bad_input "option --role needs a value" --role
+}
