@@ -1,0 +1,56 @@
+"""The CLI's shared behaviour: settings from a file, JSON output, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from batchk8s.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = str(ROOT / "local.settings.json.example")
+
+
+def write_settings(tmp_path: Path, **values: str) -> str:
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}))
+    return str(path)
+
+
+def test_config_check_passes_on_the_example(capsys):
+    assert main(["config", "check", "--settings", EXAMPLE]) == 0
+    out = capsys.readouterr().out
+    assert "no problems" in out and "vmss-timer: ready" in out
+
+
+def test_config_check_lists_every_problem_and_exits_2(tmp_path, capsys):
+    path = write_settings(tmp_path, AZURE_VMSS_ACTION="halt", VmssTriggerSchedule="* * * * * * *",
+                          AZURE_SP_CLIENT_SECRET="Qv9-secret-never-printed-0042")
+    assert main(["--json", "config", "check", "--settings", path]) == 2
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert {p["field"] for p in report["problems"]} == {"AZURE_VMSS_ACTION", "VmssTriggerSchedule",
+                                                       "AZURE_SP_CLIENT_ID"}
+    assert "Qv9-secret-never-printed-0042" not in captured.out + captured.err
+
+
+def test_json_flag_works_before_and_after_the_verb(capsys):
+    for argv in (["--json", "plan", "--settings", EXAMPLE], ["plan", "--json", "--settings", EXAMPLE]):
+        assert main(argv) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert len(data["vmss schedule"]["firings"]) == 5
+
+
+def test_plan_shows_settings_and_next_firings_offline(capsys):
+    assert main(["plan", "--count", "3", "--settings", EXAMPLE]) == 0
+    out = capsys.readouterr().out
+    assert "deallocate rg-hpc/vmss-genomics, rg-hpc/vmss-render" in out
+    assert out.count("T18:00:00+00:00") == 3  # 19:00 Europe/Berlin in winter
+
+
+def test_usage_errors_exit_2_without_traceback(capsys, tmp_path):
+    assert main(["plan", "--count", "0"]) == 2
+    assert main(["no-such-command"]) == 2
+    assert main(["config", "check", "--settings", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--settings" in err

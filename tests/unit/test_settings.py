@@ -1,0 +1,141 @@
+"""Settings: every problem at once, aliases, secrets never shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batchk8s.errors import ConfigError, InputError
+from batchk8s.settings import Secret, load_settings, read_settings_file, setting_names
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET = "Zq8-distinctive-client-secret-7781"
+
+
+def test_defaults_match_the_design_table():
+    settings = load_settings({})
+    assert settings.time_zone == "UTC"
+    assert settings.authority_host == "https://login.microsoftonline.com"
+    assert settings.arm_endpoint == "https://management.azure.com"
+    assert settings.arm_scope == "https://management.azure.com/.default"
+    assert settings.pool_id == "k8s-pool"
+    assert settings.vm_size == "STANDARD_D2_V3"
+    assert settings.node_count == 1
+    assert (settings.app_container, settings.k8s_container, settings.tesk_container) == (
+        "apps", "k8sresources", "tesk-tasks")
+    assert settings.batch_user_name is None and settings.batch_user_password is None
+    assert settings.problems == ()
+
+
+def test_every_problem_is_reported_at_once():
+    settings = load_settings({
+        "AZURE_VMSS_ACTION": "stop",
+        "VmssTriggerSchedule": "0 0 25 * * *",
+        "AZURE_SUBSCRIPTION_ID": "not-a-guid",
+        "AZURE_VMSS_NAME": "ok-name,bad name",
+        "WEBSITE_TIME_ZONE": "Mars/Olympus",
+        "AZURE_BATCH_VM_NODE_COUNT": "-1",
+        "AZURE_SP_CLIENT_ID": "app",
+    })
+    fields = [p.setting for p in settings.problems]
+    assert fields == ["WEBSITE_TIME_ZONE", "AZURE_SUBSCRIPTION_ID", "AZURE_VMSS_NAME", "AZURE_VMSS_ACTION",
+                      "VmssTriggerSchedule", "AZURE_BATCH_VM_NODE_COUNT", "AZURE_SP_CLIENT_SECRET"]
+    by_field = {p.setting: p.message for p in settings.problems}
+    assert "hour" in by_field["VmssTriggerSchedule"]
+    assert "bad name" in by_field["AZURE_VMSS_NAME"] and "ok-name" not in by_field["AZURE_VMSS_NAME"].split(":")[-1]
+    assert "start, deallocate" in by_field["AZURE_VMSS_ACTION"]
+
+
+def test_require_lists_missing_and_malformed_together():
+    settings = load_settings({"AZURE_VMSS_ACTION": "reboot"})
+    with pytest.raises(ConfigError) as caught:
+        settings.require("vmss-timer")
+    fields = {d["field"] for d in caught.value.details}
+    assert fields == {"AZURE_VMSS_ACTION", "AZURE_SUBSCRIPTION_ID", "AZURE_RES_GROUP_NAME", "AZURE_VMSS_NAME",
+                      "VmssTriggerSchedule"}
+    assert caught.value.status == 503 and caught.value.exit_code == 2
+
+
+def test_alias_client_id_and_conflicting_aliases():
+    assert load_settings({"AZURE_AD_SP_CLIENT_ID": "abc"}).client_id == "abc"
+    same = load_settings({"AZURE_SP_CLIENT_ID": "abc", "AZURE_AD_SP_CLIENT_ID": "abc"})
+    assert not any("both set" in p.message for p in same.problems)
+    clash = load_settings({"AZURE_SP_CLIENT_ID": "abc", "AZURE_AD_SP_CLIENT_ID": "xyz"})
+    assert any("both set" in p.message for p in clash.problems)
+
+
+def test_service_principal_needs_tenant_and_both_halves():
+    assert {p.setting for p in load_settings({"AZURE_SP_CLIENT_SECRET": SECRET}).problems} == {"AZURE_SP_CLIENT_ID"}
+    only_pair = load_settings({"AZURE_SP_CLIENT_ID": "a", "AZURE_SP_CLIENT_SECRET": SECRET})
+    assert {p.setting for p in only_pair.problems} == {"AZURE_AD_TENANT_ID"}
+    complete = load_settings({"AZURE_SP_CLIENT_ID": "a", "AZURE_SP_CLIENT_SECRET": SECRET, "AZURE_AD_TENANT_ID": "t"})
+    assert complete.uses_service_principal and complete.problems == ()
+
+
+def test_login_user_has_no_default_password():
+    settings = load_settings({"BATCH_USER_NAME": "hpcuser"})
+    assert [p.setting for p in settings.problems] == ["BATCH_USER_PWD"]
+
+
+def test_secrets_never_show():
+    settings = load_settings({"AZURE_SP_CLIENT_SECRET": SECRET, "AZURE_SP_CLIENT_ID": "a", "AZURE_AD_TENANT_ID": "t",
+                              "AZURE_STORAGE_ACCOUNT_KEY": SECRET + "key", "AZURE_STORAGE_ACCOUNT_NAME": "acct",
+                              "AzureWebJobsStorage": f"AccountName=x;AccountKey={SECRET}"})
+    shown = repr(settings) + str(settings) + json.dumps(settings.report())
+    assert SECRET not in shown
+    assert isinstance(settings.client_secret, Secret) and settings.client_secret.reveal() == SECRET
+    assert settings.client_secret.masked() == "***7781"
+    assert Secret("short").masked() == "***"
+
+
+def test_vmss_names_list_and_time_zone_warning():
+    settings = load_settings({"AZURE_VMSS_NAME": " a1 , b_2,c.3 ", "WEBSITE_TIME_ZONE": "Europe/Berlin",
+                              "WEBSITE_SKU": "Dynamic"})
+    assert settings.vmss_names == ("a1", "b_2", "c.3")
+    assert settings.time_zone_ignored
+    assert "not honoured" in settings.report()["warnings"][0]
+    assert not load_settings({"WEBSITE_TIME_ZONE": "Europe/Berlin", "WEBSITE_SKU": "ElasticPremium"}).time_zone_ignored
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("AZURE_BATCH_POOL_ID", "has space"),
+    ("AZURE_BATCH_POOL_ID", "x" * 65),
+    ("AZURE_BATCH_VM_SIZE", "D2_V3"),
+    ("AZURE_BATCH_VM_IMAGE_ID", "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/images/i"),
+    ("AZURE_VMSS_API_VER", "latest"),
+    ("AZURE_AD_TOKEN_EP", "http://login.example"),
+    ("AZURE_STORAGE_APP_DIRECTORY", "Apps"),
+    ("K8S_VERSION", "1.34.2"),
+    ("TESK_NODEPORT", "8080"),
+    ("BATCHK8S_SCHEDULES", "[{"),
+])
+def test_malformed_values_are_named(name, value):
+    problems = load_settings({name: value}).problems
+    assert [p.setting for p in problems] == [name]
+
+
+def test_gallery_image_version_id_is_accepted():
+    image = ("/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Compute/galleries/k8sGallery"
+             "/images/k8sMasterImage/versions/2026.11.1")
+    assert load_settings({"AZURE_BATCH_VM_IMAGE_ID": image}).vm_image_id == image
+
+
+def test_example_settings_file_lists_every_setting_and_is_valid():
+    env = read_settings_file(ROOT / "local.settings.json.example")
+    primary = {name for name in setting_names() if not name.startswith("AZURE_AD_SP_")} - {"WEBSITE_SKU"}
+    assert primary <= set(env), sorted(primary - set(env))
+    assert load_settings(env).problems == ()
+
+
+def test_settings_file_errors_name_the_option(tmp_path):
+    with pytest.raises(InputError, match="--settings"):
+        read_settings_file(tmp_path / "absent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_settings_file(bad)
+    bad.write_text('{"Values": []}')
+    with pytest.raises(InputError, match="Values"):
+        read_settings_file(bad)
