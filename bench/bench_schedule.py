@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from batchk8s.schedule import parse  # noqa: E402
+from batchk8s.schedule import parse
 
 EXPRESSIONS = ["0 */5 * * * *", "0 30 9 * * 1-5", "0 0 0 1 * *", "*/10 * * * * *", "0 0 12 13 * Fri",
                "0 0 2 29 Feb *", "0 0 8 * JAN-MAR mon", "30 1 * * *"]
