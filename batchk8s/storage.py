@@ -1,0 +1,504 @@
+"""Blob storage: the artifact containers, their upload, least-privilege SAS URLs and small state blobs.
+
+This is the one module that talks to Blob storage. Nodes fetch their bootstrap script, the TESK
+manifests and the sample TES tasks through SAS URLs this module issues: read-only and scoped to one
+blob (or to one container when Batch needs a container URL), never the seed's account SAS with every
+permission. The account key, connection strings and SAS tokens never reach a log line or an error
+message; URLs are logged with their query string masked.
+
+Which identity signs depends on the settings: an account key when AZURE_STORAGE_ACCOUNT_NAME and
+AZURE_STORAGE_ACCOUNT_KEY are given; otherwise the AzureWebJobsStorage connection string; otherwise
+the account name with the app's Azure credential (managed identity), in which case SAS URLs are
+signed with a user delegation key, which Azure limits to seven days.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import mimetypes
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from batchk8s.errors import ConfigError, ConflictError, InputError, from_azure
+from batchk8s.settings import CONTAINER_NAME, Settings
+
+if TYPE_CHECKING:
+    from azure.storage.blob import BlobServiceClient, UserDelegationKey
+
+log = logging.getLogger("batchk8s.storage")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Local folder -> the Settings attribute naming its container.
+ARTIFACT_TREES = (("scripts", "app_container"), ("k8sresources", "k8s_container"), ("tesk-tasks", "tesk_container"))
+CONTENT_TYPES = {
+    ".sh": "text/x-shellscript",
+    ".yaml": "application/yaml",
+    ".yml": "application/yaml",
+    ".json": "application/json",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".py": "text/x-python",
+}
+# Start SAS validity a little in the past: a node whose clock runs behind would otherwise get 403.
+CLOCK_SKEW = timedelta(minutes=5)
+# Azure's hard limit for a user delegation key (and so for any SAS it signs), counted from now.
+MAX_DELEGATION = timedelta(days=7)
+# A cached delegation key is reused while it covers the requested expiry to within this margin, so issuing
+# the SAS URLs for one pool costs one key request, not one per URL.
+DELEGATION_REUSE = timedelta(minutes=10)
+UPLOAD_WORKERS = 8
+CONTAINER_PERMISSIONS = "racwdlt"
+
+T = TypeVar("T")
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+class _Identity(NamedTuple):
+    """What decides which account and credential a client uses; equal identities share one client."""
+
+    account: str | None
+    key: str | None
+    endpoint: str | None
+    connection_string: str | None
+    authority: str
+    tenant: str | None
+    client_id: str | None
+    client_secret: str | None
+
+
+_clients: dict[_Identity, BlobServiceClient] = {}
+_clients_lock = threading.Lock()
+
+
+def _identity(settings: Settings) -> _Identity:
+    reveal = lambda secret: secret.reveal() if secret else None  # noqa: E731
+    return _Identity(settings.storage_account_name, reveal(settings.storage_account_key),
+                     settings.storage_blob_endpoint, reveal(settings.webjobs_storage), settings.authority_host,
+                     settings.tenant_id, settings.client_id, reveal(settings.client_secret))
+
+
+def blob_service(settings: Settings) -> BlobServiceClient:
+    """The BlobServiceClient for these settings, created once per storage identity (its connection
+    pool and token cache are then shared by every caller)."""
+    settings.require("storage")
+    identity = _identity(settings)
+    with _clients_lock:
+        client = _clients.get(identity)
+        if client is None:
+            client = _clients[identity] = _new_client(settings, identity)
+    return client
+
+
+def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
+    from azure.storage.blob import BlobServiceClient
+
+    account = identity.account
+    if account and identity.key:
+        endpoint = identity.endpoint or f"https://{account}.blob.core.windows.net"
+        return BlobServiceClient(endpoint, credential={"account_name": account, "account_key": identity.key})
+    if identity.connection_string and _is_connection_string(identity.connection_string):
+        try:
+            return BlobServiceClient.from_connection_string(identity.connection_string)
+        except ValueError:
+            # The SDK's message is generic; never echo the string itself, it carries the key.
+            raise ConfigError("AzureWebJobsStorage: is not a usable storage connection string",
+                              details=[{"field": "AzureWebJobsStorage", "message": "malformed connection string"}],
+                              ) from None
+    if account:
+        from batchk8s.credentials import get_credential
+
+        endpoint = identity.endpoint or f"https://{account}.blob.core.windows.net"
+        return BlobServiceClient(endpoint, credential=get_credential(settings))
+    raise ConfigError("AzureWebJobsStorage is not a storage connection string and AZURE_STORAGE_ACCOUNT_NAME is "
+                      "not set: set one of them", details=[{"field": "AZURE_STORAGE_ACCOUNT_NAME",
+                                                           "message": "required without a connection string"}])
+
+
+def _is_connection_string(value: str) -> bool:
+    keys = {part.split("=", 1)[0].strip().lower() for part in value.split(";") if "=" in part}
+    return bool(keys & {"accountname", "blobendpoint", "usedevelopmentstorage"})
+
+
+def clear_cache() -> None:
+    """Forget cached clients (settings changed, e.g. between tests)."""
+    with _clients_lock:
+        _clients.clear()
+    _delegation_keys.clear()
+
+
+def mask_url(url: str) -> str:
+    """The URL with its query string (a SAS token, if any) replaced, for logs and messages."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(query="<redacted>" if parts.query else "", fragment=""))
+
+
+def _call(what: str, operation: Callable[[], T]) -> T:
+    """Run one storage operation, translating azure-core errors into ours."""
+    from azure.core.exceptions import AzureError
+
+    try:
+        return operation()
+    except AzureError as exc:
+        raise from_azure(exc, what) from None
+
+
+# --- containers ------------------------------------------------------------------------------
+
+
+def _check_container_name(name: str) -> str:
+    if not isinstance(name, str) or not CONTAINER_NAME.match(name):
+        raise InputError.for_field("container", f"{name!r} must be 3-63 lowercase letters, digits and single hyphens")
+    return name
+
+
+def ensure_container(settings: Settings, name: str) -> str:
+    """Create the container if needed, private (no anonymous access); an existing public one is made private."""
+    from azure.core.exceptions import ResourceExistsError
+
+    container = blob_service(settings).get_container_client(_check_container_name(name))
+
+    def create() -> bool:
+        try:
+            container.create_container()
+            return True
+        except ResourceExistsError:
+            return False
+
+    if not _call(f"container {name}", create):
+        policy = _call(f"container {name}", container.get_container_access_policy)
+        if policy.get("public_access"):
+            log.warning("container %s allowed anonymous %s access; making it private", name, policy["public_access"])
+            _call(f"container {name}", lambda: container.set_container_access_policy(
+                signed_identifiers={i.id: i.access_policy for i in policy.get("signed_identifiers") or []},
+                public_access=None))
+    return name
+
+
+def ensure_containers(settings: Settings) -> list[str]:
+    """The three artifact containers (apps, k8s manifests, TES tasks), created concurrently when missing."""
+    names = [getattr(settings, attr) for _, attr in ARTIFACT_TREES]
+    with ThreadPoolExecutor(max_workers=len(names)) as pool:
+        return list(pool.map(lambda name: ensure_container(settings, name), names))
+
+
+# --- upload ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlobUpload:
+    container: str
+    name: str
+    status: str  # "uploaded" or "unchanged"
+    bytes: int
+    content_type: str
+
+
+@dataclass
+class UploadReport:
+    root: str
+    containers: list[str]
+    blobs: list[BlobUpload] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def uploaded(self) -> int:
+        return sum(1 for blob in self.blobs if blob.status == "uploaded")
+
+    @property
+    def unchanged(self) -> int:
+        return sum(1 for blob in self.blobs if blob.status == "unchanged")
+
+    @property
+    def bytes_uploaded(self) -> int:
+        return sum(blob.bytes for blob in self.blobs if blob.status == "uploaded")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "containers": self.containers,
+            "counts": {"uploaded": self.uploaded, "unchanged": self.unchanged, "total": len(self.blobs)},
+            "bytes": {"uploaded": self.bytes_uploaded, "total": sum(blob.bytes for blob in self.blobs)},
+            "seconds": round(self.seconds, 3),
+            "blobs": [{**asdict(blob), "contentType": blob.content_type} for blob in self.blobs],
+        }
+
+
+@dataclass(frozen=True)
+class _LocalFile:
+    container: str
+    name: str
+    path: Path
+    data: bytes
+    md5: bytes
+    content_type: str
+
+
+def content_type(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return CONTENT_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def _artifact_trees(settings: Settings, root: Path | None) -> list[tuple[Path, str]]:
+    """(folder, container) for each artifact tree; every folder must exist."""
+    base = (root or REPO_ROOT).expanduser()
+    trees = [(base / folder, getattr(settings, attr)) for folder, attr in ARTIFACT_TREES]
+    missing = [folder.name + "/" for folder, _ in trees if not folder.is_dir()]
+    if missing:
+        message = f"{base} has no {', '.join(missing)}: expected the repository's scripts/, k8sresources/, tesk-tasks/"
+        if root is not None:
+            raise InputError.for_field("root", message)
+        raise ConfigError(f"the deployed app is incomplete: {message}")
+    return trees
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Regular files under `folder`, skipping hidden files and folders and Python caches."""
+    for path in sorted(folder.rglob("*")):
+        parts = path.relative_to(folder).parts
+        if any(part.startswith(".") or part == "__pycache__" for part in parts):
+            continue
+        if path.is_file():
+            yield path
+
+
+def _local_files(trees: list[tuple[Path, str]]) -> list[_LocalFile]:
+    files = []
+    for folder, container in trees:
+        for path in _walk(folder):
+            data = path.read_bytes()
+            name = path.relative_to(folder).as_posix()
+            files.append(_LocalFile(container, name, path, data, hashlib.md5(data).digest(), content_type(name)))
+    return files
+
+
+def _remote_state(settings: Settings, container: str) -> dict[str, tuple[bytes | None, str | None]]:
+    """Blob name -> (content MD5, content type), from one listing of the container (paged by the service)."""
+    client = blob_service(settings).get_container_client(container)
+
+    def listing() -> dict[str, tuple[bytes | None, str | None]]:
+        state = {}
+        for blob in client.list_blobs():
+            md5 = blob.content_settings.content_md5
+            state[blob.name] = (bytes(md5) if md5 else None, blob.content_settings.content_type)
+        return state
+
+    return _call(f"container {container}", listing)
+
+
+def _upload_one(settings: Settings, local: _LocalFile) -> None:
+    from azure.storage.blob import ContentSettings
+
+    blob = blob_service(settings).get_blob_client(local.container, local.name)
+    # The MD5 goes into the blob's properties explicitly: the service only computes it for single-shot
+    # uploads, and the next run compares against it.
+    settings_ = ContentSettings(content_type=local.content_type, content_md5=bytearray(local.md5))
+    _call(f"blob {local.container}/{local.name}",
+          lambda: blob.upload_blob(local.data, overwrite=True, content_settings=settings_))
+
+
+def upload_artifacts(settings: Settings, root: Path | None = None) -> UploadReport:
+    """Upload scripts/, k8sresources/ and tesk-tasks/ under `root` (default: this repository) into the
+    app, k8s and tesk containers, keeping relative paths as blob names. A blob whose MD5 and content type
+    already match is left alone, so a rerun after changing one file uploads that one file."""
+    started = time.monotonic()
+    trees = _artifact_trees(settings, root)
+    containers = ensure_containers(settings)
+    files = _local_files(trees)
+    with ThreadPoolExecutor(max_workers=len(containers)) as pool:
+        remote = dict(zip(containers, pool.map(lambda name: _remote_state(settings, name), containers), strict=True))
+    changed = [f for f in files if remote[f.container].get(f.name) != (f.md5, f.content_type)]
+    if changed:
+        with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(changed))) as pool:
+            list(pool.map(lambda local: _upload_one(settings, local), changed))
+    changed_ids = {(f.container, f.name) for f in changed}
+    report = UploadReport(str((root or REPO_ROOT).expanduser()), containers, [
+        BlobUpload(f.container, f.name, "uploaded" if (f.container, f.name) in changed_ids else "unchanged",
+                   len(f.data), f.content_type) for f in files])
+    report.seconds = time.monotonic() - started
+    log.info("artifacts: %d uploaded (%d bytes), %d unchanged in %.2fs", report.uploaded, report.bytes_uploaded,
+             report.unchanged, report.seconds)
+    return report
+
+
+# --- URLs and SAS ----------------------------------------------------------------------------
+
+
+def blob_url(settings: Settings, container: str, blob_name: str) -> str:
+    """The blob's URL without any SAS (for plans and messages)."""
+    return blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob_name)).url
+
+
+def _check_blob(name: str) -> str:
+    if not isinstance(name, str) or not name or len(name) > 1024 or name.endswith("/"):
+        raise InputError.for_field("blob", "must be a blob name of 1-1024 characters, not ending in '/'")
+    return name
+
+
+def _lifetime(settings: Settings, hours: int | None, expires_in: timedelta | None) -> timedelta:
+    if expires_in is not None:
+        if not isinstance(expires_in, timedelta) or not timedelta(0) < expires_in <= MAX_DELEGATION:
+            raise InputError.for_field("expires_in", "must be more than 0 and at most 7 days")
+        return expires_in
+    hours = settings.sas_expiry_hours if hours is None else hours
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 168:
+        raise InputError.for_field("hours", "must be a whole number of hours from 1 to 168 (7 days)")
+    return timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
+class _Signer:
+    """What a SAS is signed with: the account key, or a user delegation key (identity-based access)."""
+
+    account: str
+    https: bool
+    account_key: str | None = None
+    delegation_key: UserDelegationKey | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        signing: dict[str, Any] = {"account_name": self.account, "protocol": "https" if self.https else "https,http"}
+        if self.account_key:
+            signing["account_key"] = self.account_key
+        else:
+            signing["user_delegation_key"] = self.delegation_key
+        return signing
+
+
+_delegation_keys: dict[str, UserDelegationKey] = {}
+
+
+def _signer(settings: Settings, start: datetime, expiry: datetime) -> tuple[_Signer, datetime]:
+    """The signer and the SAS expiry it can vouch for (a delegation key caps it at seven days from now)."""
+    client = blob_service(settings)
+    https = urlsplit(client.url).scheme == "https"
+    account_key = getattr(client.credential, "account_key", None)
+    if account_key:
+        return _Signer(client.account_name, https, account_key=account_key), expiry
+    if not hasattr(client.credential, "get_token"):
+        raise ConfigError("the storage connection string carries a SAS, not a key: it cannot sign SAS URLs; "
+                          "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY or use a managed identity")
+    # Azure refuses a delegation key that ends more than 7 days from now; keep a margin for clock skew.
+    expiry = min(expiry, datetime.now(UTC) + MAX_DELEGATION - CLOCK_SKEW)
+    cached = _delegation_keys.get(client.url)
+    if (cached is not None and _parse_time(cached.signed_start) <= start
+            and _parse_time(cached.signed_expiry) >= expiry - DELEGATION_REUSE):
+        expiry = min(expiry, _parse_time(cached.signed_expiry))
+        return _Signer(client.account_name, https, delegation_key=cached), expiry
+    key = _call(f"user delegation key for {client.account_name}", lambda: client.get_user_delegation_key(start, expiry))
+    _delegation_keys[client.url] = key
+    return _Signer(client.account_name, https, delegation_key=key), expiry
+
+
+def _parse_time(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _window(settings: Settings, hours: int | None, expires_in: timedelta | None) -> tuple[datetime, datetime]:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return now - CLOCK_SKEW, now + _lifetime(settings, hours, expires_in)
+
+
+def blob_sas_url(settings: Settings, container: str, blob_name: str, *, hours: int | None = None,
+                 expires_in: timedelta | None = None) -> str:
+    """A read-only URL for one blob, valid from a few minutes ago until `hours` (default
+    AZURE_STORAGE_SAS_EXPIRY_HOURS, 168) or `expires_in` from now; long enough by default for a start
+    task that reruns when a node reboots. Signed with a user delegation key the lifetime is capped at 7 days."""
+    from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+    url = blob_url(settings, container, blob_name)
+    start, expiry = _window(settings, hours, expires_in)
+    signer, expiry = _signer(settings, start, expiry)
+    token = generate_blob_sas(container_name=container, blob_name=blob_name, permission=BlobSasPermissions(read=True),
+                              start=start, expiry=expiry, **signer.kwargs())
+    log.info("read SAS for %s until %s", mask_url(url), expiry.isoformat())
+    return f"{url}?{token}"
+
+
+def container_sas_url(settings: Settings, container: str, *, permission: str = "rl", hours: int | None = None,
+                      expires_in: timedelta | None = None) -> str:
+    """A URL for one container with `permission` (read+list by default: what Batch needs for a
+    container resource file). The multi-node bootstrap asks for "racwl" on its private per-pool container."""
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    if not isinstance(permission, str) or not permission or set(permission) - set(CONTAINER_PERMISSIONS):
+        raise InputError.for_field("permission", f"must be letters from {CONTAINER_PERMISSIONS!r}, e.g. 'rl'")
+    url = blob_service(settings).get_container_client(_check_container_name(container)).url
+    start, expiry = _window(settings, hours, expires_in)
+    signer, expiry = _signer(settings, start, expiry)
+    token = generate_container_sas(container_name=container, permission=ContainerSasPermissions.from_string(permission),
+                                   start=start, expiry=expiry, **signer.kwargs())
+    log.info("%s SAS for %s until %s", permission, mask_url(url), expiry.isoformat())
+    return f"{url}?{token}"
+
+
+# --- small text blobs with optimistic concurrency --------------------------------------------
+
+
+class BlobText(NamedTuple):
+    text: str
+    etag: str
+
+
+def read_blob(settings: Settings, container: str, blob: str) -> BlobText:
+    """A UTF-8 blob and its ETag, for a later `write_blob_if_match` (read-modify-write without locks)."""
+    client = blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob))
+
+    def download() -> BlobText:
+        stream = client.download_blob()
+        return BlobText(stream.readall().decode("utf-8"), stream.properties.etag)
+
+    try:
+        return _call(f"blob {container}/{blob}", download)
+    except UnicodeDecodeError:
+        raise InputError.for_field("blob", f"{container}/{blob} is not UTF-8 text") from None
+
+
+def read_blob_text(settings: Settings, container: str, blob: str) -> str:
+    """A UTF-8 blob's text (NotFoundError when it does not exist)."""
+    return read_blob(settings, container, blob).text
+
+
+def write_blob_if_match(settings: Settings, container: str, blob: str, text: str, etag: str | None) -> str:
+    """Write `text` only if the blob still has `etag` (None: only if it does not exist yet); returns the
+    new ETag. Someone else's write in between raises ConflictError, so concurrent writers never lose
+    each other's updates. A missing container is created (private)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+    from azure.storage.blob import ContentSettings
+
+    client = blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob))
+    condition = ({"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag
+                 else {"etag": "*", "match_condition": MatchConditions.IfMissing})
+    kind = "application/json" if blob.endswith(".json") else "text/plain; charset=utf-8"
+    data = text.encode("utf-8")
+
+    def put() -> str:
+        try:
+            return client.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=kind),
+                                      **condition)["etag"]
+        except (ResourceModifiedError, ResourceExistsError):
+            expected = f"ETag {etag}" if etag else "no blob"
+            raise ConflictError(f"blob {container}/{blob} changed since it was read (expected {expected})",
+                                code="ConditionNotMet") from None
+
+    def write() -> str:
+        try:
+            return put()
+        except ResourceNotFoundError as exc:
+            if getattr(exc, "error_code", None) != "ContainerNotFound":
+                raise
+        ensure_container(settings, container)
+        return put()
+
+    return _call(f"blob {container}/{blob}", write)
