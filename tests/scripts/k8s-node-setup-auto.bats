@@ -1,0 +1,173 @@
+#!/usr/bin/env bats
+# scripts/k8s-node-setup.sh role auto: nodes elect a control plane through a
+# blob lease. Blob calls go over HTTP to a real Azurite with the real curl;
+# kubeadm, kubectl and the other system commands are stubs.
+
+setup_file() {
+  load helpers
+  AZURITE_BIN="$REPO_ROOT/node_modules/.bin/azurite-blob"
+  PYTHON="$REPO_ROOT/.venv/bin/python"
+  [ -x "$AZURITE_BIN" ] || skip "Azurite is not installed (npm install)"
+  [ -x "$PYTHON" ] || skip "the virtualenv is missing (.venv)"
+  AZURITE_PORT="$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  "$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --inMemoryPersistence \
+    --skipApiVersionCheck --silent --disableTelemetry >"$BATS_FILE_TMPDIR/azurite.log" 2>&1 3>&- &
+  AZURITE_PID=$!
+  local i
+  for i in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$AZURITE_PORT/" && break
+    sleep 0.1
+  done
+  export AZURITE_PORT AZURITE_PID PYTHON
+}
+
+teardown_file() {
+  if [[ -n "${AZURITE_PID:-}" ]]; then kill "$AZURITE_PID" 2>/dev/null || true; fi
+}
+
+setup() {
+  load helpers
+  common_setup
+  # A fresh private container per test: one cluster each.
+  CLUSTER_SAS_URL="$("$PYTHON" "$BATS_TEST_DIRNAME/azurite_container.py" "$AZURITE_PORT" "pool-$BATS_TEST_NUMBER")"
+  export STUB_PASSTHROUGH_URL="http://127.0.0.1:$AZURITE_PORT/"
+}
+
+# start_node NAME: run the script as node NAME in the background; pid in $NODE_PID.
+start_node() {
+  local dir="$BATS_TEST_TMPDIR/$1"
+  new_node "$dir"
+  node_env "$dir"
+  env "${NODE_ENV[@]}" AZ_BATCH_NODE_ID="$1" K8S_ROLE=auto K8S_CLUSTER_SAS_URL="$CLUSTER_SAS_URL" \
+    JOIN_POLL_INTERVAL=0.2 JOIN_TIMEOUT=30 "$SETUP_SCRIPT" >"$dir/output.log" 2>&1 &
+  NODE_PID=$!
+}
+
+# run_node NAME [ARGS...]: run the script as node NAME in the foreground.
+run_node() {
+  local name="$1" dir="$BATS_TEST_TMPDIR/$1"
+  shift
+  [ -d "$dir" ] || new_node "$dir"
+  node_env "$dir"
+  run env "${NODE_ENV[@]}" AZ_BATCH_NODE_ID="$name" K8S_ROLE=auto K8S_CLUSTER_SAS_URL="$CLUSTER_SAS_URL" \
+    JOIN_POLL_INTERVAL=0.2 JOIN_TIMEOUT=30 "$SETUP_SCRIPT" "$@"
+}
+
+blob() { "$REAL_CURL" -sSf -H "x-ms-version: 2021-08-06" "${CLUSTER_SAS_URL%%\?*}/$1?${CLUSTER_SAS_URL#*\?}"; }
+
+join_line() { # join_line N: the join command the stub kubeadm prints for its Nth token
+  printf 'kubeadm join 10.0.0.4:6443 --token abcdef.%016d --discovery-token-ca-cert-hash sha256:%064d' "$1" 0
+}
+
+start_three_nodes() {
+  local pids=() name
+  for name in node-a node-b node-c; do
+    start_node "$name"
+    pids+=("$NODE_PID")
+  done
+  for pid in "${pids[@]}"; do wait "$pid"; done
+}
+
+@test "three nodes at once: exactly one control plane, two join with the published command" {
+  start_three_nodes
+  local inits=0 joins=0 name dir
+  for name in node-a node-b node-c; do
+    dir="$BATS_TEST_TMPDIR/$name"
+    if grep -q "^kubeadm init " "$dir/calls.log"; then
+      inits=$((inits + 1))
+      [ "$(cat "$dir/shared/k8s/node-role")" = control-plane ]
+      [ -f "$dir/shared/k8s/admin.conf" ]
+    fi
+    if grep -q "^kubeadm join " "$dir/calls.log"; then
+      joins=$((joins + 1))
+      grep -qx "$(join_line 1) --node-name .*" "$dir/calls.log"
+      [ "$(cat "$dir/shared/k8s/node-role")" = worker ]
+      [ ! -e "$dir/shared/k8s/admin.conf" ]
+      grep -q "^kubeadm init" "$dir/calls.log" && false
+    fi
+    [ -f "$dir/root/var/lib/k8s-node-setup/done" ]
+  done
+  [ "$inits" -eq 1 ]
+  [ "$joins" -eq 2 ]
+  [ "$(blob join-command)" = "$(join_line 1) " ]
+  blob control-plane.json | grep -q '"nodeId":"node-'
+}
+
+@test "a node added later joins; the control plane refreshes the token and a later node gets the new one" {
+  start_three_nodes
+  local leader
+  leader="$(grep -l "^kubeadm init " "$BATS_TEST_TMPDIR"/node-?/calls.log | xargs dirname | xargs basename)"
+
+  run_node node-d
+  [ "$status" -eq 0 ]
+  grep -qx "$(join_line 1) --node-name .*" "$BATS_TEST_TMPDIR/node-d/calls.log"
+
+  # What the systemd timer runs: it reads the SAS from the root-only env file.
+  local dir="$BATS_TEST_TMPDIR/$leader"
+  [ "$(stat -c %a "$dir/root/etc/k8s-node-setup/cluster.env")" = 600 ]
+  node_env "$dir"
+  run env "${NODE_ENV[@]}" "$SETUP_SCRIPT" --refresh-join
+  [ "$status" -eq 0 ]
+  grep -qx "kubeadm token create --ttl 24h --print-join-command" "$dir/calls.log"
+  [ "$(blob join-command)" = "$(join_line 2) " ]
+
+  run_node node-e
+  [ "$status" -eq 0 ]
+  grep -qx "$(join_line 2) --node-name .*" "$BATS_TEST_TMPDIR/node-e/calls.log"
+}
+
+@test "the control plane installs a refresh timer that runs before the token expires" {
+  run_node node-a --join-token-ttl 12h --join-refresh 3h
+  [ "$status" -eq 0 ]
+  local dir="$BATS_TEST_TMPDIR/node-a"
+  grep -qx "OnUnitActiveSec=3h" "$dir/root/etc/systemd/system/k8s-join-refresh.timer"
+  grep -qx "ExecStart=/usr/local/sbin/k8s-node-setup.sh --refresh-join" "$dir/root/etc/systemd/system/k8s-join-refresh.service"
+  [ -x "$dir/root/usr/local/sbin/k8s-node-setup.sh" ]
+  grep -qx "systemctl enable --now k8s-join-refresh.timer" "$dir/calls.log"
+  grep -qx "kubeadm token create --ttl 12h --print-join-command" "$dir/calls.log"
+}
+
+@test "the SAS never reaches the output" {
+  start_three_nodes
+  local sig="${CLUSTER_SAS_URL##*sig=}"
+  sig="${sig%%&*}"
+  [ -n "$sig" ]
+  run grep -rlF "$sig" "$BATS_TEST_TMPDIR"/node-a/output.log "$BATS_TEST_TMPDIR"/node-b/output.log "$BATS_TEST_TMPDIR"/node-c/output.log
+  [ "$status" -eq 1 ]
+  grep -q "step: elect control plane" "$BATS_TEST_TMPDIR/node-a/output.log"
+}
+
+@test "a control plane whose start task is retried keeps its lease and stays control plane" {
+  run_node node-a
+  [ "$status" -eq 0 ]
+  rm "$BATS_TEST_TMPDIR/node-a/root/var/lib/k8s-node-setup/done"
+  run_node node-a
+  [ "$status" -eq 0 ]
+  [ "$(grep -c "^kubeadm init " "$BATS_TEST_TMPDIR/node-a/calls.log")" -eq 2 ]
+  grep -qx "kubeadm reset -f" "$BATS_TEST_TMPDIR/node-a/calls.log"
+}
+
+@test "a tampered join command is refused, not executed" {
+  run_node node-a
+  [ "$status" -eq 0 ]
+  printf 'kubeadm join 10.0.0.4:6443 --token abcdef.0000000000000001 --discovery-token-ca-cert-hash sha256:%064d; rm -rf /\n' 0 >"$BATS_TEST_TMPDIR/evil"
+  "$REAL_CURL" -sSf -X PUT -H "x-ms-version: 2021-08-06" -H "x-ms-blob-type: BlockBlob" \
+    --data-binary "@$BATS_TEST_TMPDIR/evil" "${CLUSTER_SAS_URL%%\?*}/join-command?${CLUSTER_SAS_URL#*\?}"
+  run_node node-b
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"join command has an unexpected form"* ]]
+  grep -q "^kubeadm join" "$BATS_TEST_TMPDIR/node-b/calls.log" && false
+  true
+}
+
+@test "a worker gives up after JOIN_TIMEOUT when no control plane publishes" {
+  # Another node holds the lease but never publishes.
+  "$REAL_CURL" -sSf -X PUT -H "x-ms-version: 2021-08-06" -H "x-ms-blob-type: BlockBlob" --data-binary "" \
+    "${CLUSTER_SAS_URL%%\?*}/control-plane.lock?${CLUSTER_SAS_URL#*\?}"
+  "$REAL_CURL" -sSf -X PUT -H "x-ms-version: 2021-08-06" -H "x-ms-lease-action: acquire" -H "x-ms-lease-duration: -1" \
+    "${CLUSTER_SAS_URL%%\?*}/control-plane.lock?comp=lease&${CLUSTER_SAS_URL#*\?}"
+  run_node node-b --join-timeout 1
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"no join command after 1s"* ]]
+  [[ "$output" == *"step 'wait for join command' failed"* ]]
+}
