@@ -20,6 +20,7 @@ from typing import Any
 from batchk8s.errors import BatchK8sError, InputError
 
 COMMAND_MODULES = (
+    "batchk8s.commands.artifacts",
     "batchk8s.commands.config",
     "batchk8s.commands.plan",
 )

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -229,7 +229,8 @@ class UploadReport:
             "counts": {"uploaded": self.uploaded, "unchanged": self.unchanged, "total": len(self.blobs)},
             "bytes": {"uploaded": self.bytes_uploaded, "total": sum(blob.bytes for blob in self.blobs)},
             "seconds": round(self.seconds, 3),
-            "blobs": [{**asdict(blob), "contentType": blob.content_type} for blob in self.blobs],
+            "blobs": [{"container": blob.container, "name": blob.name, "status": blob.status, "bytes": blob.bytes,
+                       "contentType": blob.content_type} for blob in self.blobs],
         }
 
 

@@ -1,0 +1,29 @@
+"""POST /api/artifacts/upload (function key): push scripts, manifests and TES tasks into Blob storage.
+
+The deployed app uploads the copies it was deployed with, so a pipeline can refresh the artifacts a
+pool's start task downloads without a portal upload. Callers cannot name a directory: the app only
+ever uploads its own trees.
+"""
+
+from __future__ import annotations
+
+import azure.functions as func
+
+from batchk8s.errors import InputError
+from batchk8s.functions.http import endpoint, json_response, read_json
+from batchk8s.settings import Settings
+
+bp = func.Blueprint()
+
+
+@bp.function_name("artifacts_upload")
+@bp.route(route="artifacts/upload", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
+@endpoint
+def artifacts_upload(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+    unexpected = sorted(read_json(req))
+    if unexpected:
+        raise InputError.from_problems([{"field": name, "message": "not accepted: the body must be empty or {}"}
+                                        for name in unexpected], "unexpected fields")
+    from batchk8s.storage import upload_artifacts
+
+    return json_response(upload_artifacts(settings).to_dict())
