@@ -87,10 +87,10 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not shutil.which("node"):
         pytest.fail("node is required to run Azurite")
     port = _free_port()
-    workdir = tmp_path_factory.mktemp("azurite")
     process = subprocess.Popen(
-        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(workdir),
-         "--inMemoryPersistence", "--skipApiVersionCheck", "--loose", "--silent"],
+        # In-memory persistence: Azurite refuses it together with --location, and a test run keeps nothing.
+        [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
+         "--skipApiVersionCheck", "--loose", "--silent"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30
