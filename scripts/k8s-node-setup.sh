@@ -28,7 +28,7 @@ LOCAL_PATH_MANIFEST_URL="${LOCAL_PATH_MANIFEST_URL:-https://raw.githubuserconten
 STORAGE_CLASS="${STORAGE_CLASS:-local-path}"
 
 # ---- behaviour ----
-K8S_ROLE="${K8S_ROLE:-single}"
+K8S_ROLE="${K8S_ROLE:-${K8S_NODE_ROLE:-single}}"   # K8S_NODE_ROLE: the app setting's name
 K8S_SETUP_STAGE="${K8S_SETUP_STAGE:-all}"          # all | packages (image build: install only)
 K8S_CLUSTER_SAS_URL="${K8S_CLUSTER_SAS_URL:-}"      # auto: container URL + '?' + SAS (read, add, create, write)
 JOIN_TOKEN_TTL="${JOIN_TOKEN_TTL:-24h}"

@@ -6,7 +6,7 @@ Usage: python azurite_container.py PORT CONTAINER
 """
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
@@ -24,7 +24,7 @@ def main(port: str, container: str) -> None:
         container,
         account_key=KEY,
         permission=ContainerSasPermissions(read=True, add=True, create=True, write=True),
-        expiry=datetime.now(timezone.utc) + timedelta(hours=1),
+        expiry=datetime.now(UTC) + timedelta(hours=1),
     )
     print(f"{endpoint}/{container}?{sas}")
 

@@ -13,8 +13,7 @@ setup_file() {
   "$AZURITE_BIN" --blobHost 127.0.0.1 --blobPort "$AZURITE_PORT" --inMemoryPersistence \
     --skipApiVersionCheck --silent --disableTelemetry >"$BATS_FILE_TMPDIR/azurite.log" 2>&1 3>&- &
   AZURITE_PID=$!
-  local i
-  for i in $(seq 100); do
+  for _ in $(seq 100); do
     curl -s -o /dev/null "http://127.0.0.1:$AZURITE_PORT/" && break
     sleep 0.1
   done

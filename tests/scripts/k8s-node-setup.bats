@@ -6,6 +6,18 @@ setup() {
   common_setup
 }
 
+# bad_input EXPECTED_MESSAGE ARGS...: the script refuses before calling anything.
+# shellcheck disable=SC2154  # status and output are set by bats' run
+bad_input() {
+  local expected="$1"
+  shift
+  run_setup "$@"
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"$expected"* ]]
+  [ ! -s "$NODE/calls.log" ]
+  [ ! -e "$NODE/root/etc/apt" ]
+}
+
 @test "--help prints usage and changes nothing" {
   run_setup --help
   [ "$status" -eq 0 ]
@@ -158,16 +170,6 @@ setup() {
   grep -q "apt-get install -y -q kubelet kubeadm kubectl" "$NODE/calls.log"
   grep -q "kubeadm init" "$NODE/calls.log" && false
   [ ! -e "$NODE/root/var/lib/k8s-node-setup/done" ]
-}
-
-bad_input() { # bad_input EXPECTED_MESSAGE ARGS...
-  local expected="$1"
-  shift
-  run_setup "$@"
-  [ "$status" -eq 2 ]
-  [[ "$output" == *"$expected"* ]]
-  [ ! -s "$NODE/calls.log" ]
-  [ ! -e "$NODE/root/etc/apt" ]
 }
 
 @test "bad input fails before anything is called: unknown role" {

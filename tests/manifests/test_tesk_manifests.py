@@ -1,0 +1,167 @@
+"""The TESK manifests validate against the Kubernetes schemas of the pinned minor and give TESK what it needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TESK_DIR = ROOT / "k8sresources" / "tesk"
+SETUP_SCRIPT = ROOT / "scripts" / "k8s-node-setup.sh"
+TESK_NODEPORT = 31567  # the app's TESK_NODEPORT default
+NAMESPACE = "tesk"
+
+
+def script_default(name: str) -> str:
+    """A default from the top of k8s-node-setup.sh (`NAME="${NAME:-value}"`)."""
+    match = re.search(rf'^{name}="\$\{{{name}:-([^}}]*)\}}"', SETUP_SCRIPT.read_text(), re.MULTILINE)
+    assert match, f"{name} default not found in {SETUP_SCRIPT}"
+    return match.group(1)
+
+
+# The schemas of the minor the node bootstrap installs (kubernetes-validate 1.37.0 ships 1.25 to 1.37).
+K8S_SCHEMA_VERSION = f"{script_default('K8S_VERSION')}.0"
+
+
+def load_documents() -> list[tuple[str, dict[str, Any]]]:
+    docs = []
+    for path in sorted(TESK_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                docs.append((path.name, doc))
+    return docs
+
+
+DOCS = load_documents()
+
+
+def find(kind: str, name: str | None = None) -> dict[str, Any]:
+    matches = [d for _, d in DOCS if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(matches) == 1, f"expected one {kind} {name or ''}, found {len(matches)}"
+    return matches[0]
+
+
+def test_schema_version_is_shipped_by_kubernetes_validate() -> None:
+    schema_dir = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
+    assert (schema_dir / f"v{K8S_SCHEMA_VERSION}-local-strict").is_dir()
+
+
+@pytest.mark.parametrize("doc", [d for _, d in DOCS], ids=[f"{f}:{d['kind']}/{d['metadata']['name']}" for f, d in DOCS])
+def test_manifest_validates_strictly(doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, K8S_SCHEMA_VERSION, strict=True)
+
+
+def test_everything_lives_in_the_tesk_namespace_which_is_applied_first() -> None:
+    first_file, first = DOCS[0]
+    assert (first["kind"], first["metadata"]["name"]) == ("Namespace", NAMESPACE), first_file
+    for _, doc in DOCS[1:]:
+        assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]["name"]
+
+
+def granted(role: dict[str, Any], group: str, resource: str) -> set[str]:
+    verbs: set[str] = set()
+    for rule in role["rules"]:
+        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []):
+            verbs.update(rule["verbs"])
+    return verbs
+
+
+@pytest.mark.parametrize(
+    ("group", "resource", "needed"),
+    [
+        ("", "pods", {"get", "list", "patch"}),
+        ("", "pods/log", {"get"}),
+        ("", "persistentvolumeclaims", {"create", "delete", "get"}),
+        ("", "configmaps", {"create", "delete", "get"}),
+        ("batch", "jobs", {"create", "delete", "get", "list", "patch"}),
+    ],
+)
+def test_role_grants_what_tesk_needs(group: str, resource: str, needed: set[str]) -> None:
+    role = find("Role", "taskmaster")
+    missing = needed - granted(role, group, resource)
+    assert not missing, f"{group or 'core'}/{resource} lacks {sorted(missing)}"
+
+
+def test_role_is_namespaced_and_grants_no_wildcards() -> None:
+    assert not [d for _, d in DOCS if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    for rule in find("Role", "taskmaster")["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"]
+
+
+def test_binding_ties_the_role_to_the_service_account_the_api_runs_as() -> None:
+    binding = find("RoleBinding")
+    deployment = find("Deployment", "tesk-api")
+    account = deployment["spec"]["template"]["spec"]["serviceAccountName"]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "taskmaster"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}]
+    find("ServiceAccount", account)
+
+
+def api_container() -> dict[str, Any]:
+    return find("Deployment", "tesk-api")["spec"]["template"]["spec"]["containers"][0]
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def test_api_image_is_pinned() -> None:
+    image = api_container()["image"]
+    assert re.fullmatch(r"docker\.io/elixircloud/tesk-api:\d+\.\d+\.\d+", image), image
+    variables = env(api_container())
+    for key in ("TESK_API_TASKMASTER_IMAGE_VERSION", "TESK_API_TASKMASTER_FILER_IMAGE_VERSION"):
+        assert re.fullmatch(r"v\d+\.\d+\.\d+", variables[key]), key
+
+
+def test_api_has_resource_requests_and_a_readiness_probe_on_service_info() -> None:
+    container = api_container()
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    probe = container["readinessProbe"]["httpGet"]
+    assert probe["path"] == "/ga4gh/tes/v1/service-info"
+    assert env(container)["OPENAPI_TASKEXECUTIONSERVICE_BASE_PATH"] == "/ga4gh/tes/v1"
+
+
+def test_service_info_config_map_is_mounted_where_the_api_reads_it() -> None:
+    config = find("ConfigMap", "service-info-config")
+    info = yaml.safe_load(config["data"]["service-info.yaml"])
+    assert info["type"] == {"group": "org.ga4gh", "artifact": "tes", "version": "1.1.0"}
+    mount = api_container()["volumeMounts"][0]
+    location = env(api_container())["TESK_API_SERVICE_INFO_LOCATION"]
+    assert location == f"file://{mount['mountPath']}/service-info.yaml"
+    volumes = find("Deployment", "tesk-api")["spec"]["template"]["spec"]["volumes"]
+    assert {"name": mount["name"], "configMap": {"name": "service-info-config"}} in volumes
+
+
+def test_task_volumes_use_the_storage_class_the_bootstrap_installs() -> None:
+    assert env(api_container())["TESK_API_TASKMASTER_ENVIRONMENT_STORAGE_CLASS_NAME"] == script_default("STORAGE_CLASS")
+
+
+def test_service_exposes_the_api_on_the_fixed_node_port() -> None:
+    service = find("Service", "tesk-api")
+    assert service["spec"]["type"] == "NodePort"
+    (port,) = service["spec"]["ports"]
+    assert port["nodePort"] == TESK_NODEPORT
+    assert service["spec"]["selector"] == find("Deployment", "tesk-api")["spec"]["selector"]["matchLabels"]
+
+
+def app_setting_default(name: str) -> Any:
+    """The default of an app setting, skipping when the settings module does not declare it."""
+    settings = pytest.importorskip("batchk8s.settings")
+    for spec in dataclasses.fields(settings.Settings):
+        if name in spec.metadata.get("names", ()):
+            return spec.default
+    pytest.skip(f"batchk8s.settings has no {name} setting")
+
+
+def test_node_port_matches_the_app_setting_default() -> None:
+    assert app_setting_default("TESK_NODEPORT") == TESK_NODEPORT
+
+
+def test_kubernetes_version_matches_the_app_setting_default() -> None:
+    assert app_setting_default("K8S_VERSION") == script_default("K8S_VERSION")
