@@ -480,7 +480,7 @@ def write_blob_if_match(settings: Settings, container: str, blob: str, text: str
 
     client = blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob))
     condition = ({"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag
-                 else {"etag": "*", "match_condition": MatchConditions.IfMissing})
+                 else {"match_condition": MatchConditions.IfMissing})
     kind = "application/json" if blob.endswith(".json") else "text/plain; charset=utf-8"
     data = text.encode("utf-8")
 
