@@ -1,0 +1,339 @@
+"""A fake Azure Resource Manager serving Microsoft.Compute virtual machine scale sets.
+
+It answers what azure-mgmt-compute sends for scale-set power control, with ARM's shapes:
+scale set GET and lists (paged by an absolute `nextLink` that carries api-version, as ARM's does),
+the instance list with `$expand=instanceView` (power state in `instanceView.statuses`), and
+`start` / `deallocate` as long-running operations (202 + `Azure-AsyncOperation` + `Location`,
+an operation status that goes InProgress -> Succeeded after `operation_delay` seconds while the
+instances pass through starting / deallocating). It refuses what ARM refuses: a missing or
+malformed api-version, a bearer token the fake Entra ID did not issue for this audience, unknown
+resource groups and scale sets, and a conflicting operation while another is in progress.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from tests.fakes.aad import FakeAAD
+from tests.fakes.https import FakeService, Request, Response
+
+PROVIDER = "providers/Microsoft.Compute"
+RG_PATH = r"(?i)/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
+VMSS_PATH = RG_PATH + rf"/{PROVIDER}/virtualMachineScaleSets/(?P<name>[^/]+)"
+API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+SUBSCRIPTION = "5ca1ab1e-0000-4000-8000-00000000c0de"
+POWER_STATES = ("running", "deallocated", "stopped", "starting", "deallocating", "stopping")
+DISPLAY = {"running": "VM running", "deallocated": "VM deallocated", "stopped": "VM stopped",
+           "starting": "VM starting", "deallocating": "VM deallocating", "stopping": "VM stopping"}
+# What each action moves an instance through, and where it ends.
+TRANSITIONS = {"start": ("starting", "running"), "deallocate": ("deallocating", "deallocated")}
+
+
+@dataclass
+class ScaleSet:
+    resource_group: str
+    name: str
+    instances: dict[str, str]
+    tags: dict[str, str] = field(default_factory=dict)
+    location: str = "westeurope"
+    vm_size: str = "Standard_D2s_v3"
+    fail_next: dict[str, str] | None = None  # the next operation ends Failed with this error
+
+
+@dataclass
+class Operation:
+    id: str
+    action: str
+    scale_set: ScaleSet
+    instance_ids: list[str]
+    started: float
+    done_at: float
+    status: str = "InProgress"
+    error: dict[str, str] | None = None
+
+
+def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}}, dict(headers or {}))
+
+
+class FakeARM(FakeService):
+    """ARM compute for one subscription; seed it with `add_scale_set`."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, *, aad: FakeAAD, subscription: str = SUBSCRIPTION,
+                 operation_delay: float = 0.2, page_size: int = 100, retry_after: str | None = None,
+                 audience: str | None = None, latency: float = 0.0):
+        super().__init__(ssl_context, latency)
+        self.aad = aad
+        self.subscription = subscription
+        self.operation_delay = operation_delay
+        self.page_size = page_size
+        if retry_after is not None and not retry_after.isdigit():
+            raise ValueError("ARM sends Retry-After in whole seconds (azure-mgmt-compute parses it as int)")
+        self.retry_after = retry_after  # Retry-After on 202s and on operation status while in progress
+        self.audience = audience  # the ARM endpoint tokens must be issued for; default: this fake's URL
+        self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
+        self.resource_groups: set[str] = set()
+        self.operations: dict[str, Operation] = {}
+        self.actions: list[tuple[str, str, str, list[str]]] = []  # (action, rg, name, instance ids) accepted
+        self._state_lock = threading.RLock()
+        route = self.route
+        route("GET", VMSS_PATH)(self._get_scale_set)
+        route("GET", RG_PATH + rf"/{PROVIDER}/virtualMachineScaleSets")(self._list_in_group)
+        route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/virtualMachineScaleSets")(self._list_all)
+        route("GET", VMSS_PATH + r"/virtualMachines")(self._list_vms)
+        route("POST", VMSS_PATH + r"/(?P<action>start|deallocate)")(self._act)
+        route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/locations/(?P<location>[^/]+)"
+                     r"/operations/(?P<op>[^/]+)")(self._operation)
+
+    # -- seeding and observation --------------------------------------------------------------
+
+    def add_scale_set(self, rg: str, name: str, instances: dict[str, str] | None = None,
+                      tags: dict[str, str] | None = None, location: str = "westeurope") -> ScaleSet:
+        for state in (instances or {}).values():
+            if state not in POWER_STATES:
+                raise ValueError(f"unknown power state {state!r}; use one of {POWER_STATES}")
+        scale_set = ScaleSet(rg, name, dict(instances or {}), dict(tags or {}), location)
+        with self._state_lock:
+            self.scale_sets[(rg.lower(), name.lower())] = scale_set
+            self.resource_groups.add(rg.lower())
+        return scale_set
+
+    def add_resource_group(self, rg: str) -> None:
+        with self._state_lock:
+            self.resource_groups.add(rg.lower())
+
+    def fail_next_operation(self, rg: str, name: str, code: str, message: str) -> None:
+        """The next start/deallocate on this scale set is accepted, then ends Failed (instances unchanged)."""
+        self.scale_sets[(rg.lower(), name.lower())].fail_next = {"code": code, "message": message}
+
+    def states(self, rg: str, name: str) -> dict[str, str]:
+        with self._state_lock:
+            self._settle()
+            return dict(self.scale_sets[(rg.lower(), name.lower())].instances)
+
+    def api_versions(self) -> set[str]:
+        """Every api-version the client sent (operation polls included)."""
+        with self._lock:
+            return {query["api-version"][0] for _, _, query in self.log if query.get("api-version")}
+
+    # -- ARM's common checks ------------------------------------------------------------------
+
+    def dispatch(self, request: Request) -> Response:
+        if not self.aad.accepts(request.headers.get("authorization"), self.audience or self.url):
+            if "authorization" not in request.headers:
+                return arm_error(401, "AuthenticationFailed",
+                                 "Authentication failed. The 'Authorization' header is missing.")
+            return arm_error(401, "InvalidAuthenticationToken", "The access token is invalid.", {
+                "WWW-Authenticate": 'Bearer authorization_uri="https://login.windows.net/", error="invalid_token", '
+                                    'error_description="The access token is invalid."'})
+        version = request.arg("api-version")
+        if not version:
+            return arm_error(400, "MissingApiVersionParameter",
+                             "The api-version query parameter (?api-version=) is required for all requests.")
+        if not API_VERSION.match(version):
+            return arm_error(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid.")
+        with self._state_lock:
+            self._settle()
+            return super().dispatch(request)
+
+    def not_found(self, request: Request) -> Response:
+        return arm_error(404, "NotFound", f"The requested resource path '{request.path}' was not found.")
+
+    def _subscription_error(self, sub: str) -> Response | None:
+        if sub.lower() != self.subscription.lower():
+            return arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
+        return None
+
+    def _find(self, sub: str, rg: str, name: str, *, child: str | None = None) -> ScaleSet | Response:
+        problem = self._subscription_error(sub)
+        if problem:
+            return problem
+        if rg.lower() not in self.resource_groups:
+            return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        scale_set = self.scale_sets.get((rg.lower(), name.lower()))
+        if scale_set is not None:
+            return scale_set
+        if child:
+            return arm_error(404, "ParentResourceNotFound",
+                             f"Failed to perform 'read' on resource(s) of type 'virtualMachineScaleSets/{child}', "
+                             f"because the parent resource '{self._id(sub, rg, name)}' could not be found.")
+        return arm_error(404, "ResourceNotFound",
+                         f"The Resource 'Microsoft.Compute/virtualMachineScaleSets/{name}' under resource group "
+                         f"'{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
+
+    @staticmethod
+    def _id(sub: str, rg: str, name: str) -> str:
+        return f"/subscriptions/{sub}/resourceGroups/{rg}/{PROVIDER}/virtualMachineScaleSets/{name}"
+
+    def _page(self, request: Request, items: list[dict[str, Any]]) -> Response:
+        """One page of `items` and, when more remain, ARM's absolute nextLink (api-version included)."""
+        start = int(request.arg("$skiptoken", "0") or 0)
+        body: dict[str, Any] = {"value": items[start:start + self.page_size]}
+        if start + self.page_size < len(items):
+            kept = [(key, values[0]) for key, values in request.query.items() if key != "$skiptoken"]
+            query = "&".join(f"{key}={quote(value, safe='')}" for key, value in kept)
+            body["nextLink"] = f"{self.url}{request.path}?{query}&$skiptoken={start + self.page_size}"
+        return Response(200, body)
+
+    # -- scale sets ---------------------------------------------------------------------------
+
+    def _scale_set_body(self, scale_set: ScaleSet) -> dict[str, Any]:
+        return {
+            "id": self._id(self.subscription, scale_set.resource_group, scale_set.name),
+            "name": scale_set.name,
+            "type": "Microsoft.Compute/virtualMachineScaleSets",
+            "location": scale_set.location,
+            "tags": dict(scale_set.tags),
+            "sku": {"name": scale_set.vm_size, "tier": "Standard", "capacity": len(scale_set.instances)},
+            "properties": {"provisioningState": "Succeeded", "orchestrationMode": "Uniform",
+                           "upgradePolicy": {"mode": "Manual"},
+                           "uniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, scale_set.name))},
+        }
+
+    def _get_scale_set(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        found = self._find(sub, rg, name)
+        return found if isinstance(found, Response) else Response(200, self._scale_set_body(found))
+
+    def _list_in_group(self, request: Request, sub: str, rg: str) -> Response:
+        problem = self._subscription_error(sub)
+        if problem:
+            return problem
+        if rg.lower() not in self.resource_groups:
+            return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        return self._page(request, self._bodies(s for s in self.scale_sets.values()
+                                                if s.resource_group.lower() == rg.lower()))
+
+    def _list_all(self, request: Request, sub: str) -> Response:
+        return self._subscription_error(sub) or self._page(request, self._bodies(self.scale_sets.values()))
+
+    def _bodies(self, scale_sets: Iterable[ScaleSet]) -> list[dict[str, Any]]:
+        return [self._scale_set_body(s) for s in sorted(scale_sets, key=lambda s: (s.resource_group, s.name))]
+
+    # -- instances ----------------------------------------------------------------------------
+
+    def _list_vms(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        found = self._find(sub, rg, name, child="virtualMachines")
+        if isinstance(found, Response):
+            return found
+        expand = request.arg("$expand")
+        if expand is not None and expand.lower() != "instanceview":
+            return arm_error(400, "InvalidParameter", f"The value '{expand}' of parameter '$expand' is not valid.")
+        vms = []
+        for instance_id, state in sorted(found.instances.items(), key=lambda item: int(item[0])):
+            vm: dict[str, Any] = {
+                "id": f"{self._id(sub, rg, name)}/virtualMachines/{instance_id}",
+                "name": f"{name}_{instance_id}",
+                "type": "Microsoft.Compute/virtualMachineScaleSets/virtualMachines",
+                "location": found.location,
+                "instanceId": instance_id,
+                "sku": {"name": found.vm_size, "tier": "Standard"},
+                "properties": {"latestModelApplied": True, "provisioningState": "Succeeded"},
+            }
+            if expand:
+                vm["properties"]["instanceView"] = {"statuses": [
+                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
+                    {"code": f"PowerState/{state}", "level": "Info", "displayStatus": DISPLAY[state]},
+                ]}
+            vms.append(vm)
+        return self._page(request, vms)
+
+    # -- actions as long-running operations ---------------------------------------------------
+
+    def _act(self, request: Request, sub: str, rg: str, name: str, action: str) -> Response:
+        found = self._find(sub, rg, name)
+        if isinstance(found, Response):
+            return found
+        action = action.lower()
+        try:
+            body = request.json() if request.body else None
+        except ValueError:
+            return arm_error(400, "InvalidRequestContent",
+                             "The request content was invalid and could not be deserialized.")
+        ids = list(found.instances) if not body or body.get("instanceIds") is None else body["instanceIds"]
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            return arm_error(400, "InvalidRequestContent", "instanceIds must be an array of strings.")
+        unknown = [i for i in ids if i not in found.instances]
+        if unknown:
+            return arm_error(400, "InvalidParameter",
+                             f"The instance ids '{', '.join(unknown)}' are not valid for the scale set '{name}'.")
+        busy = [op for op in self.operations.values() if op.scale_set is found and op.status == "InProgress"
+                and op.action != action and set(op.instance_ids) & set(ids)]
+        if busy:
+            return arm_error(409, "OperationNotAllowed",
+                             f"Operation '{action}' is not allowed on scale set '{name}' since an operation "
+                             f"'{busy[0].action}' is in progress on its instances.")
+        now = time.monotonic()
+        operation = Operation(str(uuid.uuid4()), action, found, list(ids), now, now + self.operation_delay,
+                              error=found.fail_next)
+        found.fail_next = None
+        self.operations[operation.id] = operation
+        self.actions.append((action, found.resource_group, found.name, list(ids)))
+        if operation.error is None:
+            for instance_id in ids:
+                if found.instances[instance_id] != TRANSITIONS[action][1]:
+                    found.instances[instance_id] = TRANSITIONS[action][0]
+        version = request.arg("api-version")
+        status_url = (f"{self.url}/subscriptions/{sub}/{PROVIDER}/locations/{found.location}/operations/"
+                      f"{operation.id}?p={uuid.uuid4()}&api-version={version}")
+        headers = {"Azure-AsyncOperation": status_url, "Location": status_url + "&monitor=true",
+                   "Azure-AsyncNotification": "Enabled"}
+        if self.retry_after:
+            headers["Retry-After"] = self.retry_after
+        return Response(202, None, headers)
+
+    def _settle(self) -> None:
+        """Finish operations whose time has come: instances reach their final state (or stay put)."""
+        now = time.monotonic()
+        for operation in self.operations.values():
+            if operation.status != "InProgress" or now < operation.done_at:
+                continue
+            operation.status = "Failed" if operation.error else "Succeeded"
+            if operation.error is None:
+                for instance_id in operation.instance_ids:
+                    if instance_id in operation.scale_set.instances:
+                        operation.scale_set.instances[instance_id] = TRANSITIONS[operation.action][1]
+
+    def _operation(self, request: Request, sub: str, location: str, op: str) -> Response:
+        problem = self._subscription_error(sub)
+        if problem:
+            return problem
+        operation = self.operations.get(op)
+        if operation is None:
+            return arm_error(404, "NotFound", f"The operation '{op}' was not found.")
+        headers = {"Retry-After": self.retry_after} if self.retry_after else {}
+        if request.arg("monitor") == "true":  # the Location URL: 202 while running, then the (empty) result
+            return Response(202 if operation.status == "InProgress" else 200, None, headers)
+        body: dict[str, Any] = {"name": operation.id, "status": operation.status,
+                                "startTime": _iso(operation.started)}
+        if operation.status != "InProgress":
+            body["endTime"] = _iso(operation.done_at)
+        if operation.error:
+            body["error"] = dict(operation.error)
+        return Response(200, body, headers if operation.status == "InProgress" else {})
+
+
+def _iso(monotonic: float) -> str:
+    wall = time.time() - (time.monotonic() - monotonic)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall)) + f".{int(wall % 1 * 1e6):06d}+00:00"
+
+
+def arm_env(aad: FakeAAD, arm: FakeARM, **extra: str) -> dict[str, str]:
+    """Settings that point the real credential and compute client at these fakes."""
+    env = {
+        "AZURE_AD_TENANT_ID": aad.tenant,
+        "AZURE_AD_TOKEN_EP": aad.url,
+        "AZURE_SP_CLIENT_ID": aad.client_id,
+        "AZURE_SP_CLIENT_SECRET": aad.client_secret,
+        "AZURE_SP_APP_ID_URI": arm.url,
+        "AZURE_SUBSCRIPTION_ID": arm.subscription,
+    }
+    env.update(extra)
+    return env
