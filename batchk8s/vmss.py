@@ -141,20 +141,25 @@ def summary_line(report: TargetReport) -> str:
 def configured_targets(settings: Settings, names: Sequence[str] | None = None) -> list[ScaleSetRef]:
     """The scale sets to act on: `names` (validated) or AZURE_VMSS_NAME, in AZURE_RES_GROUP_NAME."""
     if names is not None:
-        names = list(names)
-        bad = [repr(name) for name in names if not isinstance(name, str) or not is_vmss_name(name)]
-        if bad:
-            raise InputError.for_field("names", f"not valid scale set names: {', '.join(bad)}")
-        if not names:
-            raise InputError.for_field("names", "must list at least one scale set")
-        if len(names) > MAX_TARGETS:
-            raise InputError.for_field("names", f"lists {len(names)} scale sets; the limit is {MAX_TARGETS}")
-        settings = dataclasses.replace(settings, vmss_names=tuple(names))
+        settings = dataclasses.replace(settings, vmss_names=tuple(validate_names(names)))
     settings.require("vmss")
     unique: dict[str, str] = {}
     for name in settings.vmss_names:  # scale set names are case-insensitive in ARM
         unique.setdefault(name.lower(), name)
     return [ScaleSetRef(settings.resource_group or "", name) for name in unique.values()]
+
+
+def validate_names(names: Sequence[str]) -> list[str]:
+    """Scale set names a caller asked for, or InputError naming `names` with every bad one."""
+    names = list(names)
+    bad = [repr(name) for name in names if not isinstance(name, str) or not is_vmss_name(name)]
+    if bad:
+        raise InputError.for_field("names", f"not valid scale set names: {', '.join(bad)}")
+    if not names:
+        raise InputError.for_field("names", "must list at least one scale set")
+    if len(names) > MAX_TARGETS:
+        raise InputError.for_field("names", f"lists {len(names)} scale sets; the limit is {MAX_TARGETS}")
+    return names
 
 
 def _require_subscription(settings: Settings) -> str:

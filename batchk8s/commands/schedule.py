@@ -1,0 +1,57 @@
+"""`schedule next EXPR`: preview an NCRONTAB expression exactly as the Functions host will evaluate it."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from typing import Any
+
+from batchk8s.cli import Output, positive_int
+from batchk8s.errors import InputError
+from batchk8s.settings import Settings
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    schedule = subparsers.add_parser("schedule", help="NCRONTAB schedules")
+    verbs = schedule.add_subparsers(dest="verb", required=True, metavar="VERB")
+    upcoming = verbs.add_parser("next", parents=[common], help="the next firings of an NCRONTAB expression")
+    upcoming.add_argument("expression", metavar="EXPR",
+                          help="NCRONTAB, 6 fields (seconds first) or 5, e.g. '0 30 7 * * 1-5'")
+    upcoming.add_argument("--after", metavar="ISO", help="start after this ISO-8601 time (default: now); "
+                                                           "without an offset it is read in --tz")
+    upcoming.add_argument("--count", type=positive_int(1, 1000), default=5, help="how many firings (default 5)")
+    upcoming.add_argument("--tz", metavar="IANA", help="evaluate in this time zone (default: the zone the timer "
+                                                        "uses: WEBSITE_TIME_ZONE, or UTC where the plan ignores it)")
+    upcoming.set_defaults(handler=next_firings)
+
+
+def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from batchk8s.schedule import ScheduleError, parse
+    from batchk8s.timer_plan import evaluation_zone
+
+    problems = []
+    try:
+        schedule = parse(args.expression)
+    except ScheduleError as exc:
+        problems.append({"field": f"EXPR ({exc.field})", "message": str(exc)})
+    zone = evaluation_zone(settings)
+    if args.tz:
+        try:
+            zone = ZoneInfo(args.tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append({"field": "--tz", "message": f"{args.tz!r} is not an IANA time zone (e.g. Europe/Berlin)"})
+    after = datetime.now(UTC)
+    if args.after:
+        try:
+            after = datetime.fromisoformat(args.after)
+        except ValueError:
+            problems.append({"field": "--after", "message": f"{args.after!r} is not an ISO-8601 time"})
+    if problems:
+        raise InputError.from_problems(problems, "cannot evaluate the schedule")
+    start = (after if after.tzinfo else after.replace(tzinfo=zone)).astimezone(zone)
+    times = [moment.isoformat() for moment in schedule.occurrences(start, args.count)]
+    data = {"expression": args.expression, "timeZone": zone.key, "after": start.isoformat(), "firings": times,
+            "neverFires": not times}
+    return Output(data, "\n".join(times) if times else "this schedule never fires")
