@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from batchk8s.functions import artifacts, health, vmss
+from batchk8s.functions import artifacts, health, schedules, vmss
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health.bp, artifacts.bp, vmss.bp):
+for blueprint in (health.bp, artifacts.bp, vmss.bp, schedules.bp):
     app.register_functions(blueprint)

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "batchk8s.commands.config",
     "batchk8s.commands.plan",
     "batchk8s.commands.schedule",
+    "batchk8s.commands.schedules",
     "batchk8s.commands.vmss",
 )
 

@@ -17,6 +17,7 @@ from batchk8s.settings import Settings
 SECTIONS = (
     "batchk8s.plan:settings_section",
     "batchk8s.plan:vmss_schedule_section",
+    "batchk8s.schedules.plan_section:schedules_section",
 )
 
 

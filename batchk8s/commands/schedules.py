@@ -1,0 +1,88 @@
+"""`schedules plan|validate|history|reconcile`: the schedule document from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from batchk8s.cli import Output, positive_int, read_json_file
+from batchk8s.schedules.planner import format_firing
+from batchk8s.settings import Settings
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS
+
+    schedules = subparsers.add_parser("schedules", help="the schedule document (BATCHK8S_SCHEDULES)")
+    verbs = schedules.add_subparsers(dest="verb", required=True, metavar="VERB")
+    plan = verbs.add_parser("plan", parents=[common], help="every firing in the next hours, per target")
+    plan.add_argument("--hours", type=positive_int(1, MAX_HOURS), default=24, help="window (1-168, default 24)")
+    plan.add_argument("--file", metavar="FILE", help="plan this document instead of the configured one")
+    plan.set_defaults(handler=show_plan)
+    validate = verbs.add_parser("validate", parents=[common], help="validate a document and list every problem")
+    validate.add_argument("file", metavar="FILE", nargs="?",
+                          help="a JSON document ('-' for stdin); default: the configured one")
+    validate.set_defaults(handler=validate_document)
+    history = verbs.add_parser("history", parents=[common], help="what was applied, skipped or failed")
+    history.add_argument("--limit", type=positive_int(1, MAX_HISTORY), default=50, help="entries (default 50)")
+    history.set_defaults(handler=show_history)
+    reconcile = verbs.add_parser("reconcile", parents=[common], help="run one reconcile tick now")
+    reconcile.add_argument("--dry-run", action="store_true", help="decide and report, change nothing")
+    reconcile.set_defaults(handler=run_reconcile)
+
+
+def _file_text(path: str | None) -> str | None:
+    return None if path is None else json.dumps(read_json_file(path, "FILE"))
+
+
+def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
+    from batchk8s.schedules.service import upcoming
+
+    data = upcoming(settings, args.hours, text=_file_text(args.file), source=args.file)
+    lines = [f"{data['firings']} firing(s) from {data['from']} to {data['to']}"]
+    for entry in data["targets"]:
+        lines.append(f"{entry['label']}:")
+        lines += [f"  {format_firing(f)}" for f in entry["firings"]] or ["  (no firing in the window)"]
+    lines += [f"hold: {h['target']} until {h['until']}" for h in data["holds"]]
+    return Output(data, "\n".join(lines))
+
+
+def validate_document(args: argparse.Namespace, settings: Settings) -> Output:
+    from batchk8s.schedules.service import load_document
+
+    document = load_document(settings, datetime.now(UTC), _file_text(args.file), args.file)
+    summary = document.summary()
+    text = (f"valid: {summary['rules']} rule(s), {summary['explicitTargets']} named target(s), "
+            f"{summary['tagSelectors']} tag selector(s), {summary['holds']} hold(s)")
+    return Output({"valid": True, **summary}, text)
+
+
+def show_history(args: argparse.Namespace, settings: Settings) -> Output:
+    from batchk8s.schedules.service import history
+
+    data = history(settings, args.limit)
+    lines = [f"{e.get('at')}  {e['key']}  {e.get('result')}"
+             f"{' (' + e['reason'] + ')' if e.get('reason') else ''}  {e.get('action')} firing {e.get('firing')} "
+             f"[{e.get('rule')}]{': ' + e['detail'] if e.get('detail') else ''}" for e in data["entries"]]
+    return Output(data, "\n".join(lines) or "no history yet")
+
+
+def run_reconcile(args: argparse.Namespace, settings: Settings) -> Output:
+    from batchk8s.errors import EXIT_UPSTREAM
+    from batchk8s.schedules.reconcile import reconcile
+
+    report = reconcile(settings, dry_run=args.dry_run)
+    data = report.to_dict()
+    lines = [f"tick at {data['now']}{' (dry run)' if report.dry_run else ''}: "
+             + (", ".join(f"{n} {result}" for result, n in sorted(data["counts"].items())) or "no targets")]
+    for entry in data["targets"]:
+        firing = entry.get("firing")
+        when = f" firing {format_firing(firing)}" if firing else ""
+        reason = f" ({entry['reason']})" if entry.get("reason") else ""
+        detail = f": {entry['detail']}" if entry.get("detail") else ""
+        lines.append(f"  {entry['key']}: {entry['result']}{reason}{when}{detail}")
+    lines += [f"  error: tag selection in {e['scope']}: {e['message']}" for e in data["errors"]]
+    failed = data["counts"].get("failed", 0) or data["errors"]
+    return Output(data, "\n".join(lines), EXIT_UPSTREAM if failed else 0)

@@ -1,0 +1,72 @@
+"""The schedule document's timer and views: reconcile every minute, GET /api/schedules and its history.
+
+The timer fires every minute, host-evaluated in UTC (so it behaves the same on Linux Consumption,
+where WEBSITE_TIME_ZONE is ignored); each rule's own time zone is applied in code by the planner.
+An invalid document is logged with every problem and nothing is done.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import azure.functions as func
+
+from batchk8s.errors import BatchK8sError
+from batchk8s.functions.http import endpoint, int_param, json_response
+from batchk8s.settings import Settings, current_settings
+
+bp = func.Blueprint()
+log = logging.getLogger("batchk8s.schedules")
+
+RECONCILE_SCHEDULE = "0 * * * * *"
+
+
+@bp.function_name("schedules_reconcile")
+@bp.timer_trigger(schedule=RECONCILE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
+def schedules_reconcile(timer: func.TimerRequest) -> None:
+    """Apply whatever firing of the schedule document is due; a no-op when no document is configured."""
+    settings = current_settings()
+    if not (settings.schedules_json or settings.schedules_blob):
+        return
+    run_tick(settings)
+
+
+def run_tick(settings: Settings) -> bool:
+    """One tick with every failure logged, never raised (a raising timer only adds a host retry)."""
+    from batchk8s.schedules.document import DocumentError
+    from batchk8s.schedules.reconcile import reconcile
+
+    try:
+        reconcile(settings)
+    except DocumentError as error:
+        log.error("%s; nothing was done", error.message)
+        for problem in error.details:
+            log.error("  %s: %s", problem["field"], problem["message"])
+        return False
+    except BatchK8sError as error:
+        log.error("schedules tick failed, nothing was done: %s", error.message)
+        for problem in error.details:
+            log.error("  %s: %s", problem.get("field"), problem.get("message"))
+        return False
+    return True
+
+
+@bp.function_name("schedules")
+@bp.route(route="schedules", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@endpoint
+def schedules(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+    """Every firing in the next `hours` (1-168, default 24) per target, local and UTC."""
+    from batchk8s.schedules.service import MAX_HOURS, upcoming
+
+    hours = int_param(req, "hours", 24, 1, MAX_HOURS)
+    return json_response(upcoming(settings, hours))
+
+
+@bp.function_name("schedules_history")
+@bp.route(route="schedules/history", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@endpoint
+def schedules_history(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+    """What was applied, skipped or failed, newest first (`limit` 1-1000, default 100)."""
+    from batchk8s.schedules.service import MAX_HISTORY, history
+
+    return json_response(history(settings, int_param(req, "limit", 100, 1, MAX_HISTORY)))

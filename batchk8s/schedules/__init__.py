@@ -1,0 +1,5 @@
+"""The schedule document engine: many rules, each in its own time zone, over scale sets and Batch pools.
+
+`document` parses and validates the document (pure), `planner` decides per target what is due (pure),
+`state` keeps one small ETag-guarded blob per target, and `reconcile` resolves targets and acts.
+"""

@@ -1,0 +1,546 @@
+"""The schedule document: parsed into typed rules and validated as a whole.
+
+The document is either a JSON list of rules or an object `{"rules": [...], "holds": [...]}`. Every
+problem is collected with the JSON path of the value at fault (`$.rules[2].timeZone`), so one run of
+`schedules validate` shows everything to fix, and the reconcile timer never acts on half a document.
+Unknown keys are problems too: a misspelt `timezone` would otherwise silently mean UTC.
+
+This module is pure (no I/O): parsing a document twice gives the same rules, which lets the
+reconcile tick reuse a parse for as long as the document text does not change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from itertools import combinations
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from batchk8s.errors import InputError
+from batchk8s.schedule import Schedule, ScheduleError, parse
+from batchk8s.settings import BATCH_ID, RESOURCE_GROUP, is_vmss_name
+
+ACTIONS = ("start", "deallocate", "resize")
+SCALE_SET_ACTIONS = ("start", "deallocate")
+MAX_NODES = 1000
+MAX_TAG_NAME = 512
+MAX_TAG_VALUE = 256
+TAG_NAME_FORBIDDEN = set("<>%&\\?/")
+# Rules in different zones are compared by listing their firings over this horizon (at most
+# CONFLICT_SCAN_LIMIT each); rules in the same zone are compared exactly, on their field values.
+CONFLICT_HORIZON = timedelta(days=366)
+CONFLICT_SCAN_LIMIT = 5000
+
+RULE_KEYS = {"name", "schedule", "timeZone", "action", "dedicated", "spot", "targets"}
+HOLD_KEYS = {"until", "reason"}
+SCALE_SET_KEYS = {"resourceGroup", "name"}
+SELECTOR_KEYS = {"tag", "value", "resourceGroup"}
+POOL_KEYS = {"pool"}
+
+
+class DocumentError(InputError):
+    """The schedule document is invalid; `details` lists every problem with its JSON path."""
+
+    code = "InvalidScheduleDocument"
+
+
+# --- targets ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScaleSetTarget:
+    """One scale set. Azure names are case-insensitive, so the key is lowercased."""
+
+    resource_group: str
+    name: str
+    kind = "vmss"
+
+    @property
+    def key(self) -> str:
+        return f"vmss/{self.resource_group.lower()}/{self.name.lower()}"
+
+    @property
+    def label(self) -> str:
+        return f"scale set {self.resource_group}/{self.name}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "resourceGroup": self.resource_group, "name": self.name}
+
+
+@dataclass(frozen=True)
+class PoolTarget:
+    """One Batch pool (ids are case-insensitive)."""
+
+    pool_id: str
+    kind = "pool"
+
+    @property
+    def key(self) -> str:
+        return f"pool/{self.pool_id.lower()}"
+
+    @property
+    def label(self) -> str:
+        return f"pool {self.pool_id}"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"kind": self.kind, "pool": self.pool_id}
+
+
+@dataclass(frozen=True)
+class TagSelector:
+    """Every scale set carrying tag `tag` with value `value` (in `resource_group`, or the subscription).
+
+    Azure compares tag names case-insensitively and values exactly; so does `matches`.
+    """
+
+    tag: str
+    value: str
+    resource_group: str | None = None
+    kind = "tag"
+
+    @property
+    def key(self) -> str:
+        scope = (self.resource_group or "*").lower()
+        return f"tag/{scope}/{self.tag.lower()}={self.value}"
+
+    @property
+    def label(self) -> str:
+        scope = f" in {self.resource_group}" if self.resource_group else ""
+        return f"scale sets tagged {self.tag}={self.value}{scope}"
+
+    def matches(self, resource_group: str, tags: dict[str, str]) -> bool:
+        if self.resource_group and self.resource_group.lower() != resource_group.lower():
+            return False
+        wanted = self.tag.lower()
+        return any(name.lower() == wanted and value == self.value for name, value in tags.items())
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"kind": self.kind, "tag": self.tag, "value": self.value}
+        if self.resource_group:
+            body["resourceGroup"] = self.resource_group
+        return body
+
+
+Target = ScaleSetTarget | PoolTarget
+TargetSpec = ScaleSetTarget | PoolTarget | TagSelector
+
+
+# --- rules and holds -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a firing does to a target; two rules conflict when they fire together with different effects."""
+
+    action: str
+    dedicated: int | None = None
+    spot: int | None = None
+
+    def describe(self) -> str:
+        if self.action == "resize":
+            return f"resize to {self.dedicated} dedicated + {self.spot} spot"
+        return self.action
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"action": self.action}
+        if self.action == "resize":
+            body.update(dedicated=self.dedicated, spot=self.spot)
+        return body
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    index: int
+    path: str
+    name: str
+    schedule: Schedule
+    zone: ZoneInfo
+    effect: Effect
+    targets: tuple[TargetSpec, ...]
+
+    @property
+    def time_zone(self) -> str:
+        return self.zone.key
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Leave `target` alone until `until` (UTC); firings meanwhile are skipped, not postponed."""
+
+    path: str
+    target: TargetSpec
+    until: datetime
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.target.to_dict(), "until": self.until.isoformat(), "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Document:
+    rules: tuple[Rule, ...]
+    holds: tuple[Hold, ...] = ()
+    source: str = "document"
+    by_key: dict[str, tuple[Rule, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def explicit_targets(self) -> list[Target]:
+        """Scale sets and pools named directly, each once, in document order."""
+        seen: dict[str, Target] = {}
+        for rule in self.rules:
+            for spec in rule.targets:
+                if not isinstance(spec, TagSelector):
+                    seen.setdefault(spec.key, spec)
+        return list(seen.values())
+
+    @property
+    def selectors(self) -> list[TagSelector]:
+        seen: dict[str, TagSelector] = {}
+        for rule in self.rules:
+            for spec in rule.targets:
+                if isinstance(spec, TagSelector):
+                    seen.setdefault(spec.key, spec)
+        return list(seen.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": self.source, "rules": len(self.rules), "explicitTargets": len(self.explicit_targets),
+                "tagSelectors": len(self.selectors), "holds": len(self.holds)}
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append({"field": path, "message": message})
+
+    def unknown_keys(self, path: str, value: dict[str, Any], allowed: Iterable[str]) -> None:
+        allowed = set(allowed)
+        by_lower = {key.lower(): key for key in allowed}
+        for key in value:
+            if key in allowed:
+                continue
+            hint = f" (did you mean '{by_lower[key.lower()]}'?)" if str(key).lower() in by_lower else ""
+            self.add(f"{path}.{key}", f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
+
+
+def parse_text(text: str, *, now: datetime, default_resource_group: str | None = None,
+               source: str = "document") -> Document:
+    """Parse and validate a JSON document, raising DocumentError with every problem."""
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise DocumentError.from_problems(
+            [{"field": "$", "message": f"not valid JSON ({getattr(exc, 'msg', exc)} at line "
+                                       f"{getattr(exc, 'lineno', '?')} column {getattr(exc, 'colno', '?')})"}],
+            f"invalid schedule document ({source})") from None
+    return parse_document(data, now=now, default_resource_group=default_resource_group, source=source)
+
+
+def parse_cached(text: str, *, now: datetime, default_resource_group: str | None = None,
+                 source: str = "document") -> Document:
+    """`parse_text`, reusing the result while the text is unchanged (re-checked once a UTC day, since the
+    cross-zone conflict scan looks a year ahead of `now`). Invalid documents are not cached."""
+    return _parse_cached(text, default_resource_group, source, now.astimezone(UTC).date().isoformat())
+
+
+@lru_cache(maxsize=8)
+def _parse_cached(text: str, default_resource_group: str | None, source: str, day: str) -> Document:
+    now = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    return parse_text(text, now=now, default_resource_group=default_resource_group, source=source)
+
+
+def parse_document(data: Any, *, now: datetime, default_resource_group: str | None = None,
+                   source: str = "document") -> Document:
+    """Validate a decoded document into a Document, or raise DocumentError listing every problem."""
+    problems = _Problems()
+    rules_data, holds_data, prefix = _split_top(data, problems)
+    rules = [rule for index, item in enumerate(rules_data)
+             if (rule := _parse_rule(item, index, f"{prefix}[{index}]", default_resource_group, problems))]
+    _check_names(rules, problems)
+    holds = [hold for index, item in enumerate(holds_data)
+             if (hold := _parse_hold(item, f"$.holds[{index}]", default_resource_group, problems))]
+    by_key = _rules_by_key(rules)
+    for path, message in find_conflicts(by_key, now):  # among the rules that are valid on their own
+        problems.add(path, message)
+    if problems.items:
+        raise DocumentError.from_problems(problems.items, f"invalid schedule document ({source}), "
+                                                          f"{len(problems.items)} problem(s)")
+    return Document(tuple(rules), tuple(holds), source, by_key)
+
+
+def _split_top(data: Any, problems: _Problems) -> tuple[list[Any], list[Any], str]:
+    if isinstance(data, list):
+        return data, [], "$"
+    if not isinstance(data, dict):
+        problems.add("$", "must be a list of rules or an object with 'rules' (and optionally 'holds')")
+        return [], [], "$.rules"
+    problems.unknown_keys("$", data, {"rules", "holds"})
+    rules = data.get("rules")
+    if not isinstance(rules, list):
+        problems.add("$.rules", "is required: a list of rules")
+        rules = []
+    holds = data.get("holds", [])
+    if not isinstance(holds, list):
+        problems.add("$.holds", "must be a list of holds")
+        holds = []
+    return rules, holds, "$.rules"
+
+
+def _parse_rule(item: Any, index: int, path: str, default_rg: str | None, problems: _Problems) -> Rule | None:
+    if not isinstance(item, dict):
+        problems.add(path, "must be an object with schedule, action and targets")
+        return None
+    before = len(problems.items)
+    problems.unknown_keys(path, item, RULE_KEYS)
+    name = item.get("name", f"rules[{index}]")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
+        problems.add(f"{path}.name", "must be a non-empty string of at most 100 characters")
+    schedule = _parse_schedule(item.get("schedule"), f"{path}.schedule", problems)
+    zone = parse_zone(item.get("timeZone", "UTC"), f"{path}.timeZone", problems)
+    effect = _parse_effect(item, path, problems)
+    targets = _parse_targets(item.get("targets"), f"{path}.targets", effect, default_rg, problems)
+    if len(problems.items) > before or schedule is None or zone is None or effect is None:
+        return None
+    return Rule(index, path, name.strip(), schedule, zone, effect, targets)
+
+
+def _parse_schedule(value: Any, path: str, problems: _Problems) -> Schedule | None:
+    if not isinstance(value, str) or not value.strip():
+        problems.add(path, "is required: an NCRONTAB expression such as '0 0 8 * * Mon-Fri'")
+        return None
+    try:
+        schedule = parse(value.strip())
+    except ScheduleError as exc:
+        problems.add(path, f"{exc} (field: {exc.field})")
+        return None
+    if schedule.never_fires:
+        problems.add(path, f"'{value}' never fires (no such date, e.g. 30 February)")
+        return None
+    return schedule
+
+
+def parse_zone(value: Any, path: str, problems: _Problems) -> ZoneInfo | None:
+    if not isinstance(value, str) or not value.strip():
+        problems.add(path, "must be an IANA time zone name such as 'Europe/Berlin'")
+        return None
+    try:
+        return _zone(value.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        problems.add(path, f"'{value}' is not an IANA time zone name (e.g. Europe/Berlin, America/New_York)")
+        return None
+
+
+@lru_cache(maxsize=512)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def _parse_effect(item: dict[str, Any], path: str, problems: _Problems) -> Effect | None:
+    action = item.get("action")
+    if action not in ACTIONS:
+        problems.add(f"{path}.action", f"must be one of {', '.join(ACTIONS)}, not {action!r}")
+        return None
+    if action != "resize":
+        for key in ("dedicated", "spot"):
+            if key in item:
+                problems.add(f"{path}.{key}", f"only 'resize' rules take node counts, not '{action}'")
+        return Effect(action)
+    counts = {}
+    for key, default in (("dedicated", None), ("spot", 0)):
+        value = item.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NODES:
+            problems.add(f"{path}.{key}", f"must be a whole number of nodes from 0 to {MAX_NODES}"
+                         + (" (required for resize)" if value is None else ""))
+            continue
+        counts[key] = value
+    if len(counts) < 2:
+        return None
+    return Effect("resize", counts["dedicated"], counts["spot"])
+
+
+def _parse_targets(value: Any, path: str, effect: Effect | None, default_rg: str | None,
+                   problems: _Problems) -> tuple[TargetSpec, ...]:
+    if not isinstance(value, list) or not value:
+        problems.add(path, "must be a non-empty list of targets")
+        return ()
+    targets: dict[str, TargetSpec] = {}
+    for index, item in enumerate(value):
+        spec = parse_target(item, f"{path}[{index}]", default_rg, problems)
+        if spec is None:
+            continue
+        if effect is not None:
+            _check_compatible(spec, effect, f"{path}[{index}]", problems)
+        targets.setdefault(spec.key, spec)
+    return tuple(targets.values())
+
+
+def _check_compatible(spec: TargetSpec, effect: Effect, path: str, problems: _Problems) -> None:
+    if effect.action == "resize" and not isinstance(spec, PoolTarget):
+        problems.add(path, "a 'resize' rule targets Batch pools ({\"pool\": ID}); scale sets are started or "
+                           "deallocated")
+    elif effect.action != "resize" and isinstance(spec, PoolTarget):
+        problems.add(path, f"pools cannot '{effect.action}': use action 'resize' with dedicated/spot node counts")
+
+
+def parse_target(item: Any, path: str, default_rg: str | None, problems: _Problems,
+                 extra_keys: Iterable[str] = ()) -> TargetSpec | None:
+    """One target object: {resourceGroup?, name} | {tag, value, resourceGroup?} | {pool}."""
+    if not isinstance(item, dict):
+        problems.add(path, "must be an object: {\"resourceGroup\", \"name\"}, {\"tag\", \"value\"} or {\"pool\"}")
+        return None
+    before = len(problems.items)
+    if "pool" in item:
+        problems.unknown_keys(path, item, POOL_KEYS | set(extra_keys))
+        pool = item["pool"]
+        if not isinstance(pool, str) or not BATCH_ID.match(pool):
+            problems.add(f"{path}.pool", "must be a Batch pool id: 1-64 letters, digits, '-' or '_'")
+        return PoolTarget(pool) if len(problems.items) == before else None
+    if "tag" in item or "value" in item:
+        problems.unknown_keys(path, item, SELECTOR_KEYS | set(extra_keys))
+        tag, value = item.get("tag"), item.get("value")
+        if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_NAME or set(tag) & TAG_NAME_FORBIDDEN:
+            problems.add(f"{path}.tag", f"must be a tag name of 1-{MAX_TAG_NAME} characters without < > % & \\ ? /")
+        if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
+            problems.add(f"{path}.value", f"must be a tag value (a string of at most {MAX_TAG_VALUE} characters)")
+        group = _resource_group(item, path, None, problems) if "resourceGroup" in item else None
+        return TagSelector(tag, value, group) if len(problems.items) == before else None
+    if "name" in item:
+        problems.unknown_keys(path, item, SCALE_SET_KEYS | set(extra_keys))
+        name = item["name"]
+        if not isinstance(name, str) or not is_vmss_name(name):
+            problems.add(f"{path}.name", "must be a scale set name: 1-64 letters, digits, '-', '_' or '.'")
+        group = _resource_group(item, path, default_rg, problems)
+        return ScaleSetTarget(group, name) if len(problems.items) == before and group else None
+    problems.add(path, "needs 'name' (scale set), 'tag' and 'value' (tag selector) or 'pool' (Batch pool)")
+    return None
+
+
+def _resource_group(item: dict[str, Any], path: str, default: str | None, problems: _Problems) -> str | None:
+    group = item.get("resourceGroup", default)
+    if group is None:
+        problems.add(f"{path}.resourceGroup", "is required (AZURE_RES_GROUP_NAME is not set to default it)")
+        return None
+    if not isinstance(group, str) or not RESOURCE_GROUP.match(group):
+        problems.add(f"{path}.resourceGroup", "must be a resource group name: 1-90 letters, digits, '-', '_', "
+                                              "'.', '(' or ')', not ending in '.'")
+        return None
+    return group
+
+
+def _check_names(rules: list[Rule], problems: _Problems) -> None:
+    first: dict[str, Rule] = {}
+    for rule in rules:
+        other = first.setdefault(rule.name.lower(), rule)
+        if other is not rule:
+            problems.add(f"{rule.path}.name", f"'{rule.name}' is also the name of {other.path}; names must be unique")
+
+
+def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problems) -> Hold | None:
+    before = len(problems.items)
+    target = parse_target(item, path, default_rg, problems, extra_keys=HOLD_KEYS)
+    if not isinstance(item, dict):
+        return None
+    until = parse_instant(item.get("until"))
+    if until is None:
+        problems.add(f"{path}.until", "is required: an ISO 8601 time such as 2025-06-01T18:00:00+02:00 "
+                                      "(no offset means UTC)")
+    reason = item.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
+        problems.add(f"{path}.reason", "must be a string of at most 500 characters")
+    if len(problems.items) > before or target is None or until is None:
+        return None
+    return Hold(path, target, until, reason)
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO 8601 time as an aware UTC datetime (no offset means UTC), or None when it is not one."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+# --- conflicts -------------------------------------------------------------------------------
+
+
+def _rules_by_key(rules: list[Rule]) -> dict[str, tuple[Rule, ...]]:
+    grouped: dict[str, list[Rule]] = {}
+    for rule in rules:
+        for spec in rule.targets:
+            grouped.setdefault(spec.key, []).append(rule)
+    return {key: tuple(group) for key, group in grouped.items()}
+
+
+def find_conflicts(by_key: dict[str, tuple[Rule, ...]], now: datetime) -> list[tuple[str, str]]:
+    """(path, message) for each pair of rules that fire at the same instant on a common target with
+    different effects. A pair is reported once, on the later rule, naming every target they share."""
+    shared: dict[tuple[int, int], list[str]] = {}
+    pairs: dict[tuple[int, int], tuple[Rule, Rule]] = {}
+    labels: dict[str, str] = {}
+    for key, rules in by_key.items():
+        for first, second in combinations(rules, 2):
+            if first.effect != second.effect:
+                ids = (first.index, second.index)
+                pairs[ids] = (first, second)
+                shared.setdefault(ids, []).append(key)
+        for rule in rules:
+            labels.update({spec.key: spec.label for spec in rule.targets})
+    found = []
+    for ids in sorted(pairs):
+        first, second = pairs[ids]
+        instant = first_common_firing(first, second, now)
+        if instant is None:
+            continue
+        names = ", ".join(labels[key] for key in shared[ids])
+        found.append((second.path, f"fires at the same instant as {first.path} ('{first.name}') on {names} with a "
+                                   f"different action ({second.effect.describe()} vs {first.effect.describe()}), "
+                                   f"e.g. at {instant.astimezone(UTC).isoformat()}"))
+    return found
+
+
+def first_common_firing(first: Rule, second: Rule, now: datetime) -> datetime | None:
+    """An instant at which both rules fire, or None. Exact for rules in the same zone (the wall-clock value
+    sets must intersect); rules in different zones are compared over the next CONFLICT_HORIZON."""
+    if first.time_zone == second.time_zone:
+        common = _intersection(first.schedule, second.schedule)
+        return None if common is None else common.next_after(now.astimezone(first.zone))
+    end = now.astimezone(UTC) + CONFLICT_HORIZON
+    instants = _instants(first, now, end)
+    for instant in _instants(second, now, end):
+        if instant in instants:
+            return instant
+    return None
+
+
+def _instants(rule: Rule, now: datetime, end: datetime) -> dict[datetime, None]:
+    found: dict[datetime, None] = {}
+    current = now.astimezone(rule.zone)
+    for _ in range(CONFLICT_SCAN_LIMIT):
+        following = rule.schedule.next_after(current)
+        if following is None or following.astimezone(UTC) > end:
+            break
+        found[following.astimezone(UTC)] = None
+        current = following
+    return found
+
+
+def _intersection(first: Schedule, second: Schedule) -> Schedule | None:
+    values = []
+    for attribute in ("seconds", "minutes", "hours", "days", "months", "days_of_week"):
+        common = sorted(set(getattr(first, attribute)) & set(getattr(second, attribute)))
+        if not common:
+            return None
+        values.append(",".join(map(str, common)))
+    schedule = parse(" ".join(values))
+    return None if schedule.never_fires else schedule

@@ -1,0 +1,425 @@
+"""One reconcile tick: resolve targets, decide what is due, claim it, act, record the outcome.
+
+Order of a tick, and why:
+
+1. Load and validate the whole document; an invalid one raises before anything is read or changed.
+2. Resolve targets: scale sets and pools named directly, plus every scale set a tag selector matches
+   (one paged listing per resource group in scope, or one for the subscription).
+3. Read every target's state (one listing + reads of changed blobs) and decide per target (pure).
+4. For each due target: a hold or a conflict is recorded as a skip/failure without acting; anything
+   else is *claimed* with an ETag-conditional write, so of two instances running the same tick
+   exactly one proceeds. Then the winners act, grouped per action (scale sets concurrently through
+   vmss.apply_action, pools through the Batch engine), and each outcome is written back.
+
+One target failing never stops the others: every step is per target, and a failure is recorded on
+that target with a retry backoff (planner.MAX_ATTEMPTS) rather than raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from batchk8s.errors import BatchK8sError, ConflictError, NotFoundError
+from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarget, Target
+from batchk8s.schedules.planner import (
+    MAX_ATTEMPTS,
+    STATUS_CLAIMED,
+    STATUS_DONE,
+    STATUS_FAILED,
+    Decision,
+    Firing,
+    TargetState,
+    active_hold,
+    decide,
+    latest_by_rule,
+    retry_after,
+    rules_for,
+)
+from batchk8s.schedules.service import load_document
+from batchk8s.schedules.state import StateStore, Stored
+from batchk8s.settings import Settings
+
+log = logging.getLogger("batchk8s.schedules")
+
+WRITE_WORKERS = 16
+ALREADY = {"start": "running or starting", "deallocate": "deallocated or deallocating"}
+T = TypeVar("T")
+R = TypeVar("R")
+
+_instance_id: str | None = None
+
+
+def instance_id() -> str:
+    """Who holds a claim: host, process and a random suffix (two workers on one host differ)."""
+    global _instance_id
+    if _instance_id is None:
+        _instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return _instance_id
+
+
+def _fan_out(work: Callable[[T], R], items: list[T]) -> list[R]:
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(WRITE_WORKERS, len(items)), thread_name_prefix="schedules") as pool:
+        return list(pool.map(work, items))
+
+
+# --- target resolution -----------------------------------------------------------------------
+
+
+@dataclass
+class Resolved:
+    """Every concrete target with the rules that apply to it; `tags` None when not listed this tick."""
+
+    rules: dict[str, list[Rule]] = field(default_factory=dict)
+    targets: dict[str, Target] = field(default_factory=dict)
+    tags: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    listings: int = 0
+
+
+def resolve_targets(settings: Settings, document: Document) -> Resolved:
+    """Direct targets, plus the scale sets each tag selector matches (one listing per scope)."""
+    resolved = Resolved()
+    for target in document.explicit_targets:
+        resolved.targets[target.key] = target
+        resolved.rules[target.key] = list(document.by_key[target.key])
+        resolved.tags[target.key] = None
+    selectors = document.selectors
+    if not selectors:
+        return resolved
+    scopes: list[str | None] = ([None] if any(s.resource_group is None for s in selectors)
+                                else sorted({s.resource_group for s in selectors if s.resource_group}))
+    for scope, listing in zip(scopes, _fan_out(lambda s: _list(settings, s), scopes), strict=True):
+        resolved.listings += 1
+        if isinstance(listing, BatchK8sError):
+            resolved.errors.append({"scope": scope or "subscription", "code": listing.code,
+                                    "message": listing.message})
+            continue
+        for info in listing:
+            target = ScaleSetTarget(info.ref.resource_group, info.ref.name)
+            rules = rules_for(target, info.tags, document)
+            resolved.tags[target.key] = dict(info.tags)
+            if rules:
+                resolved.targets[target.key] = target
+                resolved.rules[target.key] = rules
+    return resolved
+
+
+def _list(settings: Settings, resource_group: str | None) -> list[Any] | BatchK8sError:
+    from batchk8s.vmss import list_scale_sets
+
+    try:
+        return list_scale_sets(settings, resource_group)
+    except BatchK8sError as error:
+        return error
+
+
+def _fill_tags(settings: Settings, resolved: Resolved, targets: Iterable[ScaleSetTarget]) -> dict[str, str]:
+    """List the resource groups of due scale sets whose tags are unknown (for their hold tag).
+
+    Returns target key -> error message for those whose tags could not be read; a resource group
+    that does not exist reads as "no tags" (the action then reports the scale set as not found).
+    """
+    groups: dict[str, list[ScaleSetTarget]] = {}
+    for target in targets:
+        if resolved.tags.get(target.key) is None:
+            groups.setdefault(target.resource_group.lower(), []).append(target)
+    failed: dict[str, str] = {}
+    names = list(groups)
+    for group, listing in zip(names, _fan_out(lambda g: _list(settings, groups[g][0].resource_group), names),
+                              strict=True):
+        resolved.listings += 1
+        if isinstance(listing, NotFoundError):
+            listing = []
+        if isinstance(listing, BatchK8sError):
+            for target in groups[group]:
+                failed[target.key] = f"could not read the tags (for a hold): {listing.message}"
+            continue
+        found = {ScaleSetTarget(i.ref.resource_group, i.ref.name).key: dict(i.tags) for i in listing}
+        for target in groups[group]:
+            resolved.tags[target.key] = found.get(target.key, {})
+    return failed
+
+
+# --- the tick --------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What the tick did for one target, for the report and the log."""
+
+    decision: Decision
+    result: str  # applied, skipped, failed, up-to-date, idle, in-progress, waiting-retry, lost-race, dry-run
+    reason: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        decision = self.decision
+        body: dict[str, Any] = {"key": decision.target.key, "target": decision.target.to_dict(),
+                                "result": self.result}
+        if decision.firing:
+            body["firing"] = decision.firing.to_dict()
+        for name, value in (("reason", self.reason), ("detail", self.detail)):
+            if value:
+                body[name] = value
+        if decision.missed_total:
+            body["missed"] = decision.missed_total
+        return body
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    dry_run: bool
+    document: dict[str, Any]
+    outcomes: list[Outcome]
+    errors: list[dict[str, Any]]
+    requests: dict[str, int]
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for outcome in self.outcomes:
+            counts[outcome.result] = counts.get(outcome.result, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"now": self.now.isoformat(), "dryRun": self.dry_run, "document": self.document,
+                "counts": self.counts(), "targets": [outcome.to_dict() for outcome in self.outcomes],
+                "errors": self.errors, "requests": self.requests}
+
+
+def history_entry(now: datetime, firing: Firing, result: str, reason: str | None = None,
+                  detail: str | None = None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"at": now.isoformat(), "firing": firing.utc.isoformat(), "local": firing.at.isoformat(),
+                             "rule": firing.rule.name, **firing.rule.effect.to_dict(), "result": result}
+    if reason:
+        entry["reason"] = reason
+    if detail:
+        entry["detail"] = detail
+    return entry
+
+
+def _missed_entries(decision: Decision, now: datetime) -> list[dict[str, Any]]:
+    entries = [history_entry(now, firing, "skipped", "missed", "superseded by a newer firing (catch-up)")
+               for firing in decision.missed]
+    unlisted = decision.missed_total - len(decision.missed)
+    if unlisted > 0 and decision.missed:
+        entries.insert(0, {**history_entry(now, decision.missed[0], "skipped", "missed"),
+                           "detail": f"{unlisted} older missed firing(s) not listed", "count": unlisted})
+    return entries
+
+
+def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool = False,
+              document_text: str | None = None) -> TickReport:
+    """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    document = load_document(settings, now, document_text)
+    store = StateStore(settings)
+    resolved = resolve_targets(settings, document)
+    stored = store.load_all()
+    latest = latest_by_rule(document.rules, now)
+    blank = {key: Stored(key, TargetState(), target.to_dict()) for key, target in resolved.targets.items()}
+    decisions = [decide(target, resolved.rules[key], latest, stored.get(key, blank[key]).state, now)
+                 for key, target in resolved.targets.items()]
+    due = [d for d in decisions if d.kind == "due"]
+    tag_errors = _fill_tags(settings, resolved, [d.target for d in due if isinstance(d.target, ScaleSetTarget)])
+    tick = _Tick(settings, store, now, dry_run, {key: stored.get(key, blank[key]) for key in resolved.targets},
+                 resolved, tag_errors, document)
+    outcomes = {d.target.key: Outcome(d, d.kind) for d in decisions if d.kind != "due"}
+    outcomes.update(tick.run(due))
+    report = TickReport(now, dry_run, document.summary(), [outcomes[d.target.key] for d in decisions],
+                        resolved.errors, {**store.requests, "armListings": resolved.listings})
+    _log(report)
+    return report
+
+
+class _Tick:
+    """The effectful part of a tick over the due decisions."""
+
+    def __init__(self, settings: Settings, store: StateStore, now: datetime, dry_run: bool,
+                 stored: dict[str, Stored], resolved: Resolved, tag_errors: dict[str, str], document: Document):
+        self.settings, self.store, self.now, self.dry_run = settings, store, now, dry_run
+        self.stored, self.resolved, self.tag_errors, self.document = stored, resolved, tag_errors, document
+
+    def run(self, due: list[Decision]) -> dict[str, Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        acting: list[Decision] = []
+        closing: list[tuple[Decision, Outcome]] = []
+        preset: dict[str, Outcome] = {}  # failed before acting: recorded like any failure, with retry
+        for decision in due:
+            key = decision.target.key
+            hold = active_hold(decision.target, self.resolved.tags.get(key), self.document.holds, self.now)
+            if key in self.tag_errors:
+                preset[key] = Outcome(decision, "failed", "tags-unreadable", self.tag_errors[key])
+                acting.append(decision)
+            elif hold is not None:
+                closing.append((decision, Outcome(decision, "skipped", "hold", hold.describe())))
+            elif decision.conflict:
+                effects = " vs ".join(sorted(effect.describe() for effect in decision.effects))
+                rules = ", ".join(f"'{f.rule.name}'" for f in decision.firings)
+                closing.append((decision, Outcome(decision, "failed", "conflict",
+                                                  f"rules {rules} fire together with different actions ({effects})")))
+            else:
+                acting.append(decision)
+        if self.dry_run:
+            outcomes.update({d.target.key: o for d, o in closing})
+            outcomes.update(self._act([d for d in acting if d.target.key not in preset]))
+            outcomes.update(preset)
+            return outcomes
+        outcomes.update(zip([d.target.key for d, _ in closing], _fan_out(self._close, closing), strict=True))
+        claimed = [d for d, won in zip(acting, _fan_out(self._claim, acting), strict=True) if won]
+        for decision in acting:
+            if decision not in claimed:
+                outcomes[decision.target.key] = Outcome(decision, "lost-race", "claimed-elsewhere",
+                                                        "another instance claimed this firing first")
+        results = self._act([d for d in claimed if d.target.key not in preset])
+        results.update({d.target.key: preset[d.target.key] for d in claimed if d.target.key in preset})
+        outcomes.update(results)
+        _fan_out(lambda d: self._finish(d, results[d.target.key]), claimed)
+        return outcomes
+
+    # -- state writes --------------------------------------------------------------------------
+
+    def _write(self, decision: Decision, state: TargetState) -> bool:
+        key = decision.target.key
+        try:
+            self.stored[key] = self.store.write(self.stored[key], state, self.now)
+            return True
+        except ConflictError:
+            return False
+
+    def _base(self, decision: Decision) -> TargetState:
+        """The next state for this firing, carrying history (plus the missed firings, on a new firing)."""
+        firing = decision.firing
+        assert firing is not None
+        previous = decision.state
+        history = previous.history if decision.retry else previous.history + tuple(_missed_entries(decision, self.now))
+        return TargetState(firing=firing.utc, status=STATUS_DONE, rule=firing.rule.name,
+                           action=firing.rule.effect.action, attempts=previous.attempts if decision.retry else 0,
+                           history=history)
+
+    def _close(self, item: tuple[Decision, Outcome]) -> Outcome:
+        decision, outcome = item
+        assert decision.firing is not None
+        entry = history_entry(self.now, decision.firing, outcome.result, outcome.reason, outcome.detail)
+        base = self._base(decision)
+        if not self._write(decision, replace(base, history=(*base.history, entry))):
+            return Outcome(decision, "lost-race", "claimed-elsewhere", "another instance recorded this firing first")
+        return outcome
+
+    def _claim(self, decision: Decision) -> bool:
+        base = self._base(decision)
+        return self._write(decision, replace(base, status=STATUS_CLAIMED, attempts=base.attempts + 1,
+                                             claimed_by=instance_id(), claimed_at=self.now))
+
+    def _finish(self, decision: Decision, outcome: Outcome) -> None:
+        assert decision.firing is not None
+        current = self.stored[decision.target.key].state
+        entry = history_entry(self.now, decision.firing, outcome.result, outcome.reason, outcome.detail)
+        state = replace(current, status=STATUS_DONE, claimed_by=None, claimed_at=None, retry_at=None,
+                        history=(*current.history, entry))
+        if outcome.result == "failed":
+            retry = retry_after(current.attempts, self.now)
+            entry["attempt"] = current.attempts
+            if retry is None:
+                entry["detail"] = f"{outcome.detail or ''} (attempt {current.attempts} of {MAX_ATTEMPTS}; " \
+                                  "left for the next firing)".lstrip()
+            state = replace(state, status=STATUS_FAILED, retry_at=retry)
+        if not self._write(decision, state):
+            log.warning("%s: the outcome of firing %s could not be recorded: the state changed meanwhile",
+                        decision.target.label, decision.firing.utc.isoformat())
+
+    # -- acting --------------------------------------------------------------------------------
+
+    def _act(self, decisions: list[Decision]) -> dict[str, Outcome]:
+        groups: dict[str, list[Decision]] = {}
+        for decision in decisions:
+            effect = decision.firings[0].rule.effect
+            kind = "pool" if isinstance(decision.target, PoolTarget) else effect.action
+            groups.setdefault(kind, []).append(decision)
+        outcomes: dict[str, Outcome] = {}
+        work = [(kind, group) for kind, group in groups.items()]
+        for results in _fan_out(lambda item: self._act_group(*item), work):
+            outcomes.update(results)
+        return outcomes
+
+    def _act_group(self, kind: str, decisions: list[Decision]) -> dict[str, Outcome]:
+        if kind == "pool":
+            return dict(zip([d.target.key for d in decisions], _fan_out(self._resize, decisions), strict=True))
+        return self._scale_sets(kind, decisions)
+
+    def _scale_sets(self, action: str, decisions: list[Decision]) -> dict[str, Outcome]:
+        from batchk8s.vmss import ScaleSetRef, apply_action
+
+        refs = [ScaleSetRef(d.target.resource_group, d.target.name) for d in decisions
+                if isinstance(d.target, ScaleSetTarget)]
+        try:
+            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run)
+        except BatchK8sError as error:
+            return {d.target.key: Outcome(d, "failed", error.code, error.message) for d in decisions}
+        outcomes = {}
+        for decision, report in zip(decisions, reports, strict=True):
+            warnings = "; ".join(report.warnings) or None
+            if report.outcome in ("accepted", "completed"):
+                outcomes[decision.target.key] = Outcome(decision, "applied", report.outcome, warnings)
+            elif report.outcome == "nothing-to-do":
+                outcomes[decision.target.key] = Outcome(decision, "skipped", "already-in-state",
+                                                        f"every instance is already {ALREADY[action]}")
+            elif report.outcome == "dry-run":
+                outcomes[decision.target.key] = Outcome(decision, "dry-run", f"would-{action}", warnings)
+            else:
+                message = (report.error or {}).get("message") or report.outcome
+                outcomes[decision.target.key] = Outcome(decision, "failed", report.outcome, message)
+        return outcomes
+
+    def _resize(self, decision: Decision) -> Outcome:
+        effect = decision.firings[0].rule.effect
+        target = decision.target
+        assert isinstance(target, PoolTarget)
+        if self.dry_run:
+            return Outcome(decision, "dry-run", "would-resize", effect.describe())
+        try:
+            changed = _resize_pool(self.settings, target.pool_id, effect.dedicated or 0, effect.spot or 0)
+        except BatchK8sError as error:
+            return Outcome(decision, "failed", error.code, error.message)
+        if not changed:
+            return Outcome(decision, "skipped", "already-in-state",
+                           f"pool already targets {effect.dedicated} dedicated + {effect.spot} spot nodes")
+        return Outcome(decision, "applied", "resize", effect.describe())
+
+
+def _resize_pool(settings: Settings, pool_id: str, dedicated: int, spot: int) -> bool:
+    """Resize through the Batch engine unless the pool already targets these counts and is steady
+    (then False: one GET instead of a resize that Batch would refuse while another is running)."""
+    from batchk8s.batch.client import batch_client, call
+    from batchk8s.batch.pools import resize_pool
+
+    pool = call(f"pool {pool_id}", batch_client(settings).get_pool, pool_id)
+    targets = (pool.target_dedicated_nodes or 0, pool.target_low_priority_nodes or 0)
+    if targets == (dedicated, spot) and str(pool.allocation_state).lower().endswith("steady"):
+        return False
+    resize_pool(settings, pool_id, {"dedicatedNodes": dedicated, "spotNodes": spot})
+    return True
+
+
+def _log(report: TickReport) -> None:
+    counts = ", ".join(f"{number} {result}" for result, number in sorted(report.counts().items())) or "no targets"
+    log.info("schedules tick at %s%s: %s", report.now.isoformat(), " (dry run)" if report.dry_run else "", counts)
+    for outcome in report.outcomes:
+        if outcome.result in ("applied", "skipped", "failed", "dry-run"):
+            firing = outcome.decision.firing
+            when = f" (firing {firing.utc.isoformat()}, rule '{firing.rule.name}')" if firing else ""
+            level = logging.WARNING if outcome.result == "failed" else logging.INFO
+            log.log(level, "%s: %s %s%s%s", outcome.decision.target.label, outcome.result, outcome.reason or "",
+                    when, f": {outcome.detail}" if outcome.detail else "")
+    for error in report.errors:
+        log.warning("tag selection in %s failed: %s", error["scope"], error["message"])
