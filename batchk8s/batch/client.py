@@ -1,0 +1,77 @@
+"""The BatchClient for the app's settings, with a retry policy that fits how the app uses Batch.
+
+azure-core never retries a POST answered 429 without Retry-After, nor a POST whose connection
+dropped: it cannot know the POST is safe to send again. Every POST this app sends is: tasks are
+added under fixed ids (a resent task comes back TaskExists, which `create_tasks` counts as added),
+pools and jobs are create-or-reuse (PoolExists/JobExists lead to a comparison, not a duplicate),
+and a resize to the same target is the same resize. So the app's client retries POST like GET,
+with exponential backoff, and still honours Retry-After when the service sends it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from azure.batch import BatchClient
+
+    from batchk8s.settings import Settings
+
+RETRY_TOTAL = 6
+BACKOFF_FACTOR = 0.5
+BACKOFF_MAX = 20
+
+_clients: dict[tuple[Any, ...], BatchClient] = {}
+_lock = threading.Lock()
+
+
+def _retry_policy() -> Any:
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class BatchRetryPolicy(RetryPolicy):
+        """RetryPolicy that also retries POST (see the module docstring for why that is safe here)."""
+
+        def __init__(self, **kwargs: Any):
+            super().__init__(**kwargs)
+            self._method_whitelist = frozenset(self._method_whitelist | {"POST"})
+
+    return BatchRetryPolicy(retry_total=RETRY_TOTAL, retry_backoff_factor=BACKOFF_FACTOR,
+                            retry_backoff_max=BACKOFF_MAX)
+
+
+def batch_client(settings: Settings) -> BatchClient:
+    """One BatchClient per account and identity, so its connection pool and token are reused."""
+    settings.require("batch")
+    from batchk8s.credentials import get_credential
+
+    credential = get_credential(settings)
+    key = (settings.batch_account_url, id(credential))
+    with _lock:
+        client = _clients.get(key)
+        if client is None:
+            from azure.batch import BatchClient
+
+            client = _clients[key] = BatchClient(settings.batch_account_url, credential,
+                                                 retry_policy=_retry_policy())
+    return client
+
+
+def clear_cache() -> None:
+    """Forget cached clients (settings changed, e.g. between tests)."""
+    with _lock:
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+
+
+def call(what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one SDK call, translating azure-core errors into ours (naming `what`)."""
+    from azure.core.exceptions import AzureError
+
+    from batchk8s.errors import from_azure
+
+    try:
+        return operation(*args, **kwargs)
+    except AzureError as exc:
+        raise from_azure(exc, what) from None

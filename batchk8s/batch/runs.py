@@ -1,0 +1,82 @@
+"""Running a workflow: its tasks as one Batch job on a pool, then (optionally) watching it.
+
+A run is create-or-reuse all the way down: the job is reused when it exists on the same pool, and
+tasks that already exist are left alone, so repeating a request after a timeout finishes the run
+instead of failing or doubling it.
+"""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+from typing import Any
+
+from batchk8s.batch import jobs
+from batchk8s.batch.client import batch_client, call
+from batchk8s.batch.polling import Waiter
+from batchk8s.batch.tasks import TaskSpec, check_task_specs, task_document, to_task_options
+from batchk8s.errors import InputError
+from batchk8s.settings import BATCH_ID, Settings
+from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
+
+RUN_FIELDS = ("poolId", "jobId")
+PLACEHOLDER_SAS = "<placeholder: read+list SAS for container {container}>"
+
+
+def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
+               now: datetime | None = None) -> tuple[Workflow, WorkflowContext]:
+    """The workflow (404 when unknown) and validated pool/job ids (job defaults to '<name>-<UTC time>')."""
+    workflow = get_workflow(name)
+    body = dict(body or {})
+    problems = [{"field": key, "message": f"unknown field; expected {' and/or '.join(RUN_FIELDS)}"}
+                for key in sorted(set(body) - set(RUN_FIELDS))]
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    pool_id = body.get("poolId") or settings.pool_id
+    job_id = body.get("jobId") or f"{name}-{stamp}"
+    for field_name, value in (("poolId", pool_id), ("jobId", job_id)):
+        if not isinstance(value, str) or not BATCH_ID.match(value):
+            problems.append({"field": field_name, "message": "must be 1-64 letters, digits, '-' or '_'"})
+    if problems:
+        raise InputError.from_problems(problems, "invalid workflow run")
+    return workflow, WorkflowContext(pool_id=pool_id, job_id=job_id)
+
+
+def workflow_tasks(settings: Settings, workflow: Workflow, context: WorkflowContext) -> list[TaskSpec]:
+    specs = list(workflow.build(settings, context))
+    check_task_specs(specs)
+    return specs
+
+
+def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = None, *, wait: bool = False,
+                 timeout: float = 3600, waiter: Waiter | None = None) -> dict[str, Any]:
+    """Create (or reuse) the job on the pool and add the workflow's tasks; with `wait`, monitor it."""
+    from batchk8s import storage
+
+    settings.require("batch")
+    workflow, context = run_target(settings, name, body)
+    specs = workflow_tasks(settings, workflow, context)
+    call(f"pool {context.pool_id}", batch_client(settings).get_pool, context.pool_id)  # 404 before any change
+
+    @functools.cache
+    def container_url(container: str) -> str:
+        return storage.container_sas_url(settings, container, permission="rl")
+
+    options = [to_task_options(spec, container_url) for spec in specs]
+    created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}")
+    added = jobs.add_tasks(settings, context.job_id, options)
+    result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
+                              "jobCreated": created, "tasks": [spec.id for spec in specs], **added}
+    if wait:
+        result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter)
+    return result
+
+
+def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = None,
+                now: datetime | None = None) -> dict[str, Any]:
+    """The job and task requests a run would send, with placeholder SAS URLs (for `plan`)."""
+    workflow, context = run_target(settings, name, body, now)
+    specs = workflow_tasks(settings, workflow, context)
+    placeholder = lambda container: PLACEHOLDER_SAS.format(container=container)  # noqa: E731
+    return {"workflow": name,
+            "job": jobs.job_spec(context.job_id, context.pool_id, f"workflow {name}").as_dict(),
+            "tasks": [task_document(spec, placeholder) for spec in specs]}
