@@ -238,7 +238,7 @@ def test_container_sas_lists_and_its_permissions_are_enforced(uploaded: Settings
 def test_sas_stops_working_after_expiry(uploaded: Settings):
     url = storage.blob_sas_url(uploaded, uploaded.tesk_container, "hello.json", expires_in=timedelta(seconds=2))
     assert requests.get(url, timeout=10).status_code == 200
-    time.sleep(3.2)
+    time.sleep(2.5)
     assert requests.get(url, timeout=10).status_code == 403
 
 
