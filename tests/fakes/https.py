@@ -134,6 +134,9 @@ class FakeService:
 
             def get_request(self) -> tuple[socket.socket, Any]:
                 sock, address = self.socket.accept()
+                # Headers and body go out in separate writes: without NODELAY, Nagle plus the client's
+                # delayed ACK adds ~40 ms to every keep-alive response.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with service._lock:
                     service.connections += 1
                 return service.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
