@@ -21,6 +21,7 @@ from batchk8s.errors import BatchK8sError, InputError
 
 COMMAND_MODULES = (
     "batchk8s.commands.artifacts",
+    "batchk8s.commands.batch",
     "batchk8s.commands.config",
     "batchk8s.commands.plan",
     "batchk8s.commands.schedule",

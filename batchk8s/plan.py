@@ -18,6 +18,8 @@ SECTIONS = (
     "batchk8s.plan:settings_section",
     "batchk8s.plan:vmss_schedule_section",
     "batchk8s.schedules.plan_section:schedules_section",
+    "batchk8s.batch.plan_section:pool_section",
+    "batchk8s.batch.plan_section:workflows_section",
 )
 
 

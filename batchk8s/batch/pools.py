@@ -34,7 +34,7 @@ START_TASK_RETRIES = 3
 MAX_NODES = 1000
 STDERR_NODES = 32  # start-task stderr tails fetched per status call (failed nodes first)
 OVERRIDE_FIELDS = ("id", "vmSize", "dedicatedNodes", "spotNodes", "imageId", "nodeAgentSkuId", "metadata")
-PLACEHOLDER = "<placeholder: SAS issued at create time>"
+SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
 
 
 @dataclass(frozen=True)
@@ -478,6 +478,18 @@ def planned_pool(settings: Settings, overrides: dict[str, Any] | None = None) ->
     sku = request.node_agent_sku_id or "<resolved from the account's supported images>"
     cluster = f"<placeholder: SAS for container {cluster_container(request.id)}>" \
         if settings.k8s_node_role == "auto" else None
-    spec = build_pool_spec(settings, request, start_task_url=PLACEHOLDER, cluster_sas_url=cluster,
+    spec = build_pool_spec(settings, request, start_task_url=_planned_blob_url(settings), cluster_sas_url=cluster,
                            node_agent_sku=sku)
     return redacted(spec.as_dict())
+
+
+def _planned_blob_url(settings: Settings) -> str:
+    """The bootstrap blob's URL (no network: the client only formats it) with a marked SAS placeholder."""
+    from batchk8s import storage
+    from batchk8s.errors import BatchK8sError
+
+    try:
+        url = storage.blob_url(settings, settings.app_container, BOOTSTRAP_BLOB)
+    except BatchK8sError:
+        url = f"<storage account>/{settings.app_container}/{BOOTSTRAP_BLOB}"
+    return f"{url}?{SAS_PLACEHOLDER}"

@@ -1,0 +1,69 @@
+"""`plan` sections: the create-pool request and each workflow's job and task requests, offline.
+
+Built with the same pure builders the services use, so the plan is what would be sent; SAS URLs
+and the node agent SKU (which need Storage and Batch) are shown as marked placeholders.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from batchk8s.errors import BatchK8sError
+from batchk8s.plan import Section
+from batchk8s.settings import Settings
+
+
+def pool_section(settings: Settings, **_: Any) -> Section:
+    from batchk8s.batch.pools import planned_pool
+
+    try:
+        spec = planned_pool(settings)
+    except BatchK8sError as error:
+        return Section("batch pool", error.to_dict(), [f"PROBLEM {error.message}"])
+    vm = spec["virtualMachineConfiguration"]
+    image = vm["imageReference"].get("virtualMachineImageId") or "/".join(
+        vm["imageReference"][k] for k in ("publisher", "offer", "sku", "version"))
+    start = spec["startTask"]
+    env = ", ".join(f"{e['name']}={e['value']}" for e in start.get("environmentSettings") or [])
+    lines = [f"create pool {spec['id']} ({spec['vmSize']}, {spec['targetDedicatedNodes']} dedicated, "
+             f"{spec['targetLowPriorityNodes']} spot) on {batch_target(settings)}",
+             f"  image {image}, node agent {vm['nodeAgentSKUId']}",
+             f"  start task (admin auto-user, retried {start['maxTaskRetryCount']}x, wait for success): "
+             f"{start['commandLine']}",
+             f"  bootstrap {start['resourceFiles'][0]['httpUrl']}", f"  env {env}"]
+    if spec.get("userAccounts"):
+        lines.append(f"  login user {spec['userAccounts'][0]['name']} ({spec['userAccounts'][0]['elevationLevel']})")
+    if vm.get("containerConfiguration"):
+        registries = vm["containerConfiguration"]["containerRegistries"]
+        lines.append(f"  container registry {registries[0]['registryServer']}")
+    return Section("batch pool", spec, lines)
+
+
+def batch_target(settings: Settings) -> str:
+    return settings.batch_account_url or "(AZURE_BATCH_ACCOUNT_URL not set)"
+
+
+def workflows_section(settings: Settings, *, now: datetime, **_: Any) -> Section:
+    from batchk8s.batch.runs import planned_run
+    from batchk8s.workflows import workflows
+
+    data = []
+    lines = []
+    for workflow in workflows():
+        try:
+            run = planned_run(settings, workflow.name, None, now)
+        except BatchK8sError as error:
+            lines.append(f"PROBLEM {workflow.name}: {error.message}")
+            continue
+        data.append(run)
+        job = run["job"]
+        lines.append(f"{workflow.name}: job {job['id']} on pool {job['poolInfo']['poolId']} "
+                     f"(task dependencies on), {len(run['tasks'])} task(s)")
+        for task in run["tasks"]:
+            after = task.get("dependsOn", {}).get("taskIds") or []
+            files = ", ".join(f"{f['blobPrefix']} from {f['storageContainerUrl']}" for f in task.get("resourceFiles")
+                              or [])
+            lines.append(f"  {task['id']}" + (f" after {', '.join(after)}" if after else "")
+                         + (f"; files {files}" if files else ""))
+    return Section("workflows", data, lines)
