@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "batchk8s.commands.plan",
     "batchk8s.commands.schedule",
     "batchk8s.commands.schedules",
+    "batchk8s.commands.tes",
     "batchk8s.commands.vmss",
 )
 

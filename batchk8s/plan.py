@@ -20,6 +20,7 @@ SECTIONS = (
     "batchk8s.schedules.plan_section:schedules_section",
     "batchk8s.batch.plan_section:pool_section",
     "batchk8s.batch.plan_section:workflows_section",
+    "batchk8s.tes.plan_section:tes_section",
 )
 
 

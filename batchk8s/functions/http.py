@@ -66,6 +66,8 @@ def read_json(req: func.HttpRequest, *, required: bool = False) -> dict[str, Any
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError.for_field("body", f"malformed JSON ({exc})") from None
+    except RecursionError:  # a 1 MiB body can nest arrays deeper than the parser's stack
+        raise InputError.for_field("body", "JSON nested too deeply") from None
     if not isinstance(document, dict):
         raise InputError.for_field("body", "must be a JSON object")
     return document
@@ -82,6 +84,16 @@ def int_param(req: func.HttpRequest, name: str, default: int, low: int, high: in
     if not low <= value <= high:
         raise InputError.for_field(name, f"must be a whole number from {low} to {high}")
     return value
+
+
+def query_values(req: func.HttpRequest, name: str) -> list[str]:
+    """Every value of a repeatable query parameter (`req.params` keeps only one)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    values = parse_qs(urlsplit(req.url).query, keep_blank_values=True).get(name)
+    if values is not None:
+        return values
+    return [req.params[name]] if name in req.params else []
 
 
 def base_url(req: func.HttpRequest) -> str:
