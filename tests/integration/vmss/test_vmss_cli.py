@@ -1,0 +1,96 @@
+"""`python -m batchk8s vmss ...` and `schedule next` through batchk8s.cli.main."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+
+from batchk8s.cli import main
+from tests.fakes.arm import FakeARM
+from tests.integration.vmss.conftest import RG
+
+
+def test_vmss_status_and_start(arm: FakeARM, app_env: Callable[..., None], capsys: pytest.CaptureFixture[str]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated", "1": "running"})
+    app_env()
+
+    assert main(["vmss", "status"]) == 0
+    status = capsys.readouterr().out
+    assert main(["vmss", "start", "--wait", "10", "--json"]) == 0
+    started = json.loads(capsys.readouterr().out)
+
+    assert status.splitlines() == [f"{RG}/vmss-a: reported; 1 deallocated, 1 running",
+                                   "     0  deallocated", "     1  running"]
+    assert started["targets"][0]["outcome"] == "completed"
+    assert arm.states(RG, "vmss-a") == {"0": "running", "1": "running"}
+
+
+def test_vmss_dry_run_by_name(arm: FakeARM, app_env: Callable[..., None], capsys: pytest.CaptureFixture[str]):
+    arm.add_scale_set(RG, "vmss-b", {"0": "running"})
+    arm.add_scale_set(RG, "vmss-c", {"0": "deallocated"})
+    app_env()
+
+    code = main(["vmss", "deallocate", "--name", "vmss-b", "--name", "vmss-c", "--dry-run"])
+
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0] == f"deallocate {RG}/vmss-b: dry-run; 1 would-deallocate"
+    assert out[2] == f"deallocate {RG}/vmss-c: nothing-to-do; 1 skipped"
+    assert arm.count("POST") == 0
+
+
+def test_vmss_exit_codes(arm: FakeARM, app_env: Callable[..., None], capsys: pytest.CaptureFixture[str]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    arm.add_scale_set(RG, "vmss-b", {"0": "deallocated"})
+    arm.inject(method="POST", path="/vmss-b/start$", status=409, body={"error": {
+        "code": "OperationNotAllowed", "message": "not now"}})
+    app_env("vmss-a,vmss-b")
+
+    assert main(["vmss", "start"]) == 3  # one target failed upstream
+    assert main(["vmss", "status", "--name", "vmss-gone"]) == 2  # unknown scale set: the caller's input
+    assert main(["vmss", "start", "--name", "bad name"]) == 2
+    assert main(["vmss", "start", "--wait", "500"]) == 2
+    err = capsys.readouterr().err
+    assert "--name: not valid scale set names: 'bad name'" in err
+    assert "--wait" in err
+    assert "Traceback" not in err
+
+
+def test_vmss_without_configuration_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RES_GROUP_NAME", "AZURE_VMSS_NAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    assert main(["vmss", "status"]) == 2
+    err = capsys.readouterr().err
+    assert "AZURE_SUBSCRIPTION_ID" in err and "AZURE_VMSS_NAME" in err
+
+
+def test_schedule_next(capsys: pytest.CaptureFixture[str]):
+    code = main(["schedule", "next", "0 30 7 * * Mon-Fri", "--after", "2026-03-27T00:00", "--count", "3",
+                 "--tz", "Europe/Berlin"])
+
+    assert code == 0
+    # 29 March 2026: Berlin moves to summer time between the Friday and the Monday firing.
+    assert capsys.readouterr().out.splitlines() == [
+        "2026-03-27T07:30:00+01:00", "2026-03-30T07:30:00+02:00", "2026-03-31T07:30:00+02:00"]
+
+
+def test_schedule_next_json_in_utc(capsys: pytest.CaptureFixture[str]):
+    assert main(["schedule", "next", "*/20 * * * * *", "--after", "2026-01-01T00:00:00Z", "--count", "2",
+                 "--tz", "UTC", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["firings"] == ["2026-01-01T00:00:20+00:00", "2026-01-01T00:00:40+00:00"]
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["schedule", "next", "0 61 * * * *"], "EXPR (minute)"),
+    (["schedule", "next", "0 0 * * * * *"], "EXPR (expression)"),
+    (["schedule", "next", "0 0 * * *", "--tz", "Mars/Olympus"], "--tz"),
+    (["schedule", "next", "0 0 * * *", "--after", "yesterday"], "--after"),
+])
+def test_schedule_next_bad_input_exits_2_naming_it(argv: list[str], named: str,
+                                                    capsys: pytest.CaptureFixture[str]):
+    assert main(argv) == 2
+    assert f"  - {named}:" in capsys.readouterr().err
