@@ -189,20 +189,24 @@ class TesClient:
         and a long one costs one request per `max_interval` (a 120 s task: 15 requests, seen within
         10 s of ending). Raises TaskWaitTimeout, carrying the last view, after `timeout` seconds.
         """
-        deadline = self.clock() + timeout
-        interval = first_interval
-        while True:
-            task = self.get(task_id, view)
+        from batchk8s.batch.polling import Backoff, Waiter
+
+        last: dict[str, Any] = {}
+
+        def probe() -> tuple[bool, dict[str, Any]]:
+            task = last["task"] = self.get(task_id, view)
             if on_poll:
                 on_poll(task)
-            state = task.get("state") or "UNKNOWN"
-            if state in TERMINAL_STATES:
-                return task
-            remaining = deadline - self.clock()
-            if remaining <= 0:
-                raise TaskWaitTimeout(f"TES task {task_id} is still {state} after {timeout:g} s", task)
-            self.sleep(min(interval, remaining))
-            interval = min(interval * 2, max_interval)
+            return (task.get("state") or "UNKNOWN") in TERMINAL_STATES, task
+
+        waiter = Waiter(Backoff(first_interval, 2.0, max_interval), self.clock, self.sleep)
+        try:
+            return waiter.until(probe, timeout, f"TES task {task_id}")
+        except UpstreamTimeoutError as error:
+            if error.code != "Timeout" or "task" not in last:  # TES itself too slow: not the task's fault
+                raise
+            state = last["task"].get("state") or "UNKNOWN"
+            raise TaskWaitTimeout(f"TES task {task_id} is still {state} after {timeout:g} s", last["task"]) from None
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -1,0 +1,210 @@
+"""The relay transport end to end: real BatchClient -> fake Batch, whose task runs the relay's real
+command line (bash + curl) against a NodePort on localhost that forwards to the fake TES.
+
+The fake Batch "runs" a task by executing its command line here with its environment, so the
+quoting, the base64 body and the stdout protocol are exercised as a node would run them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shlex
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+from azure.batch import models as m
+
+from batchk8s.batch import client as batch_client_module
+from batchk8s.batch.polling import Backoff, Waiter
+from batchk8s.errors import InputError, NotFoundError, PayloadTooLargeError, UpstreamError
+from batchk8s.settings import Settings, load_settings
+from batchk8s.tes import TesClient, load_sample
+from batchk8s.tes.relay import RELAY_JOB, SCRIPT, RelayTransport, parse_output
+from batchk8s.tes.transports import TimedOut, Unreachable
+from tests.fakes.aad import FakeAAD
+from tests.fakes.batch import FakeBatch, FakeClock, TaskOutcome
+from tests.fakes.tes import FakeTES
+
+
+class NodePort:
+    """Plain HTTP on 127.0.0.1:<30000-32767>, forwarded to the fake TES (what kube-proxy does for TESK)."""
+
+    def __init__(self, target: str):
+        forward_to = target
+
+        class Forward(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                answer = requests.request(self.command, forward_to + self.path, data=body or None,
+                                          headers={"Content-Type": "application/json"} if body else {}, timeout=10)
+                self.send_response(answer.status_code)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = _forward
+
+        for port in range(31000, 32767):
+            try:
+                self.server = ThreadingHTTPServer(("127.0.0.1", port), Forward)
+                break
+            except OSError:
+                continue
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _closed_port() -> int:
+    """A port in the NodePort range where nothing listens."""
+    for port in range(30000, 31000):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    raise AssertionError("every port from 30000 to 30999 is in use")
+
+
+def run_on_node(spec: dict[str, Any]) -> TaskOutcome:
+    """Execute a Batch task's command line as a node would: no shell around it, its environment set."""
+    env = {"PATH": os.environ["PATH"], **{s["name"]: s["value"] for s in spec.get("environmentSettings") or []}}
+    done = subprocess.run(shlex.split(spec["commandLine"]), env=env, capture_output=True, text=True, timeout=30)
+    return TaskOutcome(seconds=2.0, exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(speed=0)
+
+
+@pytest.fixture
+def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[str, Any]]:
+    aad = fake_service(FakeAAD)
+    batch = fake_service(FakeBatch, aad=aad, clock=clock)
+    tes = fake_service(FakeTES, clock=clock)
+    node_port = NodePort(tes.url)
+    ran: dict[str, TaskOutcome] = {}
+
+    def outcome_for(spec: dict[str, Any]) -> TaskOutcome:
+        if spec["id"] not in ran:  # the fake asks on every read; a node runs a task once
+            ran[spec["id"]] = run_on_node(spec)
+        return ran[spec["id"]]
+
+    batch.outcome_for = outcome_for
+    settings = load_settings({
+        "AZURE_AD_TENANT_ID": aad.tenant, "AZURE_AD_TOKEN_EP": aad.url, "AZURE_SP_CLIENT_ID": aad.client_id,
+        "AZURE_SP_CLIENT_SECRET": aad.client_secret, "AZURE_BATCH_ACCOUNT_URL": batch.url,
+        "AZURE_BATCH_POOL_ID": "k8s-pool", "TESK_NODEPORT": str(node_port.port)})
+    assert settings.effective_tes_transport == "relay" and not settings.problems
+    sdk = batch_client_module.batch_client(settings)
+    vm = m.VirtualMachineConfiguration(
+        image_reference=m.BatchVmImageReference(publisher="canonical", offer="ubuntu-24_04-lts", sku="server",
+                                                version="latest"), node_agent_sku_id="batch.node.ubuntu 24.04")
+    sdk.create_pool(m.BatchPoolCreateOptions(id="k8s-pool", vm_size="standard_d2_v3", target_dedicated_nodes=1,
+                                             virtual_machine_configuration=vm))
+    clock.advance(600)
+    transport = RelayTransport(settings, waiter=Waiter(Backoff(0.5, 2.0, 5.0), clock.now, clock.advance))
+    client = TesClient(transport, clock=clock.now, sleep=clock.advance)
+    yield {"batch": batch, "tes": tes, "client": client, "settings": settings, "ran": ran, "clock": clock}
+    node_port.stop()
+    batch_client_module.clear_cache()
+
+
+def test_every_call_goes_through_a_batch_task_and_comes_back(world: dict[str, Any]) -> None:
+    client, tes, batch = world["client"], world["tes"], world["batch"]
+    assert client.service_info()["type"]["artifact"] == "tes" and client.version == "1.1"
+    hello = load_sample("hello")
+    hello["tags"]["fake-seconds"] = "600"  # still running when the cancel arrives
+    task_id = client.create(hello)
+    assert tes.tasks[task_id]["doc"] == hello  # the body crossed base64, env and curl intact
+    assert client.get(task_id, "FULL")["executors"] == hello["executors"]
+    assert [t["id"] for t in client.iter_tasks(name_prefix="hel")] == [task_id]
+    client.cancel(task_id)
+    assert client.wait(task_id, timeout=120)["state"] == "CANCELED"
+    job = batch.jobs[RELAY_JOB.lower()]
+    assert job["spec"]["poolInfo"]["poolId"] == "k8s-pool"
+    assert len(world["ran"]) >= 6
+
+
+def test_the_command_line_is_constant_and_carries_no_request_data(world: dict[str, Any]) -> None:
+    client, batch = world["client"], world["batch"]
+    secret_url = "https://acct.blob.core.windows.net/c/reads.fq?sv=2024&sig=SECRETSIGNATURE"
+    task = {"name": "x; rm -rf / $(id)", "inputs": [{"path": "/in", "url": secret_url}],
+            "executors": [{"image": "alpine", "command": ["sh", "-c", "echo '\"quoted\"' $HOME `id`"]}]}
+    task_id = client.create(task)
+    assert world["tes"].tasks[task_id]["doc"] == task
+    specs = [t["spec"] for t in batch.jobs[RELAY_JOB.lower()]["tasks"].values()]
+    assert {spec["commandLine"] for spec in specs} == {"/bin/bash -c " + shlex.quote(SCRIPT)}
+    assert all("userIdentity" not in spec or not spec["userIdentity"] for spec in specs)  # not admin
+    assert all("SECRETSIGNATURE" not in spec["commandLine"] and "SECRETSIGNATURE" not in spec.get("displayName", "")
+               for spec in specs)
+
+
+def test_tes_errors_cross_the_relay_with_their_status(world: dict[str, Any]) -> None:
+    client, tes = world["client"], world["tes"]
+    with pytest.raises(NotFoundError):
+        client.get("task-unknown")
+    client.service_info()
+    tes.inject(method="GET", path=r"/tasks$", status=503, times=10)
+    with pytest.raises(UpstreamError) as caught:
+        client.list()
+    assert caught.value.upstream_status == 503 and tes.count("GET", r"/tasks$") == 4
+    with pytest.raises(InputError):
+        client.create({"executors": []})
+
+
+def test_nothing_on_the_node_port_is_unreachable(world: dict[str, Any]) -> None:
+    settings: Settings = world["settings"]
+    dead = RelayTransport(dataclasses.replace(settings, tesk_node_port=_closed_port()),
+                          waiter=Waiter(Backoff(0.5, 2.0, 5.0), world["clock"].now, world["clock"].advance))
+    with pytest.raises(Unreachable) as caught:
+        dead.send("GET", "/ga4gh/tes/v1/service-info", (), None, 5)
+    assert caught.value.sent is False
+
+
+def test_a_failing_relay_task_reports_its_stderr(world: dict[str, Any]) -> None:
+    world["batch"].outcome_for = lambda spec: TaskOutcome(seconds=1, exit_code=127, stderr="curl: not found\n")
+    transport = world["client"].transport
+    with pytest.raises(UpstreamError) as caught:
+        transport.send("GET", "/ga4gh/tes/v1/service-info", (), None, 5)
+    assert caught.value.code == "TesRelayFailed" and "curl: not found" in caught.value.message
+
+
+def test_oversized_bodies_are_refused_before_any_task(world: dict[str, Any]) -> None:
+    transport = world["client"].transport
+    with pytest.raises(PayloadTooLargeError):
+        transport.send("POST", "/ga4gh/tes/v1/tasks", (), {"description": "x" * 600_000}, 5)
+    assert RELAY_JOB.lower() not in world["batch"].jobs
+
+
+@pytest.mark.parametrize(("stdout", "expected"), [
+    ('{"id": "a"}\nM 200\nM-exit 0\n', (200, b'{"id": "a"}')),
+    ("\nM 404\nM-exit 0\n", (404, b"")),
+    ('{"x": "M 500"}\nM 201\nM-exit 0\n', (201, b'{"x": "M 500"}')),
+])
+def test_parse_output(stdout: str, expected: tuple[int, bytes]) -> None:
+    result = parse_output(stdout, "M")
+    assert (result.status, result.body) == expected
+
+
+@pytest.mark.parametrize(("stdout", "error"), [
+    ("\nM 000\nM-exit 7\n", Unreachable), ("\nM 000\nM-exit 28\n", TimedOut), ("\nM 000\nM-exit 52\n", Unreachable),
+    ("garbage", Unreachable),
+])
+def test_parse_output_failures(stdout: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_output(stdout, "M")
