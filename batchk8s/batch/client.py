@@ -75,3 +75,10 @@ def call(what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
         return operation(*args, **kwargs)
     except AzureError as exc:
         raise from_azure(exc, what) from None
+
+
+def text(value: Any) -> str | None:
+    """An SDK enum (or the raw string the SDK kept when it did not know the value) as lower-case text."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value)).lower()

@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, call
+from batchk8s.batch.client import batch_client, call, text
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConflictError, InputError, UpstreamError
 from batchk8s.settings import BATCH_ID, Settings
@@ -70,7 +70,7 @@ def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str 
         problems.append({"field": "poolId", "message": f"existing {existing_pool!r}, requested {pool_id!r}"})
     if not existing.uses_task_dependencies:
         problems.append({"field": "usesTaskDependencies", "message": "existing job does not use task dependencies"})
-    if str(existing.state) not in ("active",):
+    if text(existing.state) not in ("active",):
         problems.append({"field": "state", "message": f"existing job is {existing.state}, not active"})
     if problems:
         raise ConflictError(f"{what} exists and cannot be reused: "
@@ -98,18 +98,28 @@ def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTas
     try:
         result = client.create_tasks(job_id, tasks, max_concurrency=min(MAX_CONCURRENT_REQUESTS, chunks))
     except m.CreateTasksError as exc:
-        failures = [{"field": f"tasks.{r.task_id}", "message": f"{r.error.code}: {_first_line(r.error)}"}
-                    for r in exc.failure_tasks if r.error]
-        if failures:
-            codes = sorted({f["message"].split(":")[0] for f in failures})
-            raise UpstreamError(f"job {job_id}: Batch refused {len(failures)} task(s): {', '.join(codes)}",
-                                upstream_status=400, code=codes[0], details=failures) from None
+        if exc.failure_tasks:
+            raise _refused(job_id, list(exc.failure_tasks)) from None
         first = exc.errors[0] if exc.errors else exc
         raise _translated(first, f"tasks of job {job_id}") from None
     except Exception as exc:
         raise _translated(exc, f"tasks of job {job_id}") from None
-    existing = sum(1 for r in result.result_values or [] if r.error and r.error.code == "TaskExists")
-    return {"added": len(result.result_values or []) - existing, "existing": existing}
+    results = result.result_values or []
+    # Checked here too: the SDK only recognises the exact enum spelling of a per-task client error.
+    refused = [r for r in results if text(r.status) != "success" and not (r.error and r.error.code == "TaskExists")]
+    if refused:
+        raise _refused(job_id, refused)
+    existing = sum(1 for r in results if r.error and r.error.code == "TaskExists")
+    return {"added": len(results) - existing, "existing": existing}
+
+
+def _refused(job_id: str, results: list[batch_models.BatchTaskCreateResult]) -> UpstreamError:
+    failures = [{"field": f"tasks.{r.task_id}",
+                 "message": f"{r.error.code}: {_first_line(r.error)}" if r.error else text(r.status) or "refused"}
+                for r in results]
+    codes = sorted({r.error.code for r in results if r.error and r.error.code} or {"TaskNotAdded"})
+    return UpstreamError(f"job {job_id}: Batch refused {len(failures)} task(s): {', '.join(codes)}",
+                         upstream_status=400, code=codes[0], details=failures)
 
 
 def _first_line(error: batch_models.BatchError) -> str:
@@ -126,15 +136,15 @@ def list_tasks(settings: Settings, job_id: str) -> list[dict[str, Any]]:
 
 def _task_summary(task: batch_models.BatchTask) -> dict[str, Any]:
     info = task.execution_info
-    summary: dict[str, Any] = {"id": task.id, "state": str(task.state),
+    summary: dict[str, Any] = {"id": task.id, "state": text(task.state),
                                "dependsOn": list(task.depends_on.task_ids or []) if task.depends_on else []}
     if info is not None:
-        summary.update({"exitCode": info.exit_code, "result": str(info.result) if info.result else None,
+        summary.update({"exitCode": info.exit_code, "result": text(info.result),
                         "startTime": info.start_time.isoformat() if info.start_time else None,
                         "endTime": info.end_time.isoformat() if info.end_time else None,
                         "retryCount": info.retry_count})
         if info.failure_info is not None:
-            summary["failure"] = {"category": str(info.failure_info.category), "code": info.failure_info.code,
+            summary["failure"] = {"category": text(info.failure_info.category), "code": info.failure_info.code,
                                   "message": info.failure_info.message}
     if task.node_info is not None:
         summary["nodeId"] = task.node_info.node_id
@@ -191,8 +201,8 @@ def collect_outputs(settings: Settings, job_id: str, tasks: list[dict[str, Any]]
         return
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
         tails = list(pool.map(lambda item: _file_tail(settings, job_id, item[0]["id"], item[1]), chosen))
-    for (task, name), text in zip(chosen, tails, strict=True):
-        task[name.replace(".txt", "Tail")] = text
+    for (task, name), output in zip(chosen, tails, strict=True):
+        task[name.replace(".txt", "Tail")] = output
 
 
 def job_status(settings: Settings, job_id: str, *, outputs: bool = True) -> dict[str, Any]:
@@ -200,7 +210,7 @@ def job_status(settings: Settings, job_id: str, *, outputs: bool = True) -> dict
     check_id(job_id, "jobId")
     client = batch_client(settings)
     job = call(f"job {job_id}", client.get_job, job_id)
-    report = summarize(job.id, job.pool_info.pool_id if job.pool_info else None, str(job.state),
+    report = summarize(job.id, job.pool_info.pool_id if job.pool_info else None, text(job.state),
                        list_tasks(settings, job_id))
     if outputs:
         collect_outputs(settings, job_id, report["tasks"])

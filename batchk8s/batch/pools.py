@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from batchk8s.batch.client import batch_client, call
+from batchk8s.batch.client import batch_client, call, text
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
@@ -323,13 +323,13 @@ def _translated(exc: Exception, what: str) -> Exception:
 
 def _node_summary(node: batch_models.BatchNode) -> dict[str, Any]:
     info = node.start_task_info
-    summary: dict[str, Any] = {"id": node.id, "state": str(node.state), "dedicated": node.is_dedicated,
+    summary: dict[str, Any] = {"id": node.id, "state": text(node.state), "dedicated": node.is_dedicated,
                                "ipAddress": node.ip_address}
     if info is not None:
-        start: dict[str, Any] = {"state": str(info.state), "exitCode": info.exit_code,
-                                 "retryCount": info.retry_count, "result": str(info.result) if info.result else None}
+        start: dict[str, Any] = {"state": text(info.state), "exitCode": info.exit_code,
+                                 "retryCount": info.retry_count, "result": text(info.result)}
         if info.failure_info is not None:
-            start["failure"] = {"category": str(info.failure_info.category), "code": info.failure_info.code,
+            start["failure"] = {"category": text(info.failure_info.category), "code": info.failure_info.code,
                                 "message": info.failure_info.message}
         summary["startTask"] = start
     return summary
@@ -370,14 +370,14 @@ def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
     errors = [{"code": e.code, "message": e.message,
                "values": {v.name: v.value for v in e.error_values or []}} for e in pool.resize_errors or []]
     return {
-        "id": pool.id, "state": str(pool.state), "allocationState": str(pool.allocation_state),
+        "id": pool.id, "state": text(pool.state), "allocationState": text(pool.allocation_state),
         "vmSize": pool.vm_size,
         "image": redacted(vm.image_reference.as_dict()) if vm else None,
         "nodeAgentSkuId": vm.node_agent_sku_id if vm else None,
         "targetDedicatedNodes": pool.target_dedicated_nodes or 0, "targetSpotNodes": pool.target_low_priority_nodes
         or 0, "currentDedicatedNodes": pool.current_dedicated_nodes, "currentSpotNodes":
         pool.current_low_priority_nodes, "resizeErrors": errors, "nodeCounts": counts, "nodes": nodes,
-        "ready": str(pool.allocation_state) == "steady" and bool(nodes)
+        "ready": text(pool.allocation_state) == "steady" and bool(nodes)
         and all(n["state"] in ("idle", "running") for n in nodes),
         "failed": any(n["state"] in ("starttaskfailed", "unusable") for n in nodes) or bool(errors),
     }

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import unquote
 
 from tests.fakes.aad import FakeAAD
 from tests.fakes.https import FakeService, Request, Response
@@ -500,6 +501,7 @@ class FakeBatch(FakeService):
         return Response(200, self._node_view(pool, self._find_node(pool, node_id)))
 
     def _node_file(self, request: Request, pool_id: str, node_id: str, path: str) -> Response:
+        path = unquote(path)
         pool = self._pool(pool_id)
         node = self._find_node(pool, node_id)
         begin, _ = self._start_task_window(pool, node)
@@ -604,7 +606,7 @@ class FakeBatch(FakeService):
         except BatchFault as fault:
             error = self.error(fault.status, fault.code, fault.message, fault.values).body
             error.pop("odata.metadata", None)
-            return {"status": "clientError", "taskId": str(task_id), "error": error}
+            return {"status": "clienterror", "taskId": str(task_id), "error": error}
         job["order"] += 1
         etag = self._etag()
         job["tasks"][task_id.lower()] = {"spec": task, "created": self.clock.now(), "etag": etag,
@@ -694,6 +696,7 @@ class FakeBatch(FakeService):
         return Response(200, self._task_view(job, self._task(job, task_id)))
 
     def _task_file(self, request: Request, job_id: str, task_id: str, path: str) -> Response:
+        path = unquote(path)
         job = self._job(job_id)
         task = self._task(job, task_id)
         line = self._timeline(job, task)
