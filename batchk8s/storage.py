@@ -130,10 +130,13 @@ def _is_connection_string(value: str) -> bool:
 
 
 def clear_cache() -> None:
-    """Forget cached clients (settings changed, e.g. between tests)."""
+    """Close and forget cached clients (settings changed, e.g. between tests)."""
     with _clients_lock:
+        clients = list(_clients.values())
         _clients.clear()
     _delegation_keys.clear()
+    for client in clients:
+        client.close()
 
 
 def mask_url(url: str) -> str:
@@ -374,7 +377,7 @@ class _Signer:
         return signing
 
 
-_delegation_keys: dict[str, UserDelegationKey] = {}
+_delegation_keys: dict[BlobServiceClient, UserDelegationKey] = {}
 
 
 def _signer(settings: Settings, start: datetime, expiry: datetime) -> tuple[_Signer, datetime]:
@@ -389,13 +392,13 @@ def _signer(settings: Settings, start: datetime, expiry: datetime) -> tuple[_Sig
                           "set AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY or use a managed identity")
     # Azure refuses a delegation key that ends more than 7 days from now; keep a margin for clock skew.
     expiry = min(expiry, datetime.now(UTC) + MAX_DELEGATION - CLOCK_SKEW)
-    cached = _delegation_keys.get(client.url)
+    cached = _delegation_keys.get(client)
     if (cached is not None and _parse_time(cached.signed_start) <= start
             and _parse_time(cached.signed_expiry) >= expiry - DELEGATION_REUSE):
         expiry = min(expiry, _parse_time(cached.signed_expiry))
         return _Signer(client.account_name, https, delegation_key=cached), expiry
     key = _call(f"user delegation key for {client.account_name}", lambda: client.get_user_delegation_key(start, expiry))
-    _delegation_keys[client.url] = key
+    _delegation_keys[client] = key
     return _Signer(client.account_name, https, delegation_key=key), expiry
 
 

@@ -90,7 +90,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen(
         # In-memory persistence: Azurite refuses it together with --location, and a test run keeps nothing.
         [str(binary), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-         "--skipApiVersionCheck", "--loose", "--silent"],
+         "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 30

@@ -21,6 +21,7 @@ from tests.integration.test_storage import TREE, storage_env, write_tree
 
 @pytest.fixture(autouse=True)
 def _fresh_clients() -> Iterator[None]:
+    """Each test builds its clients from its own settings; closing them frees Azurite's connections."""
     yield
     storage.clear_cache()
 

@@ -51,10 +51,16 @@ def write_tree(root: Path, files: dict[str, str] = TREE) -> Path:
     return root
 
 
-@pytest.fixture
-def settings(azurite: str) -> Iterator[Settings]:
-    yield load_settings(storage_env(azurite))
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Close cached clients after each test: they hold keep-alive connections Azurite waits for on shutdown."""
+    yield
     storage.clear_cache()
+
+
+@pytest.fixture
+def settings(azurite: str) -> Settings:
+    return load_settings(storage_env(azurite))
 
 
 @pytest.fixture
