@@ -49,7 +49,7 @@ from batchk8s.settings import Settings
 
 log = logging.getLogger("batchk8s.schedules")
 
-WRITE_WORKERS = 16
+WRITE_WORKERS = 8  # below the storage client's connection pool (10 per host)
 ALREADY = {"start": "running or starting", "deallocate": "deallocated or deallocating"}
 T = TypeVar("T")
 R = TypeVar("R")

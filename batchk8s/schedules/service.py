@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from batchk8s.errors import ConfigError
-from batchk8s.schedules.document import Document, parse_cached
+from batchk8s.schedules.document import Document, DocumentError, parse_cached
 from batchk8s.schedules.planner import window
 from batchk8s.settings import Settings
 
@@ -41,9 +41,14 @@ def document_text(settings: Settings) -> str:
 def load_document(settings: Settings, now: datetime, text: str | None = None, source: str | None = None) -> Document:
     """The validated document (DocumentError listing every problem when it is not valid); `text` replaces
     the configured document (named `source` in messages)."""
-    if text is None:
-        text, source = document_text(settings), document_source(settings)
-    return parse_cached(text, now=now, default_resource_group=settings.resource_group, source=source or "document")
+    if text is not None:
+        return parse_cached(text, now=now, default_resource_group=settings.resource_group, source=source or "document")
+    try:
+        return parse_cached(document_text(settings), now=now, default_resource_group=settings.resource_group,
+                            source=document_source(settings))
+    except DocumentError as error:
+        # The app's own document is broken: a configuration problem (503), not the caller's request.
+        raise ConfigError(error.message, code=error.code, details=error.details) from None
 
 
 def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: str | None = None,

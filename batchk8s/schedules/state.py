@@ -31,7 +31,7 @@ log = logging.getLogger("batchk8s.schedules.state")
 PREFIX = "schedules/targets/"
 SCHEMA = 1
 HISTORY_KEPT = 50
-READ_WORKERS = 16
+READ_WORKERS = 8  # below the storage client's connection pool (10 per host)
 _CACHE_LIMIT = 20000
 
 # (container URL, blob name) -> (ETag, stored): what this process last read or wrote.
@@ -126,7 +126,7 @@ class StateStore:
         with _cache_lock:
             for name, etag in etags.items():
                 cached = _cache.get((url, name))
-                if cached is not None and cached[0] == etag:
+                if cached is not None and _same_etag(cached[0], etag):
                     result[cached[1].key] = cached[1]
                 else:
                     stale.append(name)
@@ -168,6 +168,11 @@ class StateStore:
         written = replace(stored, state=state, etag=etag, updated_at=now.isoformat())
         self._remember(name, written)
         return written
+
+
+def _same_etag(first: str, second: str) -> bool:
+    """Listings give ETags bare, downloads and writes quoted: compare without the quotes."""
+    return first.strip('"') == second.strip('"')
 
 
 def clear_cache() -> None:

@@ -1,0 +1,56 @@
+"""Fixtures for the schedule document tests: fake Entra ID + ARM + Batch, real Azurite for the state."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from batchk8s import storage
+from batchk8s.batch import client as batch_client_module
+from batchk8s.schedules import state
+from batchk8s.settings import Settings, load_settings
+from tests.fakes.aad import FakeAAD
+from tests.fakes.arm import FakeARM, arm_env
+from tests.fakes.batch import FakeBatch, FakeClock
+from tests.fakes.https import FakeService
+
+RG = "rg-hpc"
+
+
+@pytest.fixture
+def aad(fake_service: Callable[..., FakeService]) -> FakeAAD:
+    return fake_service(FakeAAD)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def arm(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeARM:
+    return fake_service(FakeARM, aad=aad, operation_delay=0.0)  # type: ignore[return-value]
+
+
+@pytest.fixture
+def batch(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeBatch:
+    fake: FakeBatch = fake_service(FakeBatch, aad=aad, clock=FakeClock(speed=0))  # type: ignore[assignment]
+    fake.allocation_seconds = 0.0
+    return fake
+
+
+@pytest.fixture
+def env(aad: FakeAAD, arm: FakeARM, azurite: str) -> Iterator[dict[str, str]]:
+    """Settings for the fakes and Azurite, with a state container of the test's own."""
+    yield arm_env(aad, arm, AZURE_RES_GROUP_NAME=RG, AzureWebJobsStorage=azurite,
+                  BATCHK8S_STATE_CONTAINER="state-" + uuid.uuid4().hex[:12])
+    storage.clear_cache()
+    state.clear_cache()
+    batch_client_module.clear_cache()
+
+
+@pytest.fixture
+def make_settings(env: dict[str, str]) -> Callable[..., Settings]:
+    def make(document: Any, **extra: str) -> Settings:
+        return load_settings({**env, "BATCHK8S_SCHEDULES": json.dumps(document), **extra})
+
+    return make

@@ -1,0 +1,312 @@
+"""Reconcile ticks end to end: real compute/Batch SDK clients against the fakes, state blobs in Azurite."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from batchk8s import storage
+from batchk8s.errors import ConfigError
+from batchk8s.schedules import reconcile as reconcile_module
+from batchk8s.schedules.reconcile import TickReport, reconcile
+from batchk8s.schedules.state import StateStore, blob_name
+from batchk8s.settings import Settings
+from tests.fakes.arm import FakeARM
+from tests.fakes.batch import FakeBatch
+from tests.integration.schedules.conftest import RG
+
+pytestmark = pytest.mark.azurite
+
+BERLIN_OFFICE = [
+    {"name": "office-start", "schedule": "0 0 8 * * *", "timeZone": "Europe/Berlin", "action": "start",
+     "targets": [{"name": "vmss-a"}]},
+    {"name": "office-stop", "schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "deallocate",
+     "targets": [{"name": "vmss-a"}]},
+]
+# 2025-06-02 is a Monday; Berlin is UTC+2 in June: 08:00 local = 06:00 UTC, 19:00 local = 17:00 UTC.
+MON_0800 = datetime(2025, 6, 2, 6, 0, tzinfo=UTC)
+MON_1900 = datetime(2025, 6, 2, 17, 0, tzinfo=UTC)
+
+
+def results(report: TickReport) -> dict[str, str]:
+    return {outcome.decision.target.key: outcome.result for outcome in report.outcomes}
+
+
+def stored(settings: Settings, key: str) -> dict[str, Any]:
+    return json.loads(storage.read_blob_text(settings, settings.state_container, blob_name(key)))
+
+
+def actions(arm: FakeARM) -> list[tuple[str, str]]:
+    return [(action, name) for action, _, name, _ in arm.actions]
+
+
+def test_a_firing_is_applied_once_and_a_manual_change_is_left_alone_until_the_next(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated", "1": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+
+    first = reconcile(settings, now=MON_0800 + timedelta(seconds=5))
+    assert results(first) == {"vmss/rg-hpc/vmss-a": "applied"}
+    assert actions(arm) == [("start", "vmss-a")]
+    state = stored(settings, "vmss/rg-hpc/vmss-a")
+    assert (state["firing"], state["status"], state["rule"]) == ("2025-06-02T06:00:00+00:00", "done", "office-start")
+    assert [(e["result"], e["reason"]) for e in state["history"]] == [("applied", "accepted")]
+
+    # Every later tick until 19:00 leaves the scale set alone, whatever someone did to it meanwhile.
+    for minutes in (1, 2, 90, 600):
+        assert results(reconcile(settings, now=MON_0800 + timedelta(minutes=minutes))) == {
+            "vmss/rg-hpc/vmss-a": "up-to-date"}
+    assert len(arm.actions) == 1
+    assert results(reconcile(settings, now=MON_1900)) == {"vmss/rg-hpc/vmss-a": "applied"}
+    assert actions(arm) == [("start", "vmss-a"), ("deallocate", "vmss-a")]
+
+
+def test_catch_up_across_one_firing_applies_it_once(arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+    reconcile(settings, now=MON_0800)
+    # Down from 08:01 to 21:30: the 19:00 deallocate is applied when the app is back, then not again.
+    back = reconcile(settings, now=MON_1900 + timedelta(hours=2, minutes=30))
+    assert results(back) == {"vmss/rg-hpc/vmss-a": "applied"}
+    assert back.outcomes[0].decision.missed_total == 0
+    assert results(reconcile(settings, now=MON_1900 + timedelta(hours=2, minutes=31))) == {
+        "vmss/rg-hpc/vmss-a": "up-to-date"}
+    assert actions(arm) == [("start", "vmss-a"), ("deallocate", "vmss-a")]
+
+
+def test_catch_up_across_several_firings_applies_the_newest_and_records_the_others_as_missed(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+    reconcile(settings, now=MON_0800)
+    back = reconcile(settings, now=MON_1900 + timedelta(days=2, hours=1))  # Wednesday 20:00 local
+    assert results(back) == {"vmss/rg-hpc/vmss-a": "applied"}
+    assert actions(arm) == [("start", "vmss-a"), ("deallocate", "vmss-a")]
+    history = stored(settings, "vmss/rg-hpc/vmss-a")["history"]
+    assert [(e["result"], e.get("reason"), e["local"]) for e in history] == [
+        ("applied", "accepted", "2025-06-02T08:00:00+02:00"),
+        ("skipped", "missed", "2025-06-02T19:00:00+02:00"),
+        ("skipped", "missed", "2025-06-03T08:00:00+02:00"),
+        ("skipped", "missed", "2025-06-03T19:00:00+02:00"),
+        ("skipped", "missed", "2025-06-04T08:00:00+02:00"),
+        ("applied", "accepted", "2025-06-04T19:00:00+02:00"),
+    ]
+
+
+def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
+        arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
+    names = [f"vmss-{i}" for i in range(6)]
+    for name in names:
+        arm.add_scale_set(RG, name, {"0": "deallocated"})
+    document = [{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": n} for n in names]}]
+    settings = make_settings(document)
+    # Both instances finish reading the state before either writes: each sees the same (missing) blobs.
+    barrier = threading.Barrier(2, timeout=30)
+    original = StateStore.load_all
+
+    def load_then_wait(self: StateStore) -> Any:
+        loaded = original(self)
+        barrier.wait()
+        return loaded
+
+    monkeypatch.setattr(StateStore, "load_all", load_then_wait)
+    reports: list[TickReport] = []
+    threads = [threading.Thread(target=lambda: reports.append(reconcile(settings, now=MON_0800)))
+               for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(reports) == 2
+    per_target = {name: sorted(results(r)[f"vmss/rg-hpc/{name}"] for r in reports) for name in names}
+    assert all(outcome == ["applied", "lost-race"] for outcome in per_target.values()), per_target
+    assert sorted(name for _, name in actions(arm)) == names  # one start per scale set, not two
+
+
+def test_tag_selectors_pick_the_tagged_scale_sets(arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "tagged-1", {"0": "running"}, tags={"Schedule": "nightly"})
+    arm.add_scale_set("rg-other", "tagged-2", {"0": "running"}, tags={"schedule": "nightly"})
+    arm.add_scale_set(RG, "untagged", {"0": "running"})
+    arm.add_scale_set(RG, "other-value", {"0": "running"}, tags={"schedule": "Nightly"})
+    everywhere = [{"schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "deallocate",
+                   "targets": [{"tag": "schedule", "value": "nightly"}]}]
+    report = reconcile(make_settings(everywhere), now=MON_1900)
+    assert results(report) == {"vmss/rg-hpc/tagged-1": "applied", "vmss/rg-other/tagged-2": "applied"}
+    assert report.requests["armListings"] == 1  # one subscription-wide listing
+
+    arm.actions.clear()
+    scoped = [{"schedule": "0 0 20 * * *", "timeZone": "Europe/Berlin", "action": "start",
+               "targets": [{"tag": "schedule", "value": "nightly", "resourceGroup": "rg-other"}]}]
+    report = reconcile(make_settings(scoped), now=MON_1900 + timedelta(hours=1))
+    assert results(report) == {"vmss/rg-other/tagged-2": "applied"}
+    assert actions(arm) == [("start", "tagged-2")]
+
+
+def test_holds_from_tags_and_from_the_document_skip_and_say_so(arm: FakeARM, make_settings: Callable[..., Settings]):
+    until = (MON_1900 + timedelta(hours=3)).isoformat()
+    arm.add_scale_set(RG, "held-by-tag", {"0": "running"}, tags={"batchk8s-hold-until": until})
+    arm.add_scale_set(RG, "hold-expired", {"0": "running"}, tags={"batchk8s-hold-until": "2025-06-01T00:00:00Z"})
+    arm.add_scale_set(RG, "held-by-document", {"0": "running"})
+    arm.add_scale_set(RG, "free", {"0": "running"})
+    document = {"rules": [{"schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "deallocate",
+                           "targets": [{"name": n} for n in ("held-by-tag", "hold-expired", "held-by-document",
+                                                             "free")]}],
+                "holds": [{"name": "held-by-document", "until": until, "reason": "month-end run"}]}
+    settings = make_settings(document)
+    report = reconcile(settings, now=MON_1900)
+    assert results(report) == {"vmss/rg-hpc/held-by-tag": "skipped", "vmss/rg-hpc/hold-expired": "applied",
+                               "vmss/rg-hpc/held-by-document": "skipped", "vmss/rg-hpc/free": "applied"}
+    assert sorted(name for _, name in actions(arm)) == ["free", "hold-expired"]
+    entry = stored(settings, "vmss/rg-hpc/held-by-document")["history"][-1]
+    assert (entry["result"], entry["reason"]) == ("skipped", "hold")
+    assert "month-end run" in entry["detail"] and "$.holds[0]" in entry["detail"]
+    assert "tag batchk8s-hold-until" in stored(settings, "vmss/rg-hpc/held-by-tag")["history"][-1]["detail"]
+    # The skip is recorded once; after the hold ends nothing happens until the next firing.
+    later = reconcile(settings, now=MON_1900 + timedelta(hours=4))
+    assert set(results(later).values()) == {"up-to-date"}
+    assert len(stored(settings, "vmss/rg-hpc/held-by-tag")["history"]) == 1
+
+
+def test_one_failing_target_does_not_stop_the_others_and_is_retried_with_backoff(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "fails-once", {"0": "running"})
+    arm.add_scale_set(RG, "fine", {"0": "running"})
+    arm.add_scale_set(RG, "already", {"0": "deallocated"})
+    arm.fail_next_operation(RG, "fails-once", "AllocationFailed", "capacity")
+    arm.add_resource_group("rg-empty")
+    document = [{"schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "deallocate",
+                 "targets": [{"name": "fails-once"}, {"name": "fine"}, {"name": "missing"}, {"name": "already"}]}]
+    arm.operation_delay = 0.0
+    settings = make_settings(document)
+    first = reconcile(settings, now=MON_1900)
+    assert results(first)["vmss/rg-hpc/fine"] == "applied"
+    assert results(first)["vmss/rg-hpc/missing"] == "failed"
+    assert results(first)["vmss/rg-hpc/already"] == "skipped"
+    already = stored(settings, "vmss/rg-hpc/already")["history"][-1]
+    assert already["reason"] == "already-in-state"
+    missing = stored(settings, "vmss/rg-hpc/missing")
+    assert (missing["status"], missing["attempts"], missing["history"][-1]["reason"]) == ("failed", 1, "not-found")
+    assert missing["retryAt"] == (MON_1900 + timedelta(minutes=1)).isoformat()
+    # fails-once: ARM accepted the operation (it ends Failed later); the tick records what ARM accepted.
+    assert results(first)["vmss/rg-hpc/fails-once"] == "applied"
+    assert results(reconcile(settings, now=MON_1900 + timedelta(seconds=30)))["vmss/rg-hpc/missing"] == \
+        "waiting-retry"
+    arm.add_scale_set(RG, "missing", {"0": "running"})  # created meanwhile: the retry succeeds
+    retried = reconcile(settings, now=MON_1900 + timedelta(minutes=1))
+    assert results(retried)["vmss/rg-hpc/missing"] == "applied"
+    assert results(retried)["vmss/rg-hpc/fine"] == "up-to-date"
+    assert stored(settings, "vmss/rg-hpc/missing")["attempts"] == 2
+
+
+def test_a_failing_request_is_given_up_after_the_last_attempt(arm: FakeARM, make_settings: Callable[..., Settings]):
+    settings = make_settings([{"schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "deallocate",
+                               "targets": [{"name": "gone"}]}])
+    arm.add_resource_group(RG)
+    now = MON_1900
+    for attempt in range(1, 6):
+        assert results(reconcile(settings, now=now)) == {"vmss/rg-hpc/gone": "failed"}, attempt
+        now += timedelta(minutes=2 ** (attempt - 1))
+    assert results(reconcile(settings, now=now + timedelta(hours=1))) == {"vmss/rg-hpc/gone": "up-to-date"}
+    last = stored(settings, "vmss/rg-hpc/gone")["history"][-1]
+    assert "left for the next firing" in last["detail"] and last["attempt"] == 5
+
+
+def test_a_scale_set_selected_twice_with_different_actions_at_once_is_a_recorded_conflict(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "running"}, tags={"team": "x"})
+    document = [{"name": "direct", "schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "start",
+                 "targets": [{"name": "vmss-a"}]},
+                {"name": "by-tag", "schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin", "action": "deallocate",
+                 "targets": [{"tag": "team", "value": "x"}]}]
+    settings = make_settings(document)
+    report = reconcile(settings, now=MON_1900)
+    assert results(report) == {"vmss/rg-hpc/vmss-a": "failed"}
+    assert report.outcomes[0].reason == "conflict" and arm.actions == []
+    assert results(reconcile(settings, now=MON_1900 + timedelta(minutes=5))) == {"vmss/rg-hpc/vmss-a": "up-to-date"}
+
+
+def test_resize_rules_scale_batch_pools(batch: FakeBatch, env: dict[str, str], make_settings: Callable[..., Settings]):
+    from azure.batch import models as m
+
+    from batchk8s.batch.client import batch_client
+    from batchk8s.batch.pools import resize_pool
+
+    document = {"rules": [
+        {"name": "night", "schedule": "0 0 20 * * *", "action": "resize", "dedicated": 0, "spot": 0,
+         "targets": [{"pool": "k8s-pool"}, {"pool": "absent"}, {"pool": "held"}]},
+        {"name": "morning", "schedule": "0 0 7 * * *", "action": "resize", "dedicated": 2, "spot": 1,
+         "targets": [{"pool": "k8s-pool"}]}],
+        "holds": [{"pool": "held", "until": "2099-01-01T00:00:00Z"}]}
+    settings = make_settings(document, AZURE_BATCH_ACCOUNT_URL=batch.url)
+    for pool_id in ("k8s-pool", "held"):
+        batch_client(settings).create_pool(m.BatchPoolCreateOptions(
+            id=pool_id, vm_size="STANDARD_D2_V3", target_dedicated_nodes=2,
+            virtual_machine_configuration=m.VirtualMachineConfiguration(
+                image_reference=m.BatchVmImageReference(publisher="canonical", offer="ubuntu-24_04-lts", sku="server",
+                                                        version="latest"),
+                node_agent_sku_id="batch.node.ubuntu 24.04")))
+    night = datetime(2025, 6, 2, 20, 0, tzinfo=UTC)
+    report = reconcile(settings, now=night)
+    assert results(report) == {"pool/k8s-pool": "applied", "pool/absent": "failed", "pool/held": "skipped"}
+    assert batch.pools["k8s-pool"]["target"] == (0, 0) and batch.pools["held"]["target"] == (2, 0)
+    morning = reconcile(settings, now=night + timedelta(hours=11))
+    assert results(morning)["pool/k8s-pool"] == "applied"
+    assert batch.pools["k8s-pool"]["target"] == (2, 1)
+    # Already at the wanted size (someone resized by hand before the firing): skipped, no resize sent.
+    resize_pool(settings, "k8s-pool", {"dedicatedNodes": 0, "spotNodes": 0})
+    resizes = batch.count("POST", r"/pools/k8s-pool/resize")
+    again = reconcile(settings, now=night + timedelta(days=1))
+    assert results(again)["pool/k8s-pool"] == "skipped" and again.outcomes[0].reason == "already-in-state"
+    assert batch.count("POST", r"/pools/k8s-pool/resize") == resizes
+
+
+def test_dry_run_decides_and_reports_but_changes_nothing(arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+    report = reconcile(settings, now=MON_0800, dry_run=True)
+    assert results(report) == {"vmss/rg-hpc/vmss-a": "dry-run"}
+    assert arm.actions == [] and report.requests.get("write", 0) == 0
+    assert StateStore(settings).list_etags() == {}
+
+
+def test_an_invalid_document_is_refused_before_anything_is_read_or_changed(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings([{**BERLIN_OFFICE[0]}, {**BERLIN_OFFICE[1], "timeZone": "Berlin"}])
+    with pytest.raises(ConfigError) as caught:
+        reconcile(settings, now=MON_0800)
+    assert [d["field"] for d in caught.value.details] == ["$[1].timeZone"]
+    assert arm.log == [] and StateStore(settings).list_etags() == {}
+
+
+def test_state_is_read_with_one_listing_and_only_changed_blobs(make_settings: Callable[..., Settings]):
+    settings = make_settings([{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": "a"}]}])
+    writer = StateStore(settings)
+    keys = [f"vmss/rg/vmss-{i:03d}" for i in range(25)]
+    from batchk8s.schedules.planner import TargetState
+    from batchk8s.schedules.state import Stored, clear_cache
+
+    for key in keys:
+        writer.write(Stored(key, TargetState(), {"kind": "vmss"}), TargetState(firing=MON_0800), MON_0800)
+    clear_cache()  # a cold instance
+    cold = StateStore(settings)
+    assert len(cold.load_all()) == 25
+    assert dict(cold.requests) == {"list": 1, "read": 25}
+    warm = StateStore(settings)
+    loaded = warm.load_all()
+    assert dict(warm.requests) == {"list": 1} and loaded[keys[3]].state.firing == MON_0800
+    # Another instance changes one blob (outside this process's cache): only that one is read again.
+    storage.write_blob_if_match(settings, settings.state_container, blob_name(keys[3]),
+                                json.dumps({"firing": MON_1900.isoformat(), "status": "done"}), loaded[keys[3]].etag)
+    again = StateStore(settings)
+    assert again.load_all()[keys[3]].state.firing == MON_1900
+    assert dict(again.requests) == {"list": 1, "read": 1}
+
+
+def test_instance_ids_are_stable_per_process():
+    assert reconcile_module.instance_id() == reconcile_module.instance_id()
