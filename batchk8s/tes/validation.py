@@ -17,6 +17,7 @@ Stricter than the schema, on purpose (a TES server silently ignoring a typo such
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -90,8 +91,8 @@ class _Checker:
     def positive_number(self, path: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.add(path, f"must be a number, not {_kind(value)}")
-        elif not value > 0:
-            self.add(path, f"must be greater than 0, not {value}")
+        elif not (math.isfinite(value) and value > 0):
+            self.add(path, f"must be a finite number greater than 0, not {value}")
 
     def enum(self, path: str, value: Any, choices: tuple[str, ...]) -> None:
         if not isinstance(value, str) or value not in choices:

@@ -1,0 +1,289 @@
+"""The TES routes (as the Functions host indexes them) and the `tes` command, against the fake TES."""
+
+from __future__ import annotations
+
+import functools
+import json
+import runpy
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import azure.functions as func
+import pytest
+import requests
+
+from batchk8s import settings as settings_module
+from batchk8s import storage, tes
+from batchk8s.cli import main
+from batchk8s.settings import load_settings
+from tests.conftest import ROOT
+from tests.fakes.batch import FakeClock
+from tests.fakes.tes import FakeTES
+
+ROUTES = {
+    "tes_create": ("tes/tasks", ["POST"]),
+    "tes_list": ("tes/tasks", ["GET"]),
+    "tes_get": ("tes/tasks/{id}", ["GET"]),
+    "tes_cancel": ("tes/tasks/{id}/cancel", ["POST"]),
+    "tes_service_info": ("tes/service-info", ["GET"]),
+}
+HOST = "https://app.example.net"
+
+
+@functools.cache
+def functions() -> dict[str, Any]:
+    app = runpy.run_path(str(ROOT / "function_app.py"))["app"]
+    return {f.get_function_name(): f for f in app.get_functions() if f.get_function_name() in ROUTES}
+
+
+def call(name: str, path_and_query: str, body: bytes = b"", **route: str) -> tuple[int, Any, dict[str, str]]:
+    """Invoke a function as the host would: the URL with its query, params, route params and body."""
+    method = ROUTES[name][1][0]
+    url = HOST + "/api/" + path_and_query
+    request = func.HttpRequest(method, url, body=body, headers={}, params=dict(parse_qsl(urlsplit(url).query)),
+                               route_params=route)
+    response = functions()[name].get_user_function()(request)
+    text = response.get_body().decode()
+    return response.status_code, json.loads(text) if text else None, dict(response.headers)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(speed=0)
+
+
+@pytest.fixture
+def fake(fake_service: Callable[..., Any], clock: FakeClock) -> FakeTES:
+    return fake_service(FakeTES, clock=clock)
+
+
+@pytest.fixture
+def env(fake: FakeTES, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    values = {"TESK_API_URL": fake.url}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings_module.clear_cache()
+    client = tes.client_for(load_settings(values))  # the one the doors will use: drive it on the fake clock
+    client.clock, client.sleep = clock.now, clock.advance
+    yield values
+    tes.clear_cache()
+    settings_module.clear_cache()
+
+
+def test_the_routes_are_indexed_with_function_keys() -> None:
+    found = functions()
+    assert set(found) == set(ROUTES)
+    for name, (route, methods) in ROUTES.items():
+        trigger = found[name].get_bindings()[0]
+        assert (trigger.route, [str(m) for m in trigger.methods]) == (route, methods)
+        assert trigger.auth_level == func.AuthLevel.FUNCTION
+
+
+def test_submit_a_body_then_read_list_and_cancel_it(env: dict[str, str], fake: FakeTES) -> None:
+    task = {"name": "align-1", "tags": {"project": "alice"}, "executors": [{"image": "alpine", "command": ["true"]}]}
+    status, body, headers = call("tes_create", "tes/tasks", json.dumps(task).encode())
+    assert status == 202 and fake.tasks[body["id"]]["doc"] == task
+    assert headers["Location"] == body["location"] == f"{HOST}/api/tes/tasks/{body['id']}"
+    task_id = body["id"]
+    status, got, _ = call("tes_get", f"tes/tasks/{task_id}?view=FULL", id=task_id)
+    assert status == 200 and got["name"] == "align-1" and got["state"] == "QUEUED"
+    status, page, _ = call("tes_list", "tes/tasks?tag_key=project&tag_value=alice&view=BASIC&page_size=5")
+    assert status == 200 and [t["id"] for t in page["tasks"]] == [task_id]
+    assert fake.log[-1][2]["tag_key"] == ["project"] and fake.log[-1][2]["page_size"] == ["5"]
+    status, _, headers = call("tes_cancel", f"tes/tasks/{task_id}/cancel", id=task_id)
+    assert status == 202 and headers["Location"].endswith(task_id)
+    assert fake.state_of(task_id) == "CANCELING"
+
+
+def test_list_pages_and_repeated_tags(env: dict[str, str], fake: FakeTES) -> None:
+    ids = [fake.add_task({"name": f"n{i}", "tags": {"a": "1", "b": str(i % 2)},
+                          "executors": [{"image": "x", "command": ["y"]}]}) for i in range(5)]
+    status, page, _ = call("tes_list", "tes/tasks?tag_key=a&tag_key=b&tag_value=1&tag_value=0&page_size=2")
+    assert status == 200 and [t["id"] for t in page["tasks"]] == [ids[0], ids[2]]
+    status, page2, _ = call("tes_list", f"tes/tasks?tag_key=a&tag_key=b&tag_value=1&tag_value=0&page_size=2"
+                            f"&page_token={page['next_page_token']}")
+    assert [t["id"] for t in page2["tasks"]] == [ids[4]] and "next_page_token" not in page2
+
+
+def test_submit_a_sample(env: dict[str, str], fake: FakeTES) -> None:
+    status, body, _ = call("tes_create", "tes/tasks?sample=env")
+    assert status == 202
+    assert fake.tasks[body["id"]]["doc"] == tes.load_sample("env")
+
+
+def test_an_invalid_task_gets_every_problem_and_nothing_is_sent(env: dict[str, str], fake: FakeTES) -> None:
+    task = {"executors": [{"image": "alpine", "command": "echo hi", "stdout": "out"}], "outputs": [{"path": "/o"}]}
+    status, body, _ = call("tes_create", "tes/tasks", json.dumps(task).encode())
+    assert status == 400
+    assert {d["field"] for d in body["error"]["details"]} == {"executors[0].command", "executors[0].stdout",
+                                                              "outputs[0].url"}
+    assert fake.count("POST") == 0
+
+
+def test_service_info(env: dict[str, str]) -> None:
+    status, body, _ = call("tes_service_info", "tes/service-info")
+    assert status == 200 and body["tesVersion"] == "1.1" and body["transport"] == "direct"
+    assert body["apiRoot"] == "/ga4gh/tes/v1" and body["serviceInfo"]["type"]["artifact"] == "tes"
+
+
+GARBAGE_BODIES = [b"", b"   ", b"null", b"[]", b"[1]", b'"task"', b"1", b"{", b"\xff\xfe\x00", b"[" * 200_000,
+                  b'{"executors": "x"}', b'{"executors": [null]}', b'{"executors": [{"image": 1, "command": {}}]}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "resources": {"ram_gb": 1e400}}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "resources": {"disk_gb": NaN}}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "tags": {"k": {"deep": [1]}}}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "inputs": [{"path": "/i", '
+                  b'"url": "azureblob://UPPER/x"}]}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "outputs": [{"path": "/o", '
+                  b'"url": "azureblob://tesk-tasks/out"}]}',
+                  # a long task cut at 1 MiB: malformed JSON
+                  json.dumps({"executors": [{"image": "a", "command": ["x"]}] * 40000}).encode()[:1024 * 1024]]
+GARBAGE_QUERIES = [
+    ("tes_create", "tes/tasks?sample=../../etc/passwd", {}), ("tes_create", "tes/tasks?sample=", {}),
+    ("tes_get", "tes/tasks/x?view=EVERYTHING", {"id": "x"}), ("tes_get", "tes/tasks/a%20b", {"id": "a b"}),
+    ("tes_get", "tes/tasks/..", {"id": ".."}), ("tes_get", "tes/tasks/" + "x" * 300, {"id": "x" * 300}),
+    ("tes_get", "tes/tasks/%00", {"id": "\x00"}), ("tes_cancel", "tes/tasks/a:b/cancel", {"id": "a/b"}),
+    ("tes_list", "tes/tasks?state=DONE", {}), ("tes_list", "tes/tasks?page_size=abc", {}),
+    ("tes_list", "tes/tasks?page_size=0", {}), ("tes_list", "tes/tasks?page_size=99999", {}),
+    ("tes_list", "tes/tasks?tag_value=orphan", {}), ("tes_list", "tes/tasks?tag_key=", {}),
+    ("tes_list", "tes/tasks?tag_key=a&tag_key=a", {}), ("tes_list", "tes/tasks?view=%FF", {}),
+]
+
+
+@pytest.mark.parametrize("body", GARBAGE_BODIES, ids=range(len(GARBAGE_BODIES)))
+def test_garbage_bodies_are_400s_never_500s(env: dict[str, str], fake: FakeTES, body: bytes) -> None:
+    status, answer, _ = call("tes_create", "tes/tasks", body)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "InvalidInput" and answer["error"]["message"]
+    assert fake.count("POST") == 0
+
+
+@pytest.mark.parametrize(("name", "path", "route"), GARBAGE_QUERIES)
+def test_garbage_parameters_are_4xx_never_500s(env: dict[str, str], name: str, path: str,
+                                               route: dict[str, str]) -> None:
+    status, answer, _ = call(name, path, **route)
+    assert status in (400, 404), answer
+    assert set(answer) == {"error"}
+
+
+def test_unknown_ids_are_404(env: dict[str, str]) -> None:
+    assert call("tes_get", "tes/tasks/task-nope", id="task-nope")[0] == 404
+    status, body, _ = call("tes_cancel", "tes/tasks/task-nope/cancel", id="task-nope")
+    assert status == 404 and body["error"]["code"] == "TaskNotFound"
+
+
+def test_over_one_mib_is_413(env: dict[str, str], fake: FakeTES) -> None:
+    big = json.dumps({"executors": [{"image": "a", "command": ["x"]}], "description": "x" * (1024 * 1024)})
+    assert call("tes_create", "tes/tasks", big.encode())[0] == 413
+    assert fake.count("POST") == 0
+
+
+def test_tes_down_is_502_and_slow_is_504(env: dict[str, str], fake: FakeTES) -> None:
+    call("tes_service_info", "tes/service-info")
+    fake.inject(path=r"/tasks", status=503, times=20, body={"code": 503, "message": "unavailable"})
+    status, body, _ = call("tes_list", "tes/tasks")
+    assert status == 502 and body["error"]["upstreamStatus"] == 503 and "503" in body["error"]["message"]
+    fake.faults.clear()
+    tes.client_for(load_settings(env)).timeout = 0.1
+    fake.inject(path=r"/tasks", delay=0.3, times=4)
+    status, body, _ = call("tes_list", "tes/tasks")
+    assert status == 504 and body["error"]["code"] == "UpstreamTimeout"
+
+
+def test_without_tes_settings_the_routes_say_what_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TESK_API_URL", "AZURE_BATCH_ACCOUNT_URL", "TES_TRANSPORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings_module.clear_cache()
+    status, body, _ = call("tes_service_info", "tes/service-info")
+    assert status == 503 and "TESK_API_URL or AZURE_BATCH_ACCOUNT_URL" in body["error"]["message"]
+
+
+@pytest.mark.azurite
+def test_blob_input_sample_gets_a_read_only_sas_for_its_blob(azurite: str, fake_service: Callable[..., Any],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = fake_service(FakeTES)
+    monkeypatch.setenv("TESK_API_URL", fake.url)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite)
+    settings_module.clear_cache()
+    try:
+        settings = settings_module.current_settings()
+        container = storage.blob_service(settings).get_container_client("tesk-tasks")
+        if not container.exists():
+            container.create_container()
+        hello = (ROOT / "tesk-tasks" / "hello.json").read_bytes()
+        container.upload_blob("hello.json", hello, overwrite=True)
+        status, body, _ = call("tes_create", "tes/tasks?sample=blob-input")
+        assert status == 202
+        url = fake.tasks[body["id"]]["doc"]["inputs"][0]["url"]
+        assert "/tesk-tasks/hello.json?" in url and "sp=r&" in url and "sig=" in url
+        assert requests.get(url, timeout=10).content == hello
+        assert requests.put(url, data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, timeout=10).status_code == 403
+    finally:
+        tes.clear_cache()
+        storage.clear_cache()
+        settings_module.clear_cache()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_submit_sample_get_list_cancel(env: dict[str, str], fake: FakeTES, capsys: pytest.CaptureFixture[str]):
+    code, out, _ = run(capsys, "tes", "submit", "--sample", "hello")
+    task_id = out.strip()
+    assert code == 0 and task_id in fake.tasks
+    code, out, _ = run(capsys, "tes", "get", task_id, "--json")
+    assert code == 0 and json.loads(out)["executors"][0]["command"] == ["echo", "hello"]
+    code, out, _ = run(capsys, "tes", "list", "--tag", "sample=hello", "--all")
+    assert code == 0 and task_id in out and "QUEUED" in out
+    code, out, _ = run(capsys, "tes", "cancel", task_id)
+    assert code == 0 and fake.state_of(task_id) == "CANCELING"
+    code, out, _ = run(capsys, "tes", "service-info")
+    assert code == 0 and "TES 1.1" in out
+
+
+@pytest.mark.parametrize(("outcome", "exit_code"), [("COMPLETE", 0), ("EXECUTOR_ERROR", 1), ("PREEMPTED", 1)])
+def test_cli_submit_file_and_wait(env: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  outcome: str, exit_code: int) -> None:
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps({"tags": {"fake-outcome": outcome}, "executors": [{"image": "a", "command": ["b"]}]}))
+    code, out, _ = run(capsys, "tes", "submit", str(path), "--wait", "--timeout", "600", "--json")
+    assert code == exit_code
+    result = json.loads(out)
+    assert result["state"] == outcome and result["states"][0] == "QUEUED"
+
+
+def test_cli_wait_timeout_is_exit_3(env: dict[str, str], fake: FakeTES, capsys: pytest.CaptureFixture[str]) -> None:
+    task_id = fake.add_task({"tags": {"fake-outcome": "PAUSED"}, "executors": [{"image": "a", "command": ["b"]}]})
+    code, _, err = run(capsys, "tes", "wait", task_id, "--timeout", "30")
+    assert code == 3 and "still PAUSED after 30 s" in err
+
+
+def test_cli_bad_input_is_exit_2_with_every_path(env: dict[str, str], fake: FakeTES, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"executors": [{"image": "", "command": []}]}))
+    code, _, err = run(capsys, "tes", "submit", str(path))
+    assert code == 2 and "executors[0].image" in err and "executors[0].command" in err
+    assert run(capsys, "tes", "submit", str(path), "--sample", "hello")[0] == 2
+    assert run(capsys, "tes", "submit")[0] == 2
+    assert run(capsys, "tes", "get", "task-nope")[0] == 2
+    assert run(capsys, "tes", "list", "--tag", "=x")[0] == 2
+    assert fake.count("POST") == 0
+
+
+def test_plan_shows_each_sample_request_with_placeholders_marked(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "--settings", str(ROOT / "local.settings.json.example"), "--json")
+    assert code == 0
+    section = json.loads(out)["tes"]
+    assert set(section["samples"]) >= {"hello", "env", "stdout", "blob-input"}
+    assert all(not sample["problems"] for sample in section["samples"].values())
+    url = section["samples"]["blob-input"]["request"]["body"]["inputs"][0]["url"]
+    assert url == "<read-only SAS URL for tesk-tasks/hello.json, generated at submission>"
+    assert section["transport"] == "relay"
