@@ -170,6 +170,8 @@ def _failed(task: dict[str, Any]) -> bool:
 
 
 def summarize(job_id: str, pool_id: str | None, state: str | None, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts, completion and failures; tasks in the order they ran (not yet started ones last, by id)."""
+    tasks.sort(key=lambda t: (t.get("startTime") is None, t.get("startTime") or "", t["id"]))
     _mark_blocked(tasks)
     counts: dict[str, int] = {}
     for task in tasks:
