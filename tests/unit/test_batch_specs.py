@@ -1,0 +1,180 @@
+"""Pure builders: the pool spec, request validation, node agent SKU resolution, spec comparison, workflows."""
+
+from __future__ import annotations
+
+import shlex
+from datetime import UTC, datetime
+
+import pytest
+
+from batchk8s.batch import pools
+from batchk8s.batch.runs import planned_run, run_target
+from batchk8s.batch.tasks import TaskSpec, bash_command, check_task_specs, to_task_options
+from batchk8s.errors import ConfigError, InputError, NotFoundError
+from batchk8s.settings import load_settings
+from batchk8s.workflows import get_workflow, register, unregister, workflows
+
+GALLERY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/"
+           "galleries/g/images/k8s/versions/1.0.0")
+UBUNTU = {"nodeAgentSKUId": "batch.node.ubuntu 24.04", "osType": "linux",
+          "imageReference": {"publisher": "Canonical", "offer": "ubuntu-24_04-lts", "sku": "server"}}
+
+
+def spec_for(env: dict[str, str], **kwargs: object) -> dict:
+    settings = load_settings(env)
+    built = pools.build_pool_spec(settings, kwargs.pop("overrides", None), start_task_url="https://s/apps/x.sh?sig=1",
+                                  node_agent_sku="batch.node.ubuntu 24.04", **kwargs)
+    return built.as_dict()
+
+
+def test_marketplace_pool_spec_with_admin_start_task():
+    spec = spec_for({"AZURE_BATCH_VM_NODE_COUNT": "2", "K8S_VERSION": "1.33"})
+    vm = spec["virtualMachineConfiguration"]
+    assert vm["imageReference"] == pools.MARKETPLACE_IMAGE
+    assert (spec["targetDedicatedNodes"], spec["targetLowPriorityNodes"], spec["vmSize"]) == (2, 0, "STANDARD_D2_V3")
+    start = spec["startTask"]
+    assert shlex.split(start["commandLine"])[:2] == ["/bin/bash", "-c"]
+    assert start["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
+    assert (start["waitForSuccess"], start["maxTaskRetryCount"]) == (True, pools.START_TASK_RETRIES)
+    assert start["resourceFiles"] == [{"httpUrl": "https://s/apps/x.sh?sig=1", "filePath": "k8s-node-setup.sh",
+                                       "fileMode": "0755"}]
+    assert {e["name"]: e["value"] for e in start["environmentSettings"]} == {"K8S_VERSION": "1.33",
+                                                                             "K8S_NODE_ROLE": "single"}
+    assert "userAccounts" not in spec and "containerConfiguration" not in vm
+
+
+def test_gallery_image_registry_login_user_and_auto_role():
+    spec = spec_for({"AZURE_BATCH_VM_IMAGE_ID": GALLERY, "AZURE_ACR_NAME": "myacr", "AZURE_ACR_USER": "u",
+                     "AZURE_ACR_USER_PWD": "registry-secret", "BATCH_USER_NAME": "ops", "BATCH_USER_PWD": "pw-secret",
+                     "K8S_NODE_ROLE": "auto"}, cluster_sas_url="https://s/k8s-k8s-pool?sig=2")
+    vm = spec["virtualMachineConfiguration"]
+    assert vm["imageReference"] == {"virtualMachineImageId": GALLERY}
+    assert vm["containerConfiguration"]["containerRegistries"][0]["registryServer"] == "myacr.azurecr.io"
+    assert spec["userAccounts"][0]["name"] == "ops" and spec["enableInterNodeCommunication"] is True
+    env = {e["name"]: e["value"] for e in spec["startTask"]["environmentSettings"]}
+    assert env["K8S_CLUSTER_SAS_URL"] == "https://s/k8s-k8s-pool?sig=2"
+    shown = pools.redacted(spec)
+    assert "registry-secret" not in str(shown) and "pw-secret" not in str(shown) and "sig=" not in str(shown)
+
+
+def test_auto_role_without_cluster_url_is_a_config_error():
+    with pytest.raises(ConfigError):
+        spec_for({"K8S_NODE_ROLE": "auto"})
+
+
+def test_login_user_needs_both_settings():
+    assert "userAccounts" not in spec_for({"BATCH_USER_NAME": "ops"})
+
+
+def test_overrides_are_validated_all_at_once():
+    settings = load_settings({})
+    with pytest.raises(InputError) as caught:
+        pools.pool_request(settings, {"id": "x" * 65, "vmSize": "D2", "dedicatedNodes": True, "spotNodes": 1001,
+                                      "imageId": "/subscriptions/s/images/i", "metadata": {"": "x"},
+                                      "nodeAgentSkuId": "centos"})
+    assert sorted(d["field"] for d in caught.value.details) == sorted(
+        ["id", "vmSize", "dedicatedNodes", "spotNodes", "imageId", "metadata", "nodeAgentSkuId"])
+    ok = pools.pool_request(settings, {"id": "My_Pool-1", "dedicatedNodes": 0, "spotNodes": 1000, "imageId": GALLERY})
+    assert (ok.id, ok.dedicated_nodes, ok.spot_nodes, ok.image_id) == ("My_Pool-1", 0, 1000, GALLERY)
+
+
+def test_node_agent_sku_resolution():
+    marketplace = pools.pool_request(load_settings({}), {})
+    windows = {"nodeAgentSKUId": "batch.node.windows amd64", "osType": "windows", "imageReference": {}}
+    retired = dict(UBUNTU, batchSupportEndOfLife="2020-01-01T00:00:00Z")
+    assert pools.resolve_node_agent_sku([windows, UBUNTU], marketplace) == "batch.node.ubuntu 24.04"
+    with pytest.raises(ConfigError) as none_fits:
+        pools.resolve_node_agent_sku([windows, retired], marketplace)
+    assert "canonical/ubuntu-24_04-lts/server" in none_fits.value.message
+    chosen = pools.pool_request(load_settings({}), {"imageId": GALLERY, "nodeAgentSkuId": "batch.node.ubuntu 22.04"})
+    with pytest.raises(InputError) as unsupported:
+        pools.resolve_node_agent_sku([UBUNTU], chosen)
+    assert unsupported.value.details[0]["field"] == "nodeAgentSkuId"
+
+
+def test_spec_comparison_ignores_sas_and_counts_but_not_the_image():
+    one = spec_for({})
+    other = spec_for({"AZURE_BATCH_VM_NODE_COUNT": "5"})
+    other["startTask"]["resourceFiles"][0]["httpUrl"] = "https://s/apps/x.sh?sig=different"
+    assert pools.spec_differences(one, other) == []
+    changed = spec_for({"AZURE_BATCH_VM_IMAGE_ID": GALLERY, "K8S_VERSION": "1.32"})
+    fields = [d["field"] for d in pools.spec_differences(one, changed)]
+    assert fields == ["imageReference", "startTask.environmentSettings"]
+
+
+@pytest.mark.parametrize(("pool_id", "container"), [("k8s-pool", "k8s-k8s-pool"), ("My_Pool", "k8s-my-pool"),
+                                                    ("A" * 64, "k8s-" + "a" * 59)])
+def test_cluster_container_names_are_valid(pool_id: str, container: str):
+    assert pools.cluster_container(pool_id) == container
+
+
+def test_builtin_workflows_chain_the_steps_that_depend_on_each_other():
+    settings = load_settings({"TESK_NODEPORT": "30080"})
+    names = {w.name for w in workflows()}
+    assert {"k8s-info", "tesk-deploy", "tesk-verify"} <= names
+    deploy = get_workflow("tesk-deploy").build(settings, run_target(settings, "tesk-deploy", {})[1])
+    assert [(t.id, t.depends_on) for t in deploy] == [("apply", ()), ("ready", ("apply",)), ("service", ("ready",))]
+    assert deploy[0].resource_files[0].container == settings.k8s_container
+    assert deploy[1].environment["TESK_NODEPORT"] == "30080"
+    verify = get_workflow("tesk-verify").build(settings, run_target(settings, "tesk-verify", {})[1])
+    assert [(t.id, t.depends_on) for t in verify] == [("pods", ()), ("hello", ("pods",))]
+    for task in deploy + verify:
+        assert shlex.split(task.command_line)[:2] == ["/bin/bash", "-c"]
+
+
+def test_unknown_workflow_lists_the_known_ones():
+    with pytest.raises(NotFoundError) as caught:
+        get_workflow("nope")
+    assert "k8s-info" in caught.value.message and "tesk-deploy" in caught.value.message
+
+
+def test_registering_a_workflow_from_code():
+    @register("unit-echo", "echo a value passed through the environment")
+    def echo(settings: object, context: object) -> list[TaskSpec]:
+        return [TaskSpec("echo", bash_command('echo "$VALUE"'), environment={"VALUE": "a'b; rm -rf /"})]
+
+    try:
+        assert get_workflow("unit-echo").description.startswith("echo")
+        with pytest.raises(ValueError):
+            register("unit-echo", "another")(lambda s, c: [])
+        run = planned_run(load_settings({}), "unit-echo", {"jobId": "j"})
+        task = run["tasks"][0]
+        assert shlex.split(task["commandLine"]) == ["/bin/bash", "-c", 'echo "$VALUE"']
+        assert task["environmentSettings"] == [{"name": "VALUE", "value": "a'b; rm -rf /"}]
+        assert run["job"]["usesTaskDependencies"] is True
+    finally:
+        unregister("unit-echo")
+
+
+def test_task_specs_are_checked():
+    with pytest.raises(InputError) as caught:
+        check_task_specs([TaskSpec("a", "x"), TaskSpec("A", "x"), TaskSpec("b", "x", depends_on=("c",)),
+                          TaskSpec("bad id", "x")])
+    assert sorted(d["field"] for d in caught.value.details) == ["tasks.A", "tasks.b.dependsOn", "tasks.bad id"]
+
+
+def test_task_options_keep_dependencies_and_constraints():
+    options = to_task_options(TaskSpec("b", "cmd", depends_on=("a",), max_wall_clock_seconds=90,
+                                       max_task_retry_count=2), lambda c: f"https://s/{c}?sig=x").as_dict()
+    assert options["dependsOn"] == {"taskIds": ["a"]}
+    assert options["constraints"]["maxTaskRetryCount"] == 2
+    assert options["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "admin"}}
+
+
+def test_plan_shows_pool_job_and_tasks_offline():
+    from batchk8s.batch.plan_section import pool_section, workflows_section
+    from batchk8s.plan import SECTIONS
+
+    module = "batchk8s.batch.plan_section"
+    assert {f"{module}:pool_section", f"{module}:workflows_section"} <= set(SECTIONS)
+    settings = load_settings({})
+    sections = {"batch pool": pool_section(settings), "workflows": workflows_section(
+        settings, now=datetime(2026, 1, 1, tzinfo=UTC))}
+    pool = sections["batch pool"]
+    assert pool.data["id"] == "k8s-pool"
+    assert "placeholder" in pool.data["startTask"]["resourceFiles"][0]["httpUrl"]
+    runs_ = {run["workflow"]: run for run in sections["workflows"].data}
+    deploy = runs_["tesk-deploy"]
+    assert deploy["job"]["id"] == "tesk-deploy-20260101-000000"
+    assert [t["id"] for t in deploy["tasks"]] == ["apply", "ready", "service"]
+    assert "placeholder" in deploy["tasks"][0]["resourceFiles"][0]["storageContainerUrl"]
