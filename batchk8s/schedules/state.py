@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -36,6 +37,8 @@ _CACHE_LIMIT = 20000
 
 # (container URL, blob name) -> (ETag, stored): what this process last read or wrote.
 _cache: dict[tuple[str, str], tuple[str, Stored]] = {}
+# Containers this process has loaded once: from then on a listing tells which blobs changed.
+_warm: set[str] = set()
 _cache_lock = threading.Lock()
 
 
@@ -118,24 +121,45 @@ class StateStore:
         return found
 
     def load_all(self) -> dict[str, Stored]:
-        """Every target's state, keyed by target key, reading only blobs whose ETag is new to this process."""
-        etags = self.list_etags()
+        """Every target's state (for history), keyed by target key: one listing + reads of changed blobs."""
+        return self._load_listed(self.list_etags(), None)
+
+    def load(self, keys: Iterable[str]) -> dict[str, Stored]:
+        """The state of `keys` (those without a blob are absent from the result), in at most one request
+        per key: a cold process reads each blob directly (a GET also returns its ETag); a warm one lists
+        the prefix once and reads only the blobs whose ETag changed since it last saw them."""
+        keys = list(keys)
+        url = self._container_url()
+        with _cache_lock:
+            warm = url in _warm
+        if not warm:
+            loaded = self._read_all([blob_name(key) for key in keys])
+            with _cache_lock:
+                _warm.add(url)
+            return loaded
+        return self._load_listed(self.list_etags(), {blob_name(key) for key in keys})
+
+    def _load_listed(self, etags: dict[str, str], wanted: set[str] | None) -> dict[str, Stored]:
         url = self._container_url()
         result: dict[str, Stored] = {}
         stale: list[str] = []
         with _cache_lock:
             for name, etag in etags.items():
+                if wanted is not None and name not in wanted:
+                    continue
                 cached = _cache.get((url, name))
                 if cached is not None and _same_etag(cached[0], etag):
                     result[cached[1].key] = cached[1]
                 else:
                     stale.append(name)
-        if stale:
-            with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(stale))) as pool:
-                for stored in pool.map(self._read, stale):
-                    if stored is not None:
-                        result[stored.key] = stored
+        result.update(self._read_all(stale))
         return result
+
+    def _read_all(self, names: list[str]) -> dict[str, Stored]:
+        if not names:
+            return {}
+        with ThreadPoolExecutor(max_workers=min(READ_WORKERS, len(names))) as pool:
+            return {stored.key: stored for stored in pool.map(self._read, names) if stored is not None}
 
     def _read(self, name: str) -> Stored | None:
         from batchk8s.errors import NotFoundError
@@ -178,3 +202,4 @@ def _same_etag(first: str, second: str) -> bool:
 def clear_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _warm.clear()

@@ -284,28 +284,32 @@ def test_an_invalid_document_is_refused_before_anything_is_read_or_changed(
     assert arm.log == [] and StateStore(settings).list_etags() == {}
 
 
-def test_state_is_read_with_one_listing_and_only_changed_blobs(make_settings: Callable[..., Settings]):
-    settings = make_settings([{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": "a"}]}])
-    writer = StateStore(settings)
-    keys = [f"vmss/rg/vmss-{i:03d}" for i in range(25)]
+def test_state_is_read_with_at_most_one_request_per_target(make_settings: Callable[..., Settings]):
     from batchk8s.schedules.planner import TargetState
     from batchk8s.schedules.state import Stored, clear_cache
 
-    for key in keys:
+    settings = make_settings([{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": "a"}]}])
+    writer = StateStore(settings)
+    keys = [f"vmss/rg/vmss-{i:03d}" for i in range(25)]
+    for key in keys[:20]:
         writer.write(Stored(key, TargetState(), {"kind": "vmss"}), TargetState(firing=MON_0800), MON_0800)
-    clear_cache()  # a cold instance
+    clear_cache()  # a cold instance: one GET per target (a missing blob is one 404), no listing
     cold = StateStore(settings)
-    assert len(cold.load_all()) == 25
-    assert dict(cold.requests) == {"list": 1, "read": 25}
-    warm = StateStore(settings)
-    loaded = warm.load_all()
+    assert len(cold.load(keys)) == 20
+    assert dict(cold.requests) == {"read": 25}
+    warm = StateStore(settings)  # warm: the listing alone, nothing changed
+    loaded = warm.load(keys)
     assert dict(warm.requests) == {"list": 1} and loaded[keys[3]].state.firing == MON_0800
     # Another instance changes one blob (outside this process's cache): only that one is read again.
     storage.write_blob_if_match(settings, settings.state_container, blob_name(keys[3]),
                                 json.dumps({"firing": MON_1900.isoformat(), "status": "done"}), loaded[keys[3]].etag)
     again = StateStore(settings)
-    assert again.load_all()[keys[3]].state.firing == MON_1900
+    assert again.load(keys)[keys[3]].state.firing == MON_1900
     assert dict(again.requests) == {"list": 1, "read": 1}
+    # The history view lists everything once and reads what it has not seen.
+    clear_cache()
+    history = StateStore(settings)
+    assert len(history.load_all()) == 20 and dict(history.requests) == {"list": 1, "read": 20}
 
 
 def test_instance_ids_are_stable_per_process():
