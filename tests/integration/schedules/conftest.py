@@ -17,17 +17,15 @@ from tests.fakes.aad import FakeAAD
 from tests.fakes.arm import FakeARM, arm_env
 from tests.fakes.batch import FakeBatch, FakeClock
 from tests.fakes.https import FakeService
+from tests.integration.vmss import conftest as vmss_fixtures
 
-RG = "rg-hpc"
-
-
-@pytest.fixture
-def aad(fake_service: Callable[..., FakeService]) -> FakeAAD:
-    return fake_service(FakeAAD)  # type: ignore[return-value]
+RG = vmss_fixtures.RG
+aad = vmss_fixtures.aad  # the same fake Entra ID fixture as the scale set tests
 
 
 @pytest.fixture
 def arm(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeARM:
+    """Operations settle at once: consecutive ticks minutes apart in test time are milliseconds apart here."""
     return fake_service(FakeARM, aad=aad, operation_delay=0.0)  # type: ignore[return-value]
 
 
