@@ -50,6 +50,11 @@ class TaskWaitTimeout(UpstreamTimeoutError):
 
 
 class TesClient:
+    """TES calls over one transport. Thread-safe: the functions host shares one client per configuration.
+
+    `clock` and `sleep` drive waits and retry pauses; tests and benchmarks pass a fake clock's.
+    """
+
     def __init__(self, transport: Transport, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.25,
                  max_backoff: float = 8.0, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep):
