@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import runpy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +14,8 @@ import pytest
 from batchk8s import settings as settings_module
 from batchk8s import storage
 from batchk8s.cli import main
-from tests.conftest import AZURITE_KEY, ROOT
+from tests.app_index import indexed_functions
+from tests.conftest import AZURITE_KEY
 from tests.integration.test_storage import TREE, storage_env, write_tree
 
 
@@ -29,8 +29,7 @@ def _fresh_clients() -> Iterator[None]:
 @functools.cache
 def upload_function() -> Callable[[func.HttpRequest], func.HttpResponse]:
     """The function as the host indexes it from function_app.py (a fresh app: indexing happens once per app)."""
-    app = runpy.run_path(str(ROOT / "function_app.py"))["app"]
-    [function] = [f for f in app.get_functions() if f.get_function_name() == "artifacts_upload"]
+    function = indexed_functions()["artifacts_upload"]
     trigger = function.get_bindings()[0]
     assert (trigger.route, [str(m) for m in trigger.methods]) == ("artifacts/upload", ["POST"])
     assert trigger.auth_level == func.AuthLevel.FUNCTION

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import runpy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from batchk8s import settings as settings_module
 from batchk8s import storage, tes
 from batchk8s.cli import main
 from batchk8s.settings import load_settings
+from tests.app_index import indexed_functions
 from tests.conftest import ROOT
 from tests.fakes.batch import FakeClock
 from tests.fakes.tes import FakeTES
@@ -32,10 +31,8 @@ ROUTES = {
 HOST = "https://app.example.net"
 
 
-@functools.cache
 def functions() -> dict[str, Any]:
-    app = runpy.run_path(str(ROOT / "function_app.py"))["app"]
-    return {f.get_function_name(): f for f in app.get_functions() if f.get_function_name() in ROUTES}
+    return {name: f for name, f in indexed_functions().items() if name in ROUTES}
 
 
 def call(name: str, path_and_query: str, body: bytes = b"", **route: str) -> tuple[int, Any, dict[str, str]]:

@@ -3,7 +3,6 @@ through the services, the HTTP functions and the command line."""
 
 from __future__ import annotations
 
-import functools
 import json
 from itertools import pairwise
 from pathlib import Path
@@ -19,6 +18,7 @@ from batchk8s.batch import jobs, pools, runs
 from batchk8s.batch.polling import Waiter
 from batchk8s.errors import ConflictError, NotFoundError
 from batchk8s.settings import Settings
+from tests.app_index import indexed_functions
 from tests.fakes.batch import FakeBatch, FakeClock, TaskOutcome
 
 DEPLOY_ORDER = ["apply", "ready", "service"]
@@ -98,11 +98,8 @@ def test_run_on_a_missing_pool_is_404_before_anything_is_created(uploaded: Setti
 # --- HTTP --------------------------------------------------------------------------------------
 
 
-@functools.cache
 def indexed() -> dict[str, Any]:
-    import function_app
-
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return indexed_functions()
 
 
 def call(function: str, method: str, path: str, body: Any = None, **route: str) -> tuple[int, Any, func.HttpResponse]:

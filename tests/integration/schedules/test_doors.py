@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import runpy
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +12,8 @@ import pytest
 
 from batchk8s import settings as settings_module
 from batchk8s.cli import main
-from tests.conftest import AZURITE_KEY, ROOT
+from tests.app_index import indexed_functions
+from tests.conftest import AZURITE_KEY
 from tests.fakes.arm import FakeARM
 from tests.integration.schedules.conftest import RG
 
@@ -27,10 +26,8 @@ DOCUMENT = {"rules": [
      "targets": [{"name": "vmss-a"}]}]}
 
 
-@functools.cache
 def functions() -> dict[str, Any]:
-    app = runpy.run_path(str(ROOT / "function_app.py"))["app"]
-    return {f.get_function_name(): f for f in app.get_functions()}
+    return indexed_functions()
 
 
 @pytest.fixture

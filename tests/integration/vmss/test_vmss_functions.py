@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Callable
@@ -12,18 +11,15 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest  # the concrete timer object the worker builds
 
+from tests.app_index import indexed_functions
 from tests.fakes.arm import FakeARM
 from tests.integration.vmss.conftest import RG
 
 SCHEDULE = "0 30 7 * * Mon-Fri"
 
 
-@functools.cache
 def indexed() -> dict[str, Any]:
-    """The app's functions by name (indexing validates names once per app, so it is done once here)."""
-    import function_app
-
-    return {f.get_function_name(): f for f in function_app.app.get_functions()}
+    return indexed_functions()
 
 
 def function(name: str) -> Callable[..., Any]:
