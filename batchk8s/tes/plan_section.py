@@ -26,7 +26,7 @@ def tes_section(settings: Settings, **_: Any) -> Section:
 
     endpoint = endpoint_description(settings)
     lines = [f"transport: {endpoint}"]
-    lines += [f"PROBLEM {gap['field']}: {gap['message']}" for gap in settings.missing("tes")]
+    lines += [f"PROBLEM {gap.setting}: {gap.message}" for gap in settings.missing("tes")]
     samples: dict[str, Any] = {}
     for name in sample_names():
         document = load_sample(name)

@@ -54,3 +54,12 @@ def test_usage_errors_exit_2_without_traceback(capsys, tmp_path):
     assert main(["config", "check", "--settings", str(tmp_path / "missing.json")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--settings" in err
+
+
+def test_plan_survives_an_empty_configuration(capsys):
+    """Every plan section must say what is missing rather than crash when nothing is configured."""
+    assert main(["plan", "--settings", str(ROOT / "tests" / "data" / "empty.settings.json")]) == 0
+    out = capsys.readouterr().out
+    assert "VmssTriggerSchedule is not set" in out
+    assert "BATCHK8S_SCHEDULES is not set" in out
+    assert "Traceback" not in out
