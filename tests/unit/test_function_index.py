@@ -1,0 +1,118 @@
+"""The indexed app: exactly these functions, triggers, routes and auth levels, and a lazy cold start."""
+
+from __future__ import annotations
+
+import json
+import re
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HTTP = {
+    # name: (methods, route, auth level)
+    "health": ("GET", "health", "ANONYMOUS"),
+    "config": ("GET", "config", "FUNCTION"),
+    "schedule": ("GET", "schedule", "FUNCTION"),
+    "vmss_status": ("GET", "vmss", "FUNCTION"),
+    "vmss_action": ("POST", "vmss/{action}", "FUNCTION"),
+    "artifacts_upload": ("POST", "artifacts/upload", "FUNCTION"),
+    "pool_create": ("POST", "pools", "FUNCTION"),
+    "pool_show": ("GET", "pools/{id}", "FUNCTION"),
+    "pool_resize": ("POST", "pools/{id}/resize", "FUNCTION"),
+    "pool_delete": ("DELETE", "pools/{id}", "FUNCTION"),
+    "workflow_list": ("GET", "workflows", "FUNCTION"),
+    "workflow_run": ("POST", "workflows/{name}/runs", "FUNCTION"),
+    "job_show": ("GET", "jobs/{id}", "FUNCTION"),
+    "job_delete": ("DELETE", "jobs/{id}", "FUNCTION"),
+    "tes_create": ("POST", "tes/tasks", "FUNCTION"),
+    "tes_list": ("GET", "tes/tasks", "FUNCTION"),
+    "tes_get": ("GET", "tes/tasks/{id}", "FUNCTION"),
+    "tes_cancel": ("POST", "tes/tasks/{id}/cancel", "FUNCTION"),
+    "tes_service_info": ("GET", "tes/service-info", "FUNCTION"),
+    "schedules": ("GET", "schedules", "FUNCTION"),
+    "schedules_history": ("GET", "schedules/history", "FUNCTION"),
+}
+TIMERS = {
+    "vmss_schedule": "%VmssTriggerSchedule%",
+    "schedules_reconcile": "0 * * * * *",
+}
+
+
+@pytest.fixture(scope="module")
+def indexed() -> dict[str, dict]:
+    """Index a fresh copy of the app the way the host does (get_functions works once per app)."""
+    app = runpy.run_path(str(ROOT / "function_app.py"))["app"]
+    functions = {}
+    for function in app.get_functions():
+        functions[function.get_function_name()] = json.loads(function.get_function_json())
+    return functions
+
+
+def trigger(function: dict) -> dict:
+    return next(b for b in function["bindings"] if b["type"].endswith("Trigger"))
+
+
+def test_exactly_the_expected_functions(indexed):
+    assert set(indexed) == set(HTTP) | set(TIMERS)
+
+
+@pytest.mark.parametrize("name", sorted(HTTP))
+def test_http_function_route_method_and_auth(indexed, name):
+    method, route, auth = HTTP[name]
+    binding = trigger(indexed[name])
+    assert binding["type"] == "httpTrigger"
+    assert binding["route"] == route
+    assert [m.upper() for m in binding["methods"]] == [method]
+    assert binding["authLevel"].upper() == auth
+    outputs = [b for b in indexed[name]["bindings"] if b["direction"].upper() == "OUT"]
+    assert [(b["type"], b["name"]) for b in outputs] == [("http", "$return")]
+
+
+@pytest.mark.parametrize("name", sorted(TIMERS))
+def test_timer_functions(indexed, name):
+    binding = trigger(indexed[name])
+    assert binding["type"] == "timerTrigger"
+    assert binding["schedule"] == TIMERS[name]
+    assert binding.get("runOnStartup", False) is False
+    assert binding.get("useMonitor") is True
+
+
+def test_timer_schedules_are_valid_ncrontab():
+    from batchk8s.schedule import parse
+
+    for expression in TIMERS.values():
+        if not expression.startswith("%"):
+            assert parse(expression).has_seconds
+
+
+def test_only_health_is_anonymous(indexed):
+    anonymous = [name for name, f in indexed.items() if trigger(f).get("authLevel", "").upper() == "ANONYMOUS"]
+    assert anonymous == ["health"]
+
+
+def test_readme_documents_every_route():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    missing = [f"{method} /api/{route}" for method, route, _ in HTTP.values()
+               if not re.search(rf"{method}\s+/api/{re.escape(route)}(?![\w/])", readme)]
+    assert not missing, f"README does not document: {missing}"
+
+
+def test_readme_documents_every_setting():
+    from batchk8s.settings import setting_names
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [name for name in setting_names() if f"`{name}`" not in readme] == []
+
+
+def test_importing_the_app_loads_no_azure_sdk():
+    """A timer-only cold start must not pay for the Batch, Storage, Compute or Identity SDKs."""
+    probe = ("import sys, function_app; function_app.app.get_functions();"
+             "print(sorted({m.split('.')[1] for m in sys.modules if m.startswith('azure.') and m != 'azure.functions'"
+             " and not m.startswith('azure.functions.')}))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
