@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 9
+RUNS = 15
 
 PROBE = """
 import json, resource, sys, time
@@ -37,9 +37,13 @@ def sample(body: str) -> dict[str, float]:
 
 
 def main() -> None:
+    cases = (("azure.functions alone", BARE), ("function_app + get_functions()", APP))
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name, _ in cases}
+    for _ in range(RUNS):  # interleaved, so background load hits both cases alike
+        for name, body in cases:
+            samples[name].append(sample(body))
     results = {}
-    for name, body in (("azure.functions alone", BARE), ("function_app + get_functions()", APP)):
-        runs = [sample(body) for _ in range(RUNS)]
+    for name, runs in samples.items():
         results[name] = {
             "ms": statistics.median(r["seconds"] for r in runs) * 1000,
             "maxrss_mb": statistics.median(r["maxrss_kb"] for r in runs) / 1024,
