@@ -10,6 +10,7 @@ NODE_STAMP := node_modules/.installed
 
 run: $(RUNTIME_STAMP)
 	$(PY) -m batchk8s plan --settings local.settings.json.example
+	$(PY) -m batchk8s schedules plan --file examples/schedules.json --hours 24 --settings local.settings.json.example
 
 test: $(DEV_STAMP) $(NODE_STAMP) lint
 	$(PY) -m pytest -q
