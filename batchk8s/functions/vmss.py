@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote
 
 import azure.functions as func
 
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, NotFoundError, UpstreamError
-from batchk8s.functions.http import accepted, base_url, endpoint, int_param, json_response, read_json
+from batchk8s.functions.http import accepted, base_url, endpoint, int_param, json_response, query_values, read_json
 from batchk8s.settings import VMSS_ACTIONS, Settings, current_settings
 from batchk8s.vmss import (
     MAX_WAIT_SECONDS,
@@ -123,10 +123,8 @@ def parse_action_body(body: dict[str, Any]) -> tuple[list[str] | None, bool, int
 
 
 def _query_names(req: func.HttpRequest) -> list[str] | None:
-    values = parse_qs(urlsplit(req.url).query).get("name") or ([req.params["name"]] if req.params.get("name") else [])
-    if not values:
-        return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    names = [part.strip() for value in query_values(req, "name") for part in value.split(",") if part.strip()]
+    return names or None
 
 
 def _raise_if_nothing_succeeded(reports: list[TargetReport]) -> None:
