@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchk8s.cli import Output, positive_int, read_json_file
-from batchk8s.schedules.planner import format_firing
+from batchk8s.schedules.planner import format_firing, format_hold
 from batchk8s.settings import Settings
 
 
@@ -45,7 +45,7 @@ def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
     for entry in data["targets"]:
         lines.append(f"{entry['label']}:")
         lines += [f"  {format_firing(f)}" for f in entry["firings"]] or ["  (no firing in the window)"]
-    lines += [f"hold: {h['target']} until {h['until']}" for h in data["holds"]]
+    lines += [format_hold(hold) for hold in data["holds"]]
     return Output(data, "\n".join(lines))
 
 

@@ -177,7 +177,8 @@ class Hold:
     reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"target": self.target.to_dict(), "until": self.until.isoformat(), "reason": self.reason}
+        return {"target": self.target.to_dict(), "label": self.target.label, "until": self.until.isoformat(),
+                "reason": self.reason}
 
 
 @dataclass(frozen=True)

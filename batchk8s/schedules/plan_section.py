@@ -17,7 +17,7 @@ PLAN_HOURS = 24
 
 def schedules_section(settings: Settings, *, now: datetime, **_: Any) -> Section:
     from batchk8s.schedules.document import DocumentError, parse_text
-    from batchk8s.schedules.planner import format_firing, window
+    from batchk8s.schedules.planner import format_firing, format_hold, window
 
     title = "schedule document"
     if settings.schedules_blob and not settings.schedules_json:
@@ -37,7 +37,9 @@ def schedules_section(settings: Settings, *, now: datetime, **_: Any) -> Section
     for entry in targets:
         lines.append(f"{entry['label']}:")
         lines += [f"  {format_firing(f)}" for f in entry["firings"]] or ["  (none)"]
+    holds = [hold.to_dict() for hold in document.holds if hold.until > now]
+    lines += [format_hold(hold) for hold in holds]
     if settings.schedules_blob:
         lines.append("PROBLEM BATCHK8S_SCHEDULES_BLOB: set only one of BATCHK8S_SCHEDULES and BATCHK8S_SCHEDULES_BLOB")
     return Section(title, {"source": "BATCHK8S_SCHEDULES", "hours": PLAN_HOURS, "targets": targets,
-                           "holds": [hold.to_dict() for hold in document.holds]}, lines)
+                           "holds": holds}, lines)

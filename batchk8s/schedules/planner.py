@@ -183,6 +183,12 @@ def format_firing(entry: dict[str, Any]) -> str:
     return f"{entry['utc']}  {entry['local']} ({entry['timeZone']})  {effect}  [{entry['rule']}]"
 
 
+def format_hold(entry: dict[str, Any]) -> str:
+    """One line for a hold dict (as `Hold.to_dict` makes it), worded like the target lines of a plan."""
+    reason = f" ({entry['reason']})" if entry.get("reason") else ""
+    return f"{entry['label']} held until {entry['until']}{reason}"
+
+
 def rules_for(target: ScaleSetTarget, tags: Mapping[str, str] | None, document: Document) -> list[Rule]:
     """Rules naming the scale set directly or selecting it by tag (tags None: not listed, direct rules only)."""
     rules = list(document.by_key.get(target.key, ()))

@@ -40,3 +40,12 @@ def test_an_invalid_document_lists_its_problems_instead_of_firings():
                                 now=NOW)
     assert section.lines == ["PROBLEM $[0].timeZone: 'CET/Nowhere' is not an IANA time zone name "
                              "(e.g. Europe/Berlin, America/New_York)"]
+
+
+def test_active_holds_are_listed_like_targets_and_ended_ones_are_not():
+    document = {"rules": DOCUMENT, "holds": [
+        {"resourceGroup": "rg", "name": "vmss-a", "until": "2025-03-30T08:00:00+02:00", "reason": "month-end run"},
+        {"pool": "k8s-pool", "until": "2025-03-29T11:00:00Z"}]}
+    section = schedules_section(load_settings({"BATCHK8S_SCHEDULES": json.dumps(document)}), now=NOW)
+    assert section.lines[-1] == "scale set rg/vmss-a held until 2025-03-30T06:00:00+00:00 (month-end run)"
+    assert [hold["label"] for hold in section.data["holds"]] == ["scale set rg/vmss-a"]

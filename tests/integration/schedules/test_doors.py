@@ -141,11 +141,13 @@ def test_cli_plan_validate_reconcile_history(arm: FakeARM, app_env: Callable[[An
                                              capsys: pytest.CaptureFixture[str]):
     arm.add_scale_set(RG, "vmss-a", {"0": "running"})
     app_env({"rules": [{"name": "every-minute", "schedule": "0 * * * * *", "action": "deallocate",
-                        "targets": [{"name": "vmss-a"}]}]})
+                        "targets": [{"name": "vmss-a"}]}],
+             "holds": [{"name": "vmss-b", "until": "2099-01-01T01:00:00+01:00", "reason": "render run"}]})
     code, out, _ = run(["schedules", "plan", "--hours", "1", "--json"], capsys)
     assert code == 0 and len(json.loads(out)["targets"][0]["firings"]) == 60
     code, out, _ = run(["schedules", "plan", "--hours", "2"], capsys)
     assert code == 0 and "scale set rg-hpc/vmss-a:" in out and "deallocate  [every-minute]" in out
+    assert out.rstrip().endswith("scale set rg-hpc/vmss-b held until 2099-01-01T00:00:00+00:00 (render run)")
     code, _, err = run(["schedules", "plan", "--hours", "169"], capsys)
     assert code == 2 and "must be a whole number from 1 to 168" in err
 
