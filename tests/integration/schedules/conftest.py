@@ -1,4 +1,4 @@
-"""Fixtures for the schedule document tests: fake Entra ID + ARM + Batch, real Azurite for the state."""
+"""Fixtures for the schedule document tests: fake ARM + Batch (trusting the shared fake Entra ID), Azurite state."""
 
 from __future__ import annotations
 
@@ -17,10 +17,8 @@ from tests.fakes.aad import FakeAAD
 from tests.fakes.arm import FakeARM, arm_env
 from tests.fakes.batch import FakeBatch, FakeClock
 from tests.fakes.https import FakeService
-from tests.integration.vmss import conftest as vmss_fixtures
 
-RG = vmss_fixtures.RG
-aad = vmss_fixtures.aad  # the same fake Entra ID fixture as the scale set tests
+RG = "rg-hpc"
 
 
 @pytest.fixture

@@ -107,14 +107,15 @@ def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
     settings = make_settings(document)
     # Both instances finish reading the state before either writes: each sees the same (missing) blobs.
     barrier = threading.Barrier(2, timeout=30)
-    original = StateStore.load_all
+    original = StateStore.load
+    waited: list[bool] = []
 
-    def load_then_wait(self: StateStore) -> Any:
-        loaded = original(self)
-        barrier.wait()
+    def load_then_wait(self: StateStore, keys: Any) -> Any:
+        loaded = original(self, keys)
+        waited.append(barrier.wait() is not None)
         return loaded
 
-    monkeypatch.setattr(StateStore, "load_all", load_then_wait)
+    monkeypatch.setattr(StateStore, "load", load_then_wait)
     reports: list[TickReport] = []
     threads = [threading.Thread(target=lambda: reports.append(reconcile(settings, now=MON_0800)))
                for _ in range(2)]
@@ -122,7 +123,7 @@ def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
         thread.start()
     for thread in threads:
         thread.join(60)
-    assert len(reports) == 2
+    assert len(reports) == 2 and waited == [True, True]  # both read before either wrote
     per_target = {name: sorted(results(r)[f"vmss/rg-hpc/{name}"] for r in reports) for name in names}
     assert all(outcome == ["applied", "lost-race"] for outcome in per_target.values()), per_target
     assert sorted(name for _, name in actions(arm)) == names  # one start per scale set, not two

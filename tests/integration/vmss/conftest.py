@@ -16,11 +16,6 @@ RG = "rg-hpc"
 
 
 @pytest.fixture
-def aad(fake_service: Callable[..., FakeService]) -> FakeAAD:
-    return fake_service(FakeAAD)  # type: ignore[return-value]
-
-
-@pytest.fixture
 def arm(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeARM:
     return fake_service(FakeARM, aad=aad, operation_delay=0.2)  # type: ignore[return-value]
 
