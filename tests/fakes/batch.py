@@ -166,6 +166,7 @@ class FakeBatch(FakeService):
             ("POST", job + r"/tasks", self._add_task),
             ("GET", job + r"/tasks", self._list_tasks),
             ("GET", job + task, self._get_task),
+            ("DELETE", job + task, self._delete_task),
             ("GET", job + task + r"/files/(?P<path>.+)", self._task_file),
         ]
         for method, pattern, handler in routes:
@@ -694,6 +695,13 @@ class FakeBatch(FakeService):
     def _get_task(self, request: Request, job_id: str, task_id: str) -> Response:
         job = self._job(job_id)
         return Response(200, self._task_view(job, self._task(job, task_id)))
+
+    def _delete_task(self, request: Request, job_id: str, task_id: str) -> Response:
+        """Batch removes the task and its files on the node (ending it if it still runs): 200, no body."""
+        job = self._job(job_id)
+        self._task(job, task_id)
+        del job["tasks"][task_id.lower()]
+        return Response(200)
 
     def _task_file(self, request: Request, job_id: str, task_id: str, path: str) -> Response:
         path = unquote(path)

@@ -8,6 +8,7 @@ quoting, the base64 body and the stdout protocol are exercised as a node would r
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shlex
 import socket
@@ -98,9 +99,11 @@ def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[s
     tes = fake_service(FakeTES, clock=clock)
     node_port = NodePort(tes.url)
     ran: dict[str, TaskOutcome] = {}
+    specs: dict[str, dict[str, Any]] = {}  # every relay task as Batch received it (they are deleted after use)
 
     def outcome_for(spec: dict[str, Any]) -> TaskOutcome:
         if spec["id"] not in ran:  # the fake asks on every read; a node runs a task once
+            specs[spec["id"]] = spec
             ran[spec["id"]] = run_on_node(spec)
         return ran[spec["id"]]
 
@@ -119,7 +122,8 @@ def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[s
     clock.advance(600)
     transport = RelayTransport(settings, waiter=Waiter(Backoff(0.5, 2.0, 5.0), clock.now, clock.advance))
     client = TesClient(transport, clock=clock.now, sleep=clock.advance)
-    yield {"batch": batch, "tes": tes, "client": client, "settings": settings, "ran": ran, "clock": clock}
+    yield {"batch": batch, "tes": tes, "client": client, "settings": settings, "ran": ran, "specs": specs,
+           "clock": clock}
     node_port.stop()
     batch_client_module.clear_cache()
 
@@ -138,6 +142,8 @@ def test_every_call_goes_through_a_batch_task_and_comes_back(world: dict[str, An
     job = batch.jobs[RELAY_JOB.lower()]
     assert job["spec"]["poolInfo"]["poolId"] == "k8s-pool"
     assert len(world["ran"]) >= 6
+    assert job["tasks"] == {}  # each relay task (its environment holds the request) is deleted once read
+    assert batch.count("DELETE", r"/tasks/tes-") == len(world["ran"])
 
 
 def test_the_command_line_is_constant_and_carries_no_request_data(world: dict[str, Any]) -> None:
@@ -147,11 +153,27 @@ def test_the_command_line_is_constant_and_carries_no_request_data(world: dict[st
             "executors": [{"image": "alpine", "command": ["sh", "-c", "echo '\"quoted\"' $HOME `id`"]}]}
     task_id = client.create(task)
     assert world["tes"].tasks[task_id]["doc"] == task
-    specs = [t["spec"] for t in batch.jobs[RELAY_JOB.lower()]["tasks"].values()]
+    specs = list(world["specs"].values())
+    assert specs and not batch.jobs[RELAY_JOB.lower()]["tasks"]
     assert {spec["commandLine"] for spec in specs} == {"/bin/bash -c " + shlex.quote(SCRIPT)}
     assert all("userIdentity" not in spec or not spec["userIdentity"] for spec in specs)  # not admin
     assert all("SECRETSIGNATURE" not in spec["commandLine"] and "SECRETSIGNATURE" not in spec.get("displayName", "")
                for spec in specs)
+
+
+def test_a_relay_task_that_cannot_be_deleted_is_logged_and_the_answer_still_returned(
+        world: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    client, batch = world["client"], world["batch"]
+    client.service_info()
+    batch.inject(method="DELETE", path=r"/tasks/tes-", status=409, times=1,
+                 body={"code": "TaskNotDeletable", "message": {"lang": "en-US", "value": "busy"}})
+    with caplog.at_level(logging.WARNING, logger="batchk8s.tes.relay"):
+        task_id = client.create(load_sample("hello"))
+    assert task_id in world["tes"].tasks
+    leftover = list(batch.jobs[RELAY_JOB.lower()]["tasks"])
+    assert len(leftover) == 1 and leftover[0] in caplog.text and "ResourceExistsError" in caplog.text
+    client.get(task_id)
+    assert list(batch.jobs[RELAY_JOB.lower()]["tasks"]) == leftover  # later requests clean up after themselves
 
 
 def test_tes_errors_cross_the_relay_with_their_status(world: dict[str, Any]) -> None:
