@@ -32,7 +32,7 @@ def tes_section(settings: Settings, **_: Any) -> Section:
         document = load_sample(name)
         problems = task_problems(document)
         try:
-            shown = mark_placeholders(document)
+            shown = mark_placeholders(document, settings)
         except InputError as error:
             shown, problems = document, problems + error.details
         samples[name] = {"request": {"method": "POST", "path": "/tasks", "body": shown}, "problems": problems}

@@ -1,8 +1,15 @@
 """Sample TES tasks (tesk-tasks/*.json) and `azureblob://` input placeholders.
 
 A task document cannot carry a SAS URL: it would expire, and it is a secret that does not belong in
-a repository. Inputs name blobs as `azureblob://CONTAINER/BLOB` instead; just before submission
-each becomes a read-only SAS URL for that one blob, valid for AZURE_STORAGE_SAS_EXPIRY_HOURS.
+a repository. Inputs name blobs in the TES container (AZURE_STORAGE_TESK_DIRECTORY) instead, as
+`azureblob:///BLOB` (no container: the TES container, whatever it is called) or
+`azureblob://CONTAINER/BLOB` with CONTAINER that same container; just before submission each
+becomes a read-only SAS URL for that one blob, valid for AZURE_STORAGE_SAS_EXPIRY_HOURS.
+
+Only the TES container is signed: anyone holding the TES function key could otherwise mint read
+URLs (returned to them by `GET /api/tes/tasks/{id}?view=FULL`) for every blob in the account,
+the Functions host's own containers and the app's state included. Data elsewhere is given to TES
+as an ordinary URL it can read.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from batchk8s.errors import InputError
-from batchk8s.settings import CONTAINER_NAME, Settings
+from batchk8s.settings import Settings
 from batchk8s.tes.validation import child
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "tesk-tasks"
@@ -33,8 +40,12 @@ def load_sample(name: str) -> dict[str, Any]:
     return json.loads((SAMPLES_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def blob_placeholders(task: Any) -> list[tuple[int, str, str]]:
-    """(input index, container, blob) of each `azureblob://` input; InputError for malformed ones."""
+def blob_placeholders(task: Any, container: str) -> list[tuple[int, str]]:
+    """(input index, blob name) of each `azureblob://` input, all in the TES `container`.
+
+    InputError naming each bad entry's JSON path: a placeholder in an output (SAS URLs made here
+    are read-only), another container, or a blob name Azure would refuse.
+    """
     found, problems = [], []
     for field in ("inputs", "outputs"):
         entries = task.get(field) if isinstance(task, dict) else None
@@ -43,37 +54,45 @@ def blob_placeholders(task: Any) -> list[tuple[int, str, str]]:
             if not isinstance(url, str) or not url.startswith(SCHEME):
                 continue
             path = child(child(field, index), "url")
-            container, _, blob = url[len(SCHEME):].partition("/")
+            named, _, blob = url[len(SCHEME):].partition("/")
             if field == "outputs":
-                problems.append({"field": path, "message": "azureblob:// is for inputs (read-only SAS); give an "
+                problems.append({"field": path, "message": f"{SCHEME} is for inputs (read-only SAS); give an "
                                  "output URL the TES server can write to"})
-            elif not CONTAINER_NAME.match(container) or not blob:
-                problems.append({"field": path, "message": f"must look like {SCHEME}CONTAINER/BLOB"})
+            elif named and named != container:
+                problems.append({"field": path, "message": f"only blobs in the TES container {container!r} "
+                                 f"(AZURE_STORAGE_TESK_DIRECTORY) are signed: write {SCHEME}/BLOB, or give "
+                                 "another input as a URL TES can read"})
+            elif not blob or len(blob) > 1024 or blob.endswith("/"):
+                problems.append({"field": path, "message": f"must look like {SCHEME}/BLOB, the blob name 1-1024 "
+                                 "characters, not ending in '/'"})
             else:
-                found.append((index, container, blob))
+                found.append((index, blob))
     if problems:
         raise InputError.from_problems(problems, "invalid blob placeholder")
     return found
 
 
-def _replace_placeholders(task: dict[str, Any], url_for: Callable[[str, str], str]) -> dict[str, Any]:
-    placeholders = blob_placeholders(task)
+def _replace_placeholders(task: dict[str, Any], container: str,
+                          url_for: Callable[[str], str]) -> dict[str, Any]:
+    placeholders = blob_placeholders(task, container)
     if not placeholders:
         return task
     replaced = copy.deepcopy(task)
-    for index, container, blob in placeholders:
-        replaced["inputs"][index]["url"] = url_for(container, blob)
+    for index, blob in placeholders:
+        replaced["inputs"][index]["url"] = url_for(blob)
     return replaced
 
 
 def resolve_blob_inputs(task: dict[str, Any], settings: Settings, sign: Signer | None = None) -> dict[str, Any]:
     """A copy of `task` whose `azureblob://` inputs are read-only SAS URLs (the original is untouched)."""
-    if sign is None and blob_placeholders(task):
+    container = settings.tesk_container
+    if sign is None and blob_placeholders(task, container):
         from batchk8s.storage import blob_sas_url as sign
-    return _replace_placeholders(task, lambda container, blob: sign(settings, container, blob))
+    return _replace_placeholders(task, container, lambda blob: sign(settings, container, blob))
 
 
-def mark_placeholders(task: dict[str, Any]) -> dict[str, Any]:
+def mark_placeholders(task: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """A copy of `task` for display: each placeholder says what replaces it at submission."""
+    container = settings.tesk_container
     return _replace_placeholders(
-        task, lambda container, blob: f"<read-only SAS URL for {container}/{blob}, generated at submission>")
+        task, container, lambda blob: f"<read-only SAS URL for {container}/{blob}, generated at submission>")
