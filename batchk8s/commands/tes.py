@@ -22,6 +22,7 @@ log = logging.getLogger("batchk8s.tes")
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     from batchk8s.tes import STATES, VIEWS
+    from batchk8s.tes.client import MAX_PAGE_SIZE
 
     tes = subparsers.add_parser("tes", help="submit, watch, list and cancel GA4GH TES tasks")
     verbs = tes.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -47,7 +48,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     listing.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
                          help="only tasks with this tag (any value when no =VALUE); repeatable")
     listing.add_argument("--view", default="MINIMAL", **views)
-    listing.add_argument("--page-size", type=positive_int(1, 2047), metavar="N")
+    listing.add_argument("--page-size", type=positive_int(1, MAX_PAGE_SIZE), metavar="N")
     listing.add_argument("--page-token", metavar="TOKEN")
     listing.add_argument("--all", action="store_true", help="walk every page")
     listing.set_defaults(handler=list_command)
@@ -119,11 +120,9 @@ def service_info_command(args: argparse.Namespace, settings: Settings) -> Output
     from batchk8s.tes import client_for
 
     client = client_for(settings)
-    info = client.service_info()
-    data = {"tesVersion": client.version, "apiRoot": client.base, "transport": client.transport.name,
-            "serviceInfo": info}
+    data = client.describe()
     text = (f"TES {client.version} at {client.transport.where}{client.base} via {client.transport.name}: "
-            f"{info.get('name', 'unnamed')}")
+            f"{data['serviceInfo'].get('name') or 'unnamed'}")
     return Output(data, text)
 
 

@@ -100,6 +100,4 @@ def tes_cancel(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
 def tes_service_info(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     from batchk8s.tes import client_for
 
-    client = client_for(settings)
-    return json_response({"tesVersion": client.version, "apiRoot": client.base, "transport": client.transport.name,
-                          "serviceInfo": client.service_info()})
+    return json_response(client_for(settings).describe())

@@ -35,7 +35,7 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Where TES lives, newest first: elixircloud TESK serves 1.1 at /ga4gh/tes/v1; tesk-api 0.4 served 1.0 at /v1.
 BASES = (("/ga4gh/tes/v1", "1.1", "/service-info"), ("/v1", "1.0", "/tasks/service-info"))
 MAX_PAGE_SIZE = 2047  # the spec: "Must be less than 2048"
-TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+TASK_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _SAS_SIGNATURE = re.compile(r"(sig=)[^&\s\"']+", re.IGNORECASE)
 
 
@@ -120,7 +120,16 @@ class TesClient:
         if info is not None:
             return info
         info_path = next(path for _, known, path in BASES if known == version)
-        return self._json("GET", base + info_path, what="TES service info")
+        info = self._json("GET", base + info_path, what="TES service info")
+        if not isinstance(info, dict):
+            raise UpstreamError("TES service info: the answer is not a JSON object", code="TesBadAnswer")
+        return info
+
+    def describe(self) -> dict[str, Any]:
+        """What the doors show for service-info: the server's document plus where and how it was reached."""
+        info = self.service_info()
+        return {"tesVersion": self.version, "apiRoot": self.base, "transport": self.transport.name,
+                "serviceInfo": info}
 
     def create(self, task: Mapping[str, Any]) -> str:
         """Validate and submit `task`; return the id the server assigned."""
@@ -133,7 +142,10 @@ class TesClient:
 
     def get(self, task_id: str, view: str | None = "MINIMAL") -> dict[str, Any]:
         params = _params(view=check_choice("view", view, VIEWS))
-        return self._json("GET", self._task_path(task_id), params, what=f"TES task {task_id}", task_id=task_id)
+        task = self._json("GET", self._task_path(task_id), params, what=f"TES task {task_id}", task_id=task_id)
+        if not isinstance(task, dict):
+            raise UpstreamError(f"TES task {task_id}: the answer is not a JSON object", code="TesBadAnswer")
+        return task
 
     def list(self, *, view: str | None = None, page_size: int | None = None, page_token: str | None = None,
              name_prefix: str | None = None, state: str | None = None,
@@ -155,7 +167,15 @@ class TesClient:
             params += _params(state=state)
             for key, value in (tags or {}).items():
                 params += [("tag_key", key), ("tag_value", value)]
-        page = self._json("GET", self.base + "/tasks", params, what="TES list tasks")
+        try:
+            page = self._json("GET", self.base + "/tasks", params, what="TES list tasks")
+        except UpstreamError as error:
+            # Every parameter but the opaque page_token (and the free-text name_prefix, which servers
+            # take as given) was checked above, so a 400 for a request carrying a token is the token's.
+            if error.upstream_status == 400 and page_token:
+                raise InputError.for_field("page_token", "TES refused it; give a next_page_token from an "
+                                           "earlier page of the same listing") from None
+            raise
         tasks = page.get("tasks") if isinstance(page, dict) else None
         if not isinstance(tasks, list):
             raise UpstreamError("TES list tasks: the answer has no 'tasks' list", code="TesBadAnswer")
@@ -216,7 +236,7 @@ class TesClient:
     # -- plumbing ---------------------------------------------------------------------------
 
     def _task_path(self, task_id: str) -> str:
-        if not isinstance(task_id, str) or not TASK_ID.match(task_id):
+        if not isinstance(task_id, str) or not TASK_ID.fullmatch(task_id):
             raise InputError.for_field("id", "must be a TES task id: 1-128 letters, digits, '.', '_', ':' or '-'")
         return f"{self.base}/tasks/{quote(task_id, safe='')}"
 

@@ -39,8 +39,8 @@ def call(name: str, path_and_query: str, body: bytes = b"", **route: str) -> tup
     """Invoke a function as the host would: the URL with its query, params, route params and body."""
     method = ROUTES[name][1][0]
     url = HOST + "/api/" + path_and_query
-    request = func.HttpRequest(method, url, body=body, headers={}, params=dict(parse_qsl(urlsplit(url).query)),
-                               route_params=route)
+    params = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))  # the host keeps `?name=` as ""
+    request = func.HttpRequest(method, url, body=body, headers={}, params=params, route_params=route)
     response = functions()[name].get_user_function()(request)
     text = response.get_body().decode()
     return response.status_code, json.loads(text) if text else None, dict(response.headers)
@@ -134,17 +134,39 @@ GARBAGE_BODIES = [b"", b"   ", b"null", b"[]", b"[1]", b'"task"', b"1", b"{", b"
                   b'"url": "azureblob://UPPER/x"}]}',
                   b'{"executors": [{"image": "a", "command": ["x"]}], "outputs": [{"path": "/o", '
                   b'"url": "azureblob://tesk-tasks/out"}]}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "inputs": [{"path": "/i", '
+                  b'"url": "azureblob:///"}]}',
+                  b'{"executors": [{"image": "a", "command": ["x"]}], "inputs": [{"path": "/i", '
+                  b'"url": "azureblob://batchk8s-state/state.json"}]}',
                   # a long task cut at 1 MiB: malformed JSON
                   json.dumps({"executors": [{"image": "a", "command": ["x"]}] * 40000}).encode()[:1024 * 1024]]
+# (function, path and query, route parameters, the field the 400 must name)
 GARBAGE_QUERIES = [
-    ("tes_create", "tes/tasks?sample=../../etc/passwd", {}), ("tes_create", "tes/tasks?sample=", {}),
-    ("tes_get", "tes/tasks/x?view=EVERYTHING", {"id": "x"}), ("tes_get", "tes/tasks/a%20b", {"id": "a b"}),
-    ("tes_get", "tes/tasks/..", {"id": ".."}), ("tes_get", "tes/tasks/" + "x" * 300, {"id": "x" * 300}),
-    ("tes_get", "tes/tasks/%00", {"id": "\x00"}), ("tes_cancel", "tes/tasks/a:b/cancel", {"id": "a/b"}),
-    ("tes_list", "tes/tasks?state=DONE", {}), ("tes_list", "tes/tasks?page_size=abc", {}),
-    ("tes_list", "tes/tasks?page_size=0", {}), ("tes_list", "tes/tasks?page_size=99999", {}),
-    ("tes_list", "tes/tasks?tag_value=orphan", {}), ("tes_list", "tes/tasks?tag_key=", {}),
-    ("tes_list", "tes/tasks?tag_key=a&tag_key=a", {}), ("tes_list", "tes/tasks?view=%FF", {}),
+    ("tes_create", "tes/tasks?sample=../../etc/passwd", {}, "sample"),
+    ("tes_create", "tes/tasks?sample=", {}, "sample"),
+    ("tes_create", "tes/tasks?sample=hello%00", {}, "sample"),
+    ("tes_get", "tes/tasks/x?view=EVERYTHING", {"id": "x"}, "view"),
+    ("tes_get", "tes/tasks/a%20b", {"id": "a b"}, "id"),
+    ("tes_get", "tes/tasks/..", {"id": ".."}, "id"),
+    ("tes_get", "tes/tasks/" + "x" * 300, {"id": "x" * 300}, "id"),
+    ("tes_get", "tes/tasks/%00", {"id": "\x00"}, "id"),
+    ("tes_get", "tes/tasks/abc%0A", {"id": "abc\n"}, "id"),
+    ("tes_cancel", "tes/tasks/a:b/cancel", {"id": "a/b"}, "id"),
+    ("tes_cancel", "tes/tasks/%20/cancel", {"id": " "}, "id"),
+    ("tes_list", "tes/tasks?state=DONE", {}, "state"),
+    ("tes_list", "tes/tasks?state=%00", {}, "state"),
+    ("tes_list", "tes/tasks?view=%FF", {}, "view"),
+    ("tes_list", "tes/tasks?page_size=abc", {}, "page_size"),
+    ("tes_list", "tes/tasks?page_size=0", {}, "page_size"),
+    ("tes_list", "tes/tasks?page_size=-1", {}, "page_size"),
+    ("tes_list", "tes/tasks?page_size=1.5", {}, "page_size"),
+    ("tes_list", "tes/tasks?page_size=1e3", {}, "page_size"),
+    ("tes_list", "tes/tasks?page_size=2048", {}, "page_size"),  # the spec: "Must be less than 2048"
+    ("tes_list", "tes/tasks?page_size=" + "9" * 5000, {}, "page_size"),
+    ("tes_list", "tes/tasks?page_token=not-a-token", {}, "page_token"),
+    ("tes_list", "tes/tasks?tag_value=orphan", {}, "tag_value"),
+    ("tes_list", "tes/tasks?tag_key=", {}, "tag_key"),
+    ("tes_list", "tes/tasks?tag_key=a&tag_key=a", {}, "tag_key"),
 ]
 
 
@@ -156,12 +178,21 @@ def test_garbage_bodies_are_400s_never_500s(env: dict[str, str], fake: FakeTES, 
     assert fake.count("POST") == 0
 
 
-@pytest.mark.parametrize(("name", "path", "route"), GARBAGE_QUERIES)
-def test_garbage_parameters_are_4xx_never_500s(env: dict[str, str], name: str, path: str,
-                                               route: dict[str, str]) -> None:
+@pytest.mark.parametrize(("name", "path", "route", "field"), GARBAGE_QUERIES)
+def test_garbage_parameters_are_400s_naming_the_parameter(env: dict[str, str], fake: FakeTES, name: str, path: str,
+                                                          route: dict[str, str], field: str) -> None:
     status, answer, _ = call(name, path, **route)
-    assert status in (400, 404), answer
-    assert set(answer) == {"error"}
+    assert status == 400, answer
+    assert set(answer) == {"error"} and [d["field"] for d in answer["error"]["details"]] == [field]
+    assert fake.count("POST") == 0
+
+
+def test_odd_but_legal_parameters_are_passed_on(env: dict[str, str], fake: FakeTES) -> None:
+    task_id = fake.add_task({"name": "ä&=?#%", "executors": [{"image": "a", "command": ["b"]}]})
+    status, page, _ = call("tes_list", "tes/tasks?name_prefix=%C3%A4%26%3D%3F%23%25&view=basic&state=queued"
+                                       "&page_size=2047&unknown=1")
+    assert status == 200 and [t["id"] for t in page["tasks"]] == [task_id]
+    assert fake.log[-1][2]["name_prefix"] == ["ä&=?#%"] and fake.log[-1][2]["view"] == ["BASIC"]
 
 
 def test_unknown_ids_are_404(env: dict[str, str]) -> None:
@@ -197,15 +228,17 @@ def test_without_tes_settings_the_routes_say_what_is_missing(monkeypatch: pytest
 
 
 @pytest.mark.azurite
-def test_blob_input_sample_gets_a_read_only_sas_for_its_blob(azurite: str, fake_service: Callable[..., Any],
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_blob_input_sample_gets_a_read_only_sas_for_its_blob_in_the_configured_container(
+        azurite: str, fake_service: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
     fake = fake_service(FakeTES)
     monkeypatch.setenv("TESK_API_URL", fake.url)
     monkeypatch.setenv("AzureWebJobsStorage", azurite)
+    monkeypatch.setenv("AZURE_STORAGE_TESK_DIRECTORY", "lab-tes-inputs")  # not the default name
     settings_module.clear_cache()
     try:
         settings = settings_module.current_settings()
-        container = storage.blob_service(settings).get_container_client("tesk-tasks")
+        service = storage.blob_service(settings)
+        container = service.get_container_client("lab-tes-inputs")
         if not container.exists():
             container.create_container()
         hello = (ROOT / "tesk-tasks" / "hello.json").read_bytes()
@@ -213,9 +246,15 @@ def test_blob_input_sample_gets_a_read_only_sas_for_its_blob(azurite: str, fake_
         status, body, _ = call("tes_create", "tes/tasks?sample=blob-input")
         assert status == 202
         url = fake.tasks[body["id"]]["doc"]["inputs"][0]["url"]
-        assert "/tesk-tasks/hello.json?" in url and "sp=r&" in url and "sig=" in url
+        assert "/lab-tes-inputs/hello.json?" in url and "sp=r&" in url and "sig=" in url
         assert requests.get(url, timeout=10).content == hello
         assert requests.put(url, data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, timeout=10).status_code == 403
+        # another container of the account (here the host's own) is never signed
+        elsewhere = {"inputs": [{"path": "/in", "url": "azureblob://azure-webjobs-secrets/host.json"}],
+                     "executors": [{"image": "a", "command": ["cat", "/in"]}]}
+        status, answer, _ = call("tes_create", "tes/tasks", json.dumps(elsewhere).encode())
+        assert status == 400 and answer["error"]["details"][0]["field"] == "inputs[0].url"
+        assert "lab-tes-inputs" in answer["error"]["details"][0]["message"] and len(fake.tasks) == 1
     finally:
         tes.clear_cache()
         storage.clear_cache()
