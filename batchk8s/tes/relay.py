@@ -5,7 +5,9 @@ exposed), each request becomes one Batch task in the job `batchk8s-tes-relay` on
 runs curl against http://localhost:TESK_NODEPORT (kube-proxy serves a NodePort on every node of the
 cluster, the control-plane node included) and prints the response followed by a marker line that
 carries the HTTP status and curl's exit code; the transport waits for the task, reads stdout.txt,
-and deletes the task.
+and deletes the task (its environment holds the request, SAS URLs included). A task that has not
+finished after 180 s (under the 230 s HTTP cap) is a 504 `TesRelayTimeout`, not retried: a pool that
+could not run one short task in time will not run the next one sooner.
 
 The script is a constant: the method, path, body and marker travel in the task's environment, so
 nothing a caller sends is ever pasted into a command line, and a task body (which may hold SAS URLs
@@ -25,7 +27,7 @@ from urllib.parse import urlencode
 
 from batchk8s.batch.polling import Backoff, Waiter
 from batchk8s.batch.tasks import TaskSpec, bash_command, to_task_options
-from batchk8s.errors import PayloadTooLargeError, UpstreamError
+from batchk8s.errors import PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings
 from batchk8s.tes.transports import HttpResult, Params, TimedOut, Unreachable
 
@@ -54,7 +56,7 @@ class RelayTransport:
     name = "relay"
     prefix = ""
 
-    def __init__(self, settings: Settings, *, waiter: Waiter | None = None, task_timeout: float = 300.0):
+    def __init__(self, settings: Settings, *, waiter: Waiter | None = None, task_timeout: float = 180.0):
         self.settings = settings
         self.where = f"pool {settings.pool_id} (NodePort {settings.tesk_node_port})"
         self.waiter = waiter or Waiter(Backoff(0.5, 2.0, 5.0))
@@ -118,7 +120,14 @@ class RelayTransport:
             info = task.execution_info
             return text(task.state) == "completed", {"exitCode": info.exit_code if info else None}
 
-        return self.waiter.until(probe, self.task_timeout, what)
+        try:
+            return self.waiter.until(probe, self.task_timeout, what)
+        except UpstreamTimeoutError as error:
+            if error.code != "Timeout":  # Batch itself too slow: already says so
+                raise
+            raise UpstreamTimeoutError(f"the relay task {RELAY_JOB}/{task_id} did not finish within "
+                                       f"{self.task_timeout:g} s on {self.where}: is the pool busy, resizing or "
+                                       "without a usable node?", code="TesRelayTimeout") from None
 
     def _file(self, client: Any, task_id: str, name: str) -> str:
         from batchk8s.batch.client import call

@@ -24,9 +24,9 @@ from azure.batch import models as m
 
 from batchk8s.batch import client as batch_client_module
 from batchk8s.batch.polling import Backoff, Waiter
-from batchk8s.errors import InputError, NotFoundError, PayloadTooLargeError, UpstreamError
+from batchk8s.errors import InputError, NotFoundError, PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings, load_settings
-from batchk8s.tes import TesClient, load_sample
+from batchk8s.tes import TaskWaitTimeout, TesClient, load_sample
 from batchk8s.tes.relay import RELAY_JOB, SCRIPT, RelayTransport, parse_output
 from batchk8s.tes.transports import TimedOut, Unreachable
 from tests.fakes.aad import FakeAAD
@@ -204,6 +204,27 @@ def test_a_failing_relay_task_reports_its_stderr(world: dict[str, Any]) -> None:
     with pytest.raises(UpstreamError) as caught:
         transport.send("GET", "/ga4gh/tes/v1/service-info", (), None, 5)
     assert caught.value.code == "TesRelayFailed" and "curl: not found" in caught.value.message
+
+
+def test_a_relay_task_that_does_not_finish_is_a_504_not_retried_and_is_deleted(world: dict[str, Any]) -> None:
+    client, batch = world["client"], world["batch"]
+    task_id = client.create(load_sample("hello"))
+    runs_normally, node = set(), batch.outcome_for
+
+    def first_poll_then_stuck(spec: dict[str, Any]) -> TaskOutcome:
+        if not runs_normally or spec["id"] in runs_normally:
+            runs_normally.add(spec["id"])
+            return node(spec)
+        return TaskOutcome(seconds=1000)  # e.g. a pool too busy to run it in time
+
+    batch.outcome_for = first_poll_then_stuck
+    before = batch.count("POST", r"/addtaskcollection")
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        client.wait(task_id, timeout=3600)  # the wait's own deadline is not what ran out
+    assert caught.value.code == "TesRelayTimeout" and not isinstance(caught.value, TaskWaitTimeout)
+    assert "did not finish within 180 s" in caught.value.message
+    assert batch.count("POST", r"/addtaskcollection") == before + 2  # one poll answered, one stuck: no retry
+    assert batch.jobs[RELAY_JOB.lower()]["tasks"] == {}
 
 
 def test_oversized_bodies_are_refused_before_any_task(world: dict[str, Any]) -> None:
