@@ -19,7 +19,7 @@ import logging
 import mimetypes
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -473,10 +473,13 @@ def read_blob_text(settings: Settings, container: str, blob: str) -> str:
     return read_blob(settings, container, blob).text
 
 
-def write_blob_if_match(settings: Settings, container: str, blob: str, text: str, etag: str | None) -> str:
+def write_blob_if_match(settings: Settings, container: str, blob: str, text: str, etag: str | None, *,
+                        metadata: Mapping[str, str] | None = None) -> str:
     """Write `text` only if the blob still has `etag` (None: only if it does not exist yet); returns the
     new ETag. Someone else's write in between raises ConflictError, so concurrent writers never lose
-    each other's updates. A missing container is created (private)."""
+    each other's updates. A missing container is created (private). `metadata` (ASCII names and values)
+    is stored in the same atomic write, so a listing with metadata shows a summary of exactly the
+    version that ETag names."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
     from azure.storage.blob import ContentSettings
@@ -490,7 +493,7 @@ def write_blob_if_match(settings: Settings, container: str, blob: str, text: str
     def put() -> str:
         try:
             return client.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=kind),
-                                      **condition)["etag"]
+                                      metadata=dict(metadata) if metadata else None, **condition)["etag"]
         except (ResourceModifiedError, ResourceExistsError):
             expected = f"ETag {etag}" if etag else "no blob"
             raise ConflictError(f"blob {container}/{blob} changed since it was read (expected {expected})",

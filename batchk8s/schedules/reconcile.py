@@ -5,7 +5,8 @@ Order of a tick, and why:
 1. Load and validate the whole document; an invalid one raises before anything is read or changed.
 2. Resolve targets: scale sets and pools named directly, plus every scale set a tag selector matches
    (one paged listing per resource group in scope, or one for the subscription).
-3. Read every target's state (one listing + reads of changed blobs) and decide per target (pure).
+3. Read every target's state (one listing with each blob's summary metadata) and decide per target
+   (pure); then read in full only the targets that are due, whose next write carries their history.
 4. For each due target: a hold or a conflict is recorded as a skip/failure without acting; anything
    else is *claimed* with an ETag-conditional write, so of two instances running the same tick
    exactly one proceeds. Then the winners act, grouped per action (scale sets concurrently through
@@ -228,8 +229,17 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
     stored = store.load(resolved.targets)
     latest = latest_by_rule(document.rules, now)
     blank = {key: Stored(key, TargetState(), target.to_dict()) for key, target in resolved.targets.items()}
-    decisions = [decide(target, resolved.rules[key], latest, stored.get(key, blank[key]).state, now)
-                 for key, target in resolved.targets.items()]
+
+    def decide_for(target: Target) -> Decision:
+        key = target.key
+        return decide(target, resolved.rules[key], latest, stored.get(key, blank[key]).state, now)
+
+    decisions = [decide_for(target) for target in resolved.targets.values()]
+    if not dry_run:  # the due targets' next writes carry their history: read those in full
+        completed = store.complete(stored[d.target.key] for d in decisions
+                                   if d.kind == "due" and d.target.key in stored)
+        stored.update(completed)
+        decisions = [decide_for(d.target) if d.target.key in completed else d for d in decisions]
     due = [d for d in decisions if d.kind == "due"]
     tag_errors = _fill_tags(settings, resolved, [d.target for d in due if isinstance(d.target, ScaleSetTarget)])
     tick = _Tick(settings, store, now, dry_run, {key: stored.get(key, blank[key]) for key in resolved.targets},

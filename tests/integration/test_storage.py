@@ -293,3 +293,13 @@ def test_conditional_write_detects_a_concurrent_change(settings: Settings):
     assert storage.read_blob_text(settings, container, "state.json") == '{"n": 2}'
     with pytest.raises(NotFoundError):
         storage.read_blob_text(settings, container, "missing.json")
+
+
+def test_conditional_write_stores_metadata_with_the_version_it_describes(settings: Settings):
+    container = "s" + uuid.uuid4().hex[:12]
+    first = storage.write_blob_if_match(settings, container, "state.json", "{}", None, metadata={"status": "claimed"})
+    client = storage.blob_service(settings).get_container_client(container)
+    [listed] = list(client.list_blobs(include=["metadata"]))
+    assert listed.metadata == {"status": "claimed"} and listed.etag.strip('"') == first.strip('"')
+    storage.write_blob_if_match(settings, container, "state.json", "{}", first)  # no metadata: none kept
+    assert client.get_blob_client("state.json").get_blob_properties().metadata == {}

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from batchk8s import storage
-from batchk8s.errors import ConfigError
+from batchk8s.errors import ConfigError, ConflictError
 from batchk8s.schedules import reconcile as reconcile_module
 from batchk8s.schedules.reconcile import TickReport, reconcile
 from batchk8s.schedules.state import StateStore, blob_name
@@ -100,12 +100,13 @@ def test_catch_up_across_several_firings_applies_the_newest_and_records_the_othe
 
 def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
         arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
+    from batchk8s.schedules.state import clear_cache
+
     names = [f"vmss-{i}" for i in range(6)]
     for name in names:
         arm.add_scale_set(RG, name, {"0": "deallocated"})
-    document = [{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": n} for n in names]}]
-    settings = make_settings(document)
-    # Both instances finish reading the state before either writes: each sees the same (missing) blobs.
+    settings = make_settings([{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE])
+    # Both instances finish reading the state before either writes: each sees the same blobs (or none).
     barrier = threading.Barrier(2, timeout=30)
     original = StateStore.load
     waited: list[bool] = []
@@ -116,17 +117,24 @@ def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
         return loaded
 
     monkeypatch.setattr(StateStore, "load", load_then_wait)
-    reports: list[TickReport] = []
-    threads = [threading.Thread(target=lambda: reports.append(reconcile(settings, now=MON_0800)))
-               for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert len(reports) == 2 and waited == [True, True]  # both read before either wrote
-    per_target = {name: sorted(results(r)[f"vmss/rg-hpc/{name}"] for r in reports) for name in names}
-    assert all(outcome == ["applied", "lost-race"] for outcome in per_target.values()), per_target
-    assert sorted(name for _, name in actions(arm)) == names  # one start per scale set, not two
+
+    def race(now: datetime) -> dict[str, list[str]]:
+        waited.clear()
+        clear_cache()  # two cold instances: each decides from the listing alone
+        reports: list[TickReport] = []
+        threads = [threading.Thread(target=lambda: reports.append(reconcile(settings, now=now))) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert len(reports) == 2 and waited == [True, True]  # both read before either wrote
+        return {name: sorted(results(r)[f"vmss/rg-hpc/{name}"] for r in reports) for name in names}
+
+    first = race(MON_0800)  # no state blobs yet: the claims race on "create if missing"
+    assert all(outcome == ["applied", "lost-race"] for outcome in first.values()), first
+    second = race(MON_1900)  # existing blobs: the claims race on the ETag both instances listed
+    assert all(outcome == ["applied", "lost-race"] for outcome in second.values()), second
+    assert sorted(actions(arm)) == sorted([("start", n) for n in names] + [("deallocate", n) for n in names])
 
 
 def test_tag_selectors_pick_the_tagged_scale_sets(arm: FakeARM, make_settings: Callable[..., Settings]):
@@ -272,7 +280,7 @@ def test_dry_run_decides_and_reports_but_changes_nothing(arm: FakeARM, make_sett
     report = reconcile(settings, now=MON_0800, dry_run=True)
     assert results(report) == {"vmss/rg-hpc/vmss-a": "dry-run"}
     assert arm.actions == [] and report.requests.get("write", 0) == 0
-    assert StateStore(settings).list_etags() == {}
+    assert StateStore(settings).list_blobs() == {}
 
 
 def test_an_invalid_document_is_refused_before_anything_is_read_or_changed(
@@ -282,35 +290,80 @@ def test_an_invalid_document_is_refused_before_anything_is_read_or_changed(
     with pytest.raises(ConfigError) as caught:
         reconcile(settings, now=MON_0800)
     assert [d["field"] for d in caught.value.details] == ["$[1].timeZone"]
-    assert arm.log == [] and StateStore(settings).list_etags() == {}
+    assert arm.log == [] and StateStore(settings).list_blobs() == {}
 
 
-def test_state_is_read_with_at_most_one_request_per_target(make_settings: Callable[..., Settings]):
-    from batchk8s.schedules.planner import TargetState
+def test_state_is_read_from_one_listing_and_due_targets_in_full(make_settings: Callable[..., Settings]):
+    from batchk8s.schedules.planner import STATUS_FAILED, TargetState
     from batchk8s.schedules.state import Stored, clear_cache
 
     settings = make_settings([{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": "a"}]}])
     writer = StateStore(settings)
     keys = [f"vmss/rg/vmss-{i:03d}" for i in range(25)]
+    failed = TargetState(firing=MON_0800, status=STATUS_FAILED, attempts=2, retry_at=MON_0800 + timedelta(minutes=2),
+                         history=({"result": "failed"},))
     for key in keys[:20]:
-        writer.write(Stored(key, TargetState(), {"kind": "vmss"}), TargetState(firing=MON_0800), MON_0800)
-    clear_cache()  # a cold instance: one GET per target (a missing blob is one 404), no listing
+        writer.write(Stored(key, TargetState(), {"kind": "vmss"}), failed, MON_0800)
+    clear_cache()  # a cold instance: the listing's metadata alone tells every state, with its ETag
     cold = StateStore(settings)
-    assert len(cold.load(keys)) == 20
-    assert dict(cold.requests) == {"read": 25}
-    warm = StateStore(settings)  # warm: the listing alone, nothing changed
-    loaded = warm.load(keys)
-    assert dict(warm.requests) == {"list": 1} and loaded[keys[3]].state.firing == MON_0800
-    # Another instance changes one blob (outside this process's cache): only that one is read again.
-    storage.write_blob_if_match(settings, settings.state_container, blob_name(keys[3]),
-                                json.dumps({"firing": MON_1900.isoformat(), "status": "done"}), loaded[keys[3]].etag)
-    again = StateStore(settings)
-    assert again.load(keys)[keys[3]].state.firing == MON_1900
-    assert dict(again.requests) == {"list": 1, "read": 1}
-    # The history view lists everything once and reads what it has not seen.
+    loaded = cold.load(keys)
+    assert dict(cold.requests) == {"list": 1} and len(loaded) == 20
+    brief = loaded[keys[3]]
+    assert not brief.complete and brief.state == TargetState(firing=MON_0800, status=STATUS_FAILED, attempts=2,
+                                                             retry_at=MON_0800 + timedelta(minutes=2))
+    # A summary is never written back (it has no history); completing it reads the blob once.
+    with pytest.raises(ConflictError):
+        cold.write(brief, TargetState(), MON_1900)
+    assert "write" not in cold.requests
+    full = cold.complete([brief, loaded[keys[4]]])
+    assert dict(cold.requests) == {"list": 1, "read": 2}
+    assert full[keys[3]].complete and full[keys[3]].state == failed
+    assert full[keys[3]].etag.strip('"') == (brief.etag or '').strip('"')  # listings give ETags unquoted
+    # Another instance changes a blob between the listing and the full read: the listed version is what
+    # was decided on, so it stays a summary and its write is refused as a lost race.
+    changed = writer.write(Stored(keys[5], TargetState(), {"kind": "vmss"}, loaded[keys[5]].etag, complete=True),
+                           TargetState(firing=MON_1900), MON_1900)
+    stale = cold.complete([loaded[keys[5]]])[keys[5]]
+    assert not stale.complete and stale.etag != changed.etag
+    with pytest.raises(ConflictError):
+        cold.write(stale, TargetState(), MON_1900)
+    # This process now holds keys[3], [4] and [5] in full: a later listing serves them from memory.
+    warm = StateStore(settings)
+    again = warm.load(keys)
+    assert dict(warm.requests) == {"list": 1}
+    assert again[keys[3]].complete and again[keys[5]].state.firing == MON_1900 and not again[keys[6]].complete
+    # A blob without our summary (written by something else) is read in full, once.
+    storage.write_blob_if_match(settings, settings.state_container, blob_name(keys[6]),
+                                json.dumps({"firing": MON_1900.isoformat(), "status": "done"}), again[keys[6]].etag)
+    other = StateStore(settings)
+    assert other.load(keys)[keys[6]].state.firing == MON_1900 and dict(other.requests) == {"list": 1, "read": 1}
+    # The history view lists everything once and reads what it does not hold in full.
     clear_cache()
     history = StateStore(settings)
     assert len(history.load_all()) == 20 and dict(history.requests) == {"list": 1, "read": 20}
+
+
+def test_a_cold_tick_lists_the_state_once_and_reads_only_the_due_targets(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    from batchk8s.schedules.state import clear_cache
+
+    names = [f"vmss-{i}" for i in range(5)]
+    for name in names:
+        arm.add_scale_set(RG, name, {"0": "deallocated"})
+    settings = make_settings([{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE])
+    reconcile(settings, now=MON_0800)
+    reconcile(settings, now=MON_1900)
+    clear_cache()
+    quiet = reconcile(settings, now=MON_1900 + timedelta(minutes=30))
+    assert set(results(quiet).values()) == {"up-to-date"} and "read" not in quiet.requests
+    assert quiet.requests["list"] == 1
+    clear_cache()
+    due = reconcile(settings, now=MON_0800 + timedelta(days=1))
+    assert results(due) == {f"vmss/rg-hpc/{name}": "applied" for name in names}
+    assert (due.requests["list"], due.requests["read"], due.requests["write"]) == (1, 5, 10)  # claim + outcome
+    history = stored(settings, "vmss/rg-hpc/vmss-0")["history"]  # carried forward from the full read
+    assert [entry["local"] for entry in history] == [
+        "2025-06-02T08:00:00+02:00", "2025-06-02T19:00:00+02:00", "2025-06-03T08:00:00+02:00"]
 
 
 def test_instance_ids_are_stable_per_process():
