@@ -54,7 +54,7 @@ def load_document(settings: Settings, now: datetime, text: str | None = None, so
 def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: str | None = None,
              source: str | None = None) -> dict[str, Any]:
     """Every firing in the next `hours` per target, with its action, local and UTC time."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     document = load_document(settings, now, text, source)
     end = now + timedelta(hours=hours)
     targets = window(document, now, end)

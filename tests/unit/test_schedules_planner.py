@@ -234,3 +234,14 @@ def test_window_lists_every_firing_per_target_sorted_with_local_and_utc_times():
     assert plan[1]["firings"][0] == {"utc": "2025-05-01T20:00:00+00:00", "local": "2025-05-01T20:00:00+00:00",
                                      "timeZone": "UTC", "rule": "pool", "action": "resize", "dedicated": 0, "spot": 0}
     assert format_firing(plan[1]["firings"][0]).endswith("resize 0 dedicated + 0 spot  [pool]")
+
+
+def test_fall_back_interval_rules_fire_in_both_passes_point_in_time_rules_once():
+    start, end = utc("2025-10-25T23:45:00+00:00"), utc("2025-10-26T01:45:00+00:00")  # 01:45 CEST to 02:45 CET
+    every_half_hour = simulate(doc({"schedule": "0 */30 * * * *", "timeZone": "Europe/Berlin"}), start, end)
+    # 02:00 and 02:30 CEST (UTC+2), then 02:00 and 02:30 again in CET (UTC+1): real-time rhythm kept.
+    assert every_half_hour == [utc("2025-10-26T00:00:00+00:00"), utc("2025-10-26T00:30:00+00:00"),
+                               utc("2025-10-26T01:00:00+00:00"), utc("2025-10-26T01:30:00+00:00")]
+    # Fixed hour, gaps in the minutes: point-in-time, so the repeated 02:00 and 02:30 fire once each.
+    fixed = simulate(doc({"schedule": "0 0,30 2 * * *", "timeZone": "Europe/Berlin"}), start, end)
+    assert fixed == [utc("2025-10-26T00:00:00+00:00"), utc("2025-10-26T00:30:00+00:00")]
