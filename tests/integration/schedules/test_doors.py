@@ -12,9 +12,12 @@ import pytest
 
 from batchk8s import settings as settings_module
 from batchk8s.cli import main
+from batchk8s.schedules.state import StateStore
+from batchk8s.settings import current_settings
 from tests.app_index import indexed_functions
 from tests.conftest import AZURITE_KEY
 from tests.fakes.arm import FakeARM
+from tests.fakes.batch import FakeBatch
 from tests.integration.schedules.conftest import RG
 
 pytestmark = pytest.mark.azurite
@@ -31,11 +34,12 @@ def functions() -> dict[str, Any]:
 
 
 @pytest.fixture
-def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any], None]]:
-    """Put the fakes' settings and a document into the process environment, as the host would."""
+def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """Put the fakes' settings and a document (plus `extra` settings) into the process environment, as the
+    host would."""
 
-    def apply(document: Any) -> None:
-        for name, value in {**env, "BATCHK8S_SCHEDULES": json.dumps(document)}.items():
+    def apply(document: Any, **extra: str) -> None:
+        for name, value in {**env, "BATCHK8S_SCHEDULES": json.dumps(document), **extra}.items():
             monkeypatch.setenv(name, value)
         settings_module.clear_cache()
 
@@ -61,22 +65,28 @@ def test_the_timer_runs_every_minute_in_utc_with_the_monitor():
 
 
 def test_the_timer_acts_and_an_invalid_document_logs_every_problem_and_does_nothing(
-        arm: FakeARM, app_env: Callable[[Any], None], caplog: pytest.LogCaptureFixture):
+        arm: FakeARM, batch: FakeBatch, app_env: Callable[..., None], caplog: pytest.LogCaptureFixture):
     arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
     timer = functions()["schedules_reconcile"].get_user_function()
-    app_env({"rules": [{"schedule": "0 * * * * *", "action": "start", "targets": [{"name": "vmss-a"}]}]})
+    every_minute = [{"schedule": "0 * * * * *", "action": "start", "targets": [{"name": "vmss-a"}]},
+                    {"schedule": "0 * * * * *", "action": "resize", "dedicated": 1, "targets": [{"pool": "k8s-pool"}]}]
+    app_env({"rules": every_minute[:1]})
     timer(None)
     assert [(action, name) for action, _, name, _ in arm.actions] == [("start", "vmss-a")]
+    state = StateStore(current_settings()).list_blobs()
 
+    # Two valid rules that would act this very minute, and one broken rule: nothing at all is done.
     arm.log.clear()
     caplog.set_level(logging.INFO)
-    app_env({"rules": [{"schedule": "0 * * * * *", "action": "stop", "timeZone": "Mars", "targets": []}]})
+    app_env({"rules": [*every_minute, {"schedule": "0 * * * * *", "action": "stop", "timeZone": "Mars",
+                                       "targets": []}]}, AZURE_BATCH_ACCOUNT_URL=batch.url)
     timer(None)
-    assert arm.log == []
+    assert arm.log == [] and batch.log == []  # no ARM or Batch request at all
+    assert StateStore(current_settings()).list_blobs() == state  # no state written either
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
-    assert "nothing was done" in errors[0]
-    assert {line.split(":")[0].strip() for line in errors[1:]} == {"$.rules[0].action", "$.rules[0].timeZone",
-                                                                   "$.rules[0].targets"}
+    assert "nothing was done" in errors[0] and "3 problem(s)" in errors[0]
+    assert [line.split(":")[0].strip() for line in errors[1:]] == ["$.rules[2].timeZone", "$.rules[2].action",
+                                                                   "$.rules[2].targets"]
     assert AZURITE_KEY not in caplog.text
 
 
