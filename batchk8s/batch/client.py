@@ -82,3 +82,33 @@ def text(value: Any) -> str | None:
     if value is None:
         return None
     return str(getattr(value, "value", value)).lower()
+
+
+# --- one request, no poller thread -----------------------------------------------------------------
+#
+# azure-batch 15 offers pool resize, pool delete and job delete only as `begin_*` methods, which send the
+# request and then start an LROPoller thread that reads the pool or job every 5 s until Batch finishes:
+# minutes of background requests after an HTTP function has answered 202, on an instance the host may
+# freeze or recycle under it. They have no `polling=False` (extra keywords go to the request pipeline and to
+# LROPoller, which refuses them). The app waits its own way (`Waiter`, with backoff, only when asked), so
+# it sends the one request through the methods `begin_*` call themselves. Those are private: requirements
+# pin azure-batch below 16, and tests/unit/test_batch_sdk_contract.py fails if their names or signatures
+# change.
+
+ONE_REQUEST_METHODS = {"begin_resize_pool": "_resize_pool_internal", "begin_delete_pool": "_delete_pool_internal",
+                       "begin_delete_job": "_delete_job_internal"}
+
+
+def request_pool_resize(client: BatchClient, pool_id: str, options: Any, what: str) -> None:
+    """Send the resize; Batch answers 202 and resizes in the background."""
+    call(what, client._resize_pool_internal, pool_id, options)
+
+
+def request_pool_delete(client: BatchClient, pool_id: str, what: str) -> None:
+    """Send the delete; Batch answers 202 and removes the nodes, then the pool, in the background."""
+    call(what, client._delete_pool_internal, pool_id)
+
+
+def request_job_delete(client: BatchClient, job_id: str, what: str) -> None:
+    """Send the delete; Batch answers 202 and deletes the tasks, then the job, in the background."""
+    call(what, client._delete_job_internal, job_id)

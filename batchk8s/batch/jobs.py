@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, call, text
+from batchk8s.batch.client import batch_client, call, request_job_delete, text
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConflictError, InputError, UpstreamError
 from batchk8s.settings import BATCH_ID, Settings
@@ -238,5 +238,5 @@ def delete_job(settings: Settings, job_id: str) -> dict[str, Any]:
     """Ask Batch to delete the job and its tasks (one request; Batch finishes it in the background)."""
     check_id(job_id, "jobId")
     client = batch_client(settings)
-    call(f"job {job_id}", client._delete_job_internal, job_id)
+    request_job_delete(client, job_id, f"job {job_id}")
     return {"id": job_id, "state": "deleting"}

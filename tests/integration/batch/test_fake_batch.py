@@ -262,3 +262,25 @@ def test_bad_overrides_are_all_named(settings: Settings):
                                      "imageId": "/subscriptions/x/images/y", "colour": "red"})
     assert sorted(d["field"] for d in caught.value.details) == [
         "colour", "dedicatedNodes", "id", "imageId", "spotNodes", "vmSize"]
+
+
+def test_resize_and_deletes_send_one_request_and_start_no_poller_thread(sdk: BatchClient, clock: FakeClock,
+                                                                        batch: FakeBatch, settings: Settings):
+    import threading
+
+    ready_pool(sdk, clock)
+    sdk.create_job(job_options())
+    pools.resize_pool(settings, "p1", {"dedicatedNodes": 2})
+    jobs.delete_job(settings, "j1")
+    pools.delete_pool(settings, "p1")
+    assert (batch.count("POST", r"^/pools/p1/resize$"), batch.count("DELETE", r"^/jobs/j1$"),
+            batch.count("DELETE", r"^/pools/p1$")) == (1, 1, 1)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("LROPoller")]
+    # What the app avoids: the SDK's public method leaves a thread polling the pool behind.
+    sdk.create_pool(pool_options("p2"))
+    clock.advance(600)
+    poller = sdk.begin_resize_pool("p2", m.BatchPoolResizeOptions(target_dedicated_nodes=3),
+                                    polling_interval=0.05)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("LROPoller")]
+    clock.advance(600)
+    poller.wait(5)
