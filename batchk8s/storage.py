@@ -187,6 +187,34 @@ def ensure_container(settings: Settings, name: str) -> str:
     return name
 
 
+def empty_container(settings: Settings, name: str) -> list[str]:
+    """Delete every blob in the container, breaking a lease first; returns the names removed.
+
+    A new pool reuses the cluster container of its id: what an earlier pool of that id left there
+    (an infinite lease on the election blob, a join command for a cluster that is gone) would make
+    every new node wait to join a control plane that no longer exists.
+    """
+    from azure.core.exceptions import ResourceNotFoundError
+    from azure.storage.blob import BlobLeaseClient
+
+    container = blob_service(settings).get_container_client(_check_container_name(name))
+
+    def clear() -> list[str]:
+        removed = []
+        for blob in container.list_blobs():
+            client = container.get_blob_client(blob.name)
+            try:
+                if blob.lease.state == "leased":
+                    BlobLeaseClient(client).break_lease(lease_break_period=0)
+                client.delete_blob(delete_snapshots="include")
+            except ResourceNotFoundError:
+                continue  # deleted by someone else in between
+            removed.append(blob.name)
+        return removed
+
+    return _call(f"container {name}", clear)
+
+
 def ensure_containers(settings: Settings) -> list[str]:
     """The three artifact containers (apps, k8s manifests, TES tasks), created concurrently when missing."""
     names = [getattr(settings, attr) for _, attr in ARTIFACT_TREES]

@@ -65,5 +65,6 @@ def workflows_section(settings: Settings, *, now: datetime, **_: Any) -> Section
             files = ", ".join(f"{f['blobPrefix']} from {f['storageContainerUrl']}" for f in task.get("resourceFiles")
                               or [])
             lines.append(f"  {task['id']}" + (f" after {', '.join(after)}" if after else "")
-                         + (f"; files {files}" if files else ""))
+                         + (f"; files {files}" if files else "")
+                         + ("; on the control-plane node" if task.get("affinityInfo") else ""))
     return Section("workflows", data, lines)

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from batchk8s.batch.client import batch_client, call, text
+from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text
 from batchk8s.batch.polling import Waiter, tail
-from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError
+from batchk8s.errors import ConfigError, ConflictError, InputError, NotFoundError, UpstreamError
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
 
 if TYPE_CHECKING:
@@ -35,6 +35,10 @@ MAX_NODES = 1000
 STDERR_NODES = 32  # start-task stderr tails fetched per status call (failed nodes first)
 OVERRIDE_FIELDS = ("id", "vmSize", "dedicatedNodes", "spotNodes", "imageId", "nodeAgentSkuId", "metadata")
 SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
+# Workflow tasks are kubectl/curl clients (the work runs in Kubernetes pods). On an `auto` pool they all go to
+# the control-plane node, and Batch's affinity is only a preference: with one slot, parallel tasks (k8s-info)
+# would overflow onto workers, which have no kubeconfig. 4 is within Batch's limit for any size (4 x vCPUs).
+AUTO_TASK_SLOTS = 4
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,8 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
     return m.BatchPoolCreateOptions(
         id=request.id, vm_size=request.vm_size, virtual_machine_configuration=vm_config,
         target_dedicated_nodes=request.dedicated_nodes, target_low_priority_nodes=request.spot_nodes,
-        start_task=start_task, user_accounts=users, metadata=metadata, task_slots_per_node=1,
+        start_task=start_task, user_accounts=users, metadata=metadata,
+        task_slots_per_node=AUTO_TASK_SLOTS if settings.k8s_node_role == "auto" else 1,
         enable_inter_node_communication=settings.k8s_node_role == "auto")
 
 
@@ -229,6 +234,7 @@ def comparable(spec: dict[str, Any]) -> dict[str, Any]:
         "startTask.userIdentity": start.get("userIdentity"),
         "startTask.maxTaskRetryCount": start.get("maxTaskRetryCount"),
         "startTask.waitForSuccess": start.get("waitForSuccess"),
+        "taskSlotsPerNode": spec.get("taskSlotsPerNode") or 1,
         "userAccounts": sorted((u.get("name"), lower(u.get("elevationLevel") or "nonadmin"))
                                for u in spec.get("userAccounts") or []),
         "metadata": {item["name"]: item.get("value") for item in spec.get("metadata") or []},
@@ -262,13 +268,31 @@ def supported_images(settings: Settings) -> list[dict[str, Any]]:
 
 
 def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
+    """The bootstrap's read SAS and, for an `auto` pool, its cluster container's SAS.
+
+    The cluster container outlives a pool deleted under the same id; when no pool of this id exists,
+    what is left in it is stale and is removed before the new pool's nodes start electing.
+    """
     from batchk8s import storage
 
     start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     if settings.k8s_node_role != "auto":
         return start_task_url, None
     container = storage.ensure_container(settings, cluster_container(request.id))
+    if not _pool_exists(settings, request.id):
+        stale = storage.empty_container(settings, container)
+        if stale:
+            log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
     return start_task_url, storage.container_sas_url(settings, container, permission="racwl")
+
+
+def _pool_exists(settings: Settings, pool_id: str) -> bool:
+    # Not BatchClient.pool_exists: in azure-batch 15.1 its 404 is raised by the client's error policy.
+    try:
+        call(f"pool {pool_id}", batch_client(settings).get_pool, pool_id, select=["id"])
+    except NotFoundError:
+        return False
+    return True
 
 
 def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, wait: bool = False,
@@ -428,8 +452,7 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
     what = f"pool {pool_id}"
     options = m.BatchPoolResizeOptions(target_dedicated_nodes=body.get("dedicatedNodes"),
                                        target_low_priority_nodes=body.get("spotNodes"))
-    # One request: begin_resize_pool would also start a polling thread that outlives an HTTP call.
-    call(what, client._resize_pool_internal, pool_id, options)
+    request_pool_resize(client, pool_id, options, what)
     if not wait:
         return _status(settings, pool_id)
 
@@ -456,7 +479,7 @@ def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout
     _check_pool_id(pool_id)
     client = batch_client(settings)
     what = f"pool {pool_id}"
-    call(what, client._delete_pool_internal, pool_id)
+    request_pool_delete(client, pool_id, what)
     if wait:
         def probe() -> tuple[bool, None]:
             try:

@@ -2,7 +2,8 @@
 
 A run is create-or-reuse all the way down: the job is reused when it exists on the same pool, and
 tasks that already exist are left alone, so repeating a request after a timeout finishes the run
-instead of failing or doubling it.
+instead of failing or doubling it. On a multi-node (`auto`) pool the tasks are sent to the
+control-plane node, the only one with the admin kubeconfig (see `control_plane`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from batchk8s.batch import jobs
-from batchk8s.batch.client import batch_client, call
+from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
 from batchk8s.batch.tasks import TaskSpec, check_task_specs, task_document, to_task_options
 from batchk8s.errors import InputError
@@ -21,6 +22,7 @@ from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
 
 RUN_FIELDS = ("poolId", "jobId")
 PLACEHOLDER_SAS = "<placeholder: read+list SAS for container {container}>"
+PLACEHOLDER_AFFINITY = "<placeholder: affinityId of the control-plane node named in {container}/{blob}>"
 
 
 def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
@@ -55,17 +57,19 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
     settings.require("batch")
     workflow, context = run_target(settings, name, body)
     specs = workflow_tasks(settings, workflow, context)
-    call(f"pool {context.pool_id}", batch_client(settings).get_pool, context.pool_id)  # 404 before any change
+    # Before any change: 404 for a missing pool, 409 for an auto pool without a usable control plane.
+    affinity = control_plane_affinity(settings, context.pool_id)
 
     @functools.cache
     def container_url(container: str) -> str:
         return storage.container_sas_url(settings, container, permission="rl")
 
-    options = [to_task_options(spec, container_url) for spec in specs]
+    options = [to_task_options(spec, container_url, affinity) for spec in specs]
     created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}")
     added = jobs.add_tasks(settings, context.job_id, options)
     result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
-                              "jobCreated": created, "tasks": [spec.id for spec in specs], **added}
+                              "jobCreated": created, "tasks": [spec.id for spec in specs], **added,
+                              "affinityId": affinity.affinity_id if affinity else None}
     if wait:
         result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter)
     return result
@@ -77,6 +81,14 @@ def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = Non
     workflow, context = run_target(settings, name, body, now)
     specs = workflow_tasks(settings, workflow, context)
     placeholder = lambda container: PLACEHOLDER_SAS.format(container=container)  # noqa: E731
+    affinity = None
+    if settings.k8s_node_role == "auto":
+        from azure.batch import models as m
+
+        from batchk8s.batch.pools import cluster_container
+
+        affinity = m.BatchAffinityInfo(affinity_id=PLACEHOLDER_AFFINITY.format(
+            container=cluster_container(context.pool_id), blob=CONTROL_PLANE_BLOB))
     return {"workflow": name,
             "job": jobs.job_spec(context.job_id, context.pool_id, f"workflow {name}").as_dict(),
-            "tasks": [task_document(spec, placeholder) for spec in specs]}
+            "tasks": [task_document(spec, placeholder, affinity) for spec in specs]}

@@ -36,7 +36,9 @@ class TaskSpec:
 
     `command_line` runs without a shell: build it with `bash_command`, and pass values through
     `environment` rather than pasting them into the script. Tasks run as the pool's admin auto-user
-    (the identity of the start task that wrote the private kubeconfig) unless `admin` is False.
+    (the identity of the start task that wrote the private kubeconfig) unless `admin` is False. On a
+    multi-node (`auto`) pool only the control-plane node holds that kubeconfig: tasks go there
+    (Batch affinity) unless `control_plane` is False, for tasks that need no kubectl.
     """
 
     id: str
@@ -47,6 +49,7 @@ class TaskSpec:
     max_wall_clock_seconds: int | None = 3600
     max_task_retry_count: int = 0
     admin: bool = True
+    control_plane: bool = True
     display_name: str | None = None
 
 
@@ -73,8 +76,10 @@ def check_task_specs(specs: list[TaskSpec]) -> None:
         raise InputError.from_problems(problems, "invalid workflow tasks")
 
 
-def to_task_options(spec: TaskSpec, container_url: Callable[[str], str]) -> batch_models.BatchTaskCreateOptions:
-    """The create-task request; `container_url(container)` returns a read+list SAS URL (or a placeholder)."""
+def to_task_options(spec: TaskSpec, container_url: Callable[[str], str],
+                    affinity: batch_models.BatchAffinityInfo | None = None) -> batch_models.BatchTaskCreateOptions:
+    """The create-task request; `container_url(container)` returns a read+list SAS URL (or a placeholder);
+    `affinity` (the control-plane node of an `auto` pool) is applied to tasks with `control_plane`."""
     from azure.batch import models as m
 
     files = [m.ResourceFile(storage_container_url=container_url(f.container), blob_prefix=f.prefix,
@@ -89,9 +94,11 @@ def to_task_options(spec: TaskSpec, container_url: Callable[[str], str]) -> batc
         resource_files=files or None,
         environment_settings=[m.EnvironmentSetting(name=k, value=v) for k, v in spec.environment.items()] or None,
         user_identity=identity, constraints=constraints,
+        affinity_info=affinity if spec.control_plane else None,
         depends_on=m.BatchTaskDependencies(task_ids=list(spec.depends_on)) if spec.depends_on else None)
 
 
-def task_document(spec: TaskSpec, container_url: Callable[[str], str]) -> dict[str, Any]:
+def task_document(spec: TaskSpec, container_url: Callable[[str], str],
+                  affinity: batch_models.BatchAffinityInfo | None = None) -> dict[str, Any]:
     """The create-task request as the REST body (for plan output and logs)."""
-    return to_task_options(spec, container_url).as_dict()
+    return to_task_options(spec, container_url, affinity).as_dict()

@@ -10,7 +10,9 @@ service refuses with Batch's error codes and JSON shape (`odata.metadata`, `code
   `resizeErrors` (AccountCoreQuotaReached) although the allocation becomes steady;
 - a task runs once a node is usable and every task it depends on completed with exit code 0; it
   completes `TaskOutcome.seconds` later with its exit code, `stdout.txt` and `stderr.txt`. A task
-  whose dependency failed stays active (Batch's default dependency action is to block).
+  whose dependency failed stays active (Batch's default dependency action is to block). A task with
+  `affinityInfo` runs on the node with that `affinityId` when that node is usable, else on the first
+  usable node (affinity is a preference in Batch too).
 
 State is computed from the clock on every request, so no background thread advances anything and
 tests can say "tasks finish after 120 s" and jump the clock instead of sleeping. Simplifications:
@@ -138,6 +140,8 @@ class FakeBatch(FakeService):
         self.default_task = TaskOutcome()
         self.task_outcomes: dict[str, TaskOutcome] = {}  # task id (lower case) -> outcome
         self.outcome_for: Callable[[dict[str, Any]], TaskOutcome | None] | None = None
+        # Like outcome_for, also told the node the task runs on (to run its command line as that node).
+        self.outcome_on_node: Callable[[dict[str, Any], str], TaskOutcome | None] | None = None
         self.pools: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self._state_lock = threading.RLock()
@@ -449,7 +453,7 @@ class FakeBatch(FakeService):
             "state": state, "schedulingState": "enabled", "stateTransitionTime": self.clock.iso(),
             "allocationTime": self.clock.iso(node["created"]), "ipAddress": node["ip"],
             "vmSize": pool["spec"]["vmSize"].lower(), "totalTasksRun": 0, "runningTasksCount": running,
-            "isDedicated": node["dedicated"], "affinityId": f"TVM:{node['id']}",
+            "isDedicated": node["dedicated"], "affinityId": _affinity(node["id"]),
             "nodeAgentInfo": {"version": "1.12.9", "lastUpdateTime": self.clock.iso(node["created"])},
             "virtualMachineInfo": {"imageReference": pool["spec"]["virtualMachineConfiguration"]["imageReference"]},
         }
@@ -615,8 +619,9 @@ class FakeBatch(FakeService):
         return {"status": "success", "taskId": task_id, "eTag": etag, "lastModified": self.clock.iso(),
                 "location": f"{self.url}/jobs/{job_id}/tasks/{task_id}"}
 
-    def _outcome(self, task: dict[str, Any]) -> TaskOutcome:
-        custom = self.outcome_for(task["spec"]) if self.outcome_for else None
+    def _outcome(self, task: dict[str, Any], node_id: str) -> TaskOutcome:
+        custom = self.outcome_on_node(task["spec"], node_id) if self.outcome_on_node else None
+        custom = custom or (self.outcome_for(task["spec"]) if self.outcome_for else None)
         return custom or self.task_outcomes.get(task["spec"]["id"].lower()) or self.default_task
 
     def _timeline(self, job: dict[str, Any], task: dict[str, Any], depth: int = 0) -> dict[str, Any] | None:
@@ -631,16 +636,19 @@ class FakeBatch(FakeService):
         ready_nodes = sorted((self.node_ready_at(pool, n), n["id"]) for n in self._live_nodes(pool))
         if not ready_nodes or ready_nodes[0][0] == NEVER:
             return None
-        start = max(task["created"], ready_nodes[0][0])
+        wanted = (task["spec"].get("affinityInfo") or {}).get("affinityId")
+        preferred = [(at, node_id) for at, node_id in ready_nodes if at != NEVER and _affinity(node_id) == wanted]
+        ready_at, node_id = preferred[0] if preferred else ready_nodes[0]  # affinity is a preference only
+        start = max(task["created"], ready_at)
         for dep_id in _dependency_ids(task["spec"]):
             dep = job["tasks"].get(dep_id.lower())
             line = self._timeline(job, dep, depth + 1) if dep else None
             if line is None or line["exit_code"] != 0:
                 return None  # waits (or, after a failure, stays blocked)
             start = max(start, line["end"])
-        outcome = self._outcome(task)
+        outcome = self._outcome(task, node_id)
         line = {"start": start, "end": start + outcome.seconds, "exit_code": outcome.exit_code,
-                "node": ready_nodes[0][1], "outcome": outcome}
+                "node": node_id, "outcome": outcome}
         if self.clock.now() >= start:
             task["line"] = line  # decided once it started: later pool changes do not rewrite history
         return line
@@ -659,7 +667,7 @@ class FakeBatch(FakeService):
             view.update({"state": "active", "stateTransitionTime": self.clock.iso(task["created"]),
                          "executionInfo": {"retryCount": 0, "requeueCount": 0}})
             return view
-        node_info = {"affinityId": f"TVM:{line['node']}", "nodeId": line["node"],
+        node_info = {"affinityId": _affinity(line["node"]), "nodeId": line["node"],
                      "poolId": job["spec"]["poolInfo"]["poolId"],
                      "nodeUrl": f"{self.url}/pools/{job['spec']['poolInfo']['poolId']}/nodes/{line['node']}",
                      "taskRootDirectory": f"workitems/{job['spec']['id']}/job-1/{spec['id']}"}
@@ -733,6 +741,11 @@ class FakeBatch(FakeService):
             last = int(match.group(2)) if match.group(2) else len(data) - 1
             data = data[first:last + 1]
         return Response(200, data, headers)
+
+
+def _affinity(node_id: str) -> str:
+    """A node's affinityId: opaque to clients (Batch's look like this), and not the node id itself."""
+    return f"TVM:{node_id}"
 
 
 def _dependency_ids(spec: dict[str, Any]) -> list[str]:

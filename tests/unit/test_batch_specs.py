@@ -13,6 +13,7 @@ from batchk8s.batch.tasks import TaskSpec, bash_command, check_task_specs, to_ta
 from batchk8s.errors import ConfigError, InputError, NotFoundError
 from batchk8s.settings import load_settings
 from batchk8s.workflows import get_workflow, register, unregister, workflows
+from batchk8s.workflows._shell import NO_KUBECONFIG_EXIT
 
 GALLERY = ("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/rg/providers/Microsoft.Compute/"
            "galleries/g/images/k8s/versions/1.0.0")
@@ -178,3 +179,55 @@ def test_plan_shows_pool_job_and_tasks_offline():
     assert deploy["job"]["id"] == "tesk-deploy-20260101-000000"
     assert [t["id"] for t in deploy["tasks"]] == ["apply", "ready", "service"]
     assert "placeholder" in deploy["tasks"][0]["resourceFiles"][0]["storageContainerUrl"]
+
+
+def test_affinity_goes_only_to_tasks_that_need_the_control_plane():
+    from azure.batch import models as m
+
+    affinity = m.BatchAffinityInfo(affinity_id="TVM:tvmps_abc")
+    kubectl = to_task_options(TaskSpec("pods", "cmd"), str, affinity).as_dict()
+    anywhere = to_task_options(TaskSpec("df", "cmd", control_plane=False), str, affinity).as_dict()
+    assert kubectl["affinityInfo"] == {"affinityId": "TVM:tvmps_abc"} and "affinityInfo" not in anywhere
+    assert "affinityInfo" not in to_task_options(TaskSpec("pods", "cmd"), str).as_dict()
+
+
+def test_auto_pools_get_task_slots_and_compare_them():
+    auto = spec_for({"K8S_NODE_ROLE": "auto"}, cluster_sas_url="https://s/k8s-k8s-pool?sig=2")
+    assert auto["taskSlotsPerNode"] == pools.AUTO_TASK_SLOTS and spec_for({})["taskSlotsPerNode"] == 1
+    existing = dict(auto, taskSlotsPerNode=1)
+    assert [d["field"] for d in pools.spec_differences(auto, existing)] == ["taskSlotsPerNode"]
+
+
+def test_plan_marks_control_plane_affinity_on_auto_pools():
+    from batchk8s.batch.plan_section import workflows_section
+
+    settings = load_settings({"K8S_NODE_ROLE": "auto"})
+    run = planned_run(settings, "k8s-info", {"jobId": "j"})
+    assert all("k8s-k8s-pool/control-plane.json" in t["affinityInfo"]["affinityId"] for t in run["tasks"])
+    assert all("affinityInfo" not in t for t in planned_run(load_settings({}), "k8s-info", {"jobId": "j"})["tasks"])
+    lines = workflows_section(settings, now=datetime(2026, 1, 1, tzinfo=UTC)).lines
+    assert any(line.strip().startswith("pods") and "control-plane node" in line for line in lines)
+
+
+@pytest.mark.parametrize(("role", "admin_conf", "exit_code", "message"), [
+    ("control-plane\n", True, 0, ""),
+    ("worker\n", False, NO_KUBECONFIG_EXIT, "node tvmps_w is a Kubernetes worker: only the control-plane node"),
+    (None, False, NO_KUBECONFIG_EXIT, "node tvmps_w has no readable kubeconfig at "),
+])
+def test_task_prelude_on_each_kind_of_node(tmp_path, role, admin_conf, exit_code, message):
+    import subprocess
+
+    from batchk8s.workflows._shell import script
+
+    k8s = tmp_path / "shared" / "k8s"
+    k8s.mkdir(parents=True)
+    if role:
+        (k8s / "node-role").write_text(role)
+    if admin_conf:
+        (k8s / "admin.conf").write_text("kind: Config\n")
+    command = shlex.split(bash_command(script('echo "using $KUBECONFIG"')))
+    done = subprocess.run(command, capture_output=True, text=True, timeout=10,
+                          env={"PATH": "/usr/bin:/bin", "AZ_BATCH_NODE_SHARED_DIR": str(tmp_path / "shared"),
+                               "AZ_BATCH_NODE_ID": "tvmps_w"})
+    assert done.returncode == exit_code and message in done.stderr
+    assert (done.stdout == f"using {k8s}/admin.conf\n") == (exit_code == 0)
