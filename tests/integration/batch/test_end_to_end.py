@@ -12,6 +12,7 @@ from xml.etree import ElementTree
 import azure.functions as func
 import pytest
 import requests
+from azure.batch import models as m
 
 from batchk8s import storage
 from batchk8s.batch import jobs, pools, runs
@@ -174,6 +175,43 @@ def test_http_bad_input(app_env: None, batch: FakeBatch):
     status, body, _ = call("job_show", "GET", "/api/jobs/bad%20id", id="bad id")
     assert status == 400 and body["error"]["details"][0]["field"] == "jobId"
     assert not batch.pools and not batch.jobs  # nothing half-done
+
+
+def test_http_seed_failure_cases(app_env: None, batch: FakeBatch, clock: FakeClock, sdk: Any):
+    """Pool exists (reused, or 409 naming what differs), job exists (reused, or 409), start task failed."""
+    stderr = "preflight: [ERROR Port-6443]: Port 6443 is in use\n"
+    batch.start_task = TaskOutcome(seconds=30, exit_code=1, stderr=stderr)
+    batch.inject(method="POST", path=r"^/pools$", status=429, times=1)  # throttled, without Retry-After
+    status, body, response = call("pool_create", "POST", "/api/pools", {"dedicatedNodes": 1})
+    assert status == 202 and body["created"] and response.headers["Location"].endswith("/api/pools/k8s-pool")
+    assert batch.count("POST", r"^/pools$") == 2
+
+    status, body, _ = call("pool_create", "POST", "/api/pools", {"dedicatedNodes": 1})
+    assert status == 202 and body["created"] is False
+    status, body, _ = call("pool_create", "POST", "/api/pools", {"vmSize": "STANDARD_D8S_V5", "metadata": {"a": "b"}})
+    assert status == 409 and body["error"]["code"] == "PoolExistsWithDifferentSpec"
+    assert sorted(d["field"] for d in body["error"]["details"]) == ["metadata", "vmSize"]
+
+    clock.advance(600)
+    status, body, _ = call("pool_show", "GET", "/api/pools/k8s-pool", id="k8s-pool")
+    node = body["nodes"][0]
+    assert status == 200 and body["failed"] and not body["ready"] and body["nodeCounts"] == {"starttaskfailed": 1}
+    assert (node["startTask"]["exitCode"], node["startTask"]["failure"]["code"]) == (1, "FailureExitCode")
+    assert node["startTask"]["stderrTail"] == stderr
+
+    vm = m.VirtualMachineConfiguration(image_reference=m.BatchVmImageReference(**pools.MARKETPLACE_IMAGE),
+                                       node_agent_sku_id="batch.node.ubuntu 24.04")
+    sdk.create_pool(m.BatchPoolCreateOptions(id="other", vm_size="standard_d2_v3", virtual_machine_configuration=vm))
+    sdk.create_job(m.BatchJobCreateOptions(id="elsewhere", pool_info=m.BatchPoolInfo(pool_id="other")))
+    status, body, _ = call("workflow_run", "POST", "/api/workflows/k8s-info/runs", {"jobId": "elsewhere"},
+                           name="k8s-info")
+    assert status == 409 and body["error"]["code"] == "JobExistsWithDifferentSpec"
+    assert sorted(d["field"] for d in body["error"]["details"]) == ["poolId", "usesTaskDependencies"]
+    assert not batch.jobs["elsewhere"]["tasks"]  # nothing added to someone else's job
+    first = call("workflow_run", "POST", "/api/workflows/k8s-info/runs", {"jobId": "info"}, name="k8s-info")
+    again = call("workflow_run", "POST", "/api/workflows/k8s-info/runs", {"jobId": "info"}, name="k8s-info")
+    assert (first[0], first[1]["jobCreated"], first[1]["added"]) == (202, True, 3)
+    assert (again[0], again[1]["jobCreated"], again[1]["added"], again[1]["existing"]) == (202, False, 0, 3)
 
 
 # --- CLI ---------------------------------------------------------------------------------------
