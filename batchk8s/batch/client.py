@@ -77,6 +77,15 @@ def call(what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
         raise from_azure(exc, what) from None
 
 
+def translated(exc: Exception, what: str) -> Exception:
+    """An azure-core error as ours (naming `what`); anything else unchanged."""
+    from azure.core.exceptions import AzureError
+
+    from batchk8s.errors import from_azure
+
+    return from_azure(exc, what) if isinstance(exc, AzureError) else exc
+
+
 def text(value: Any) -> str | None:
     """An SDK enum (or the raw string the SDK kept when it did not know the value) as lower-case text."""
     if value is None:

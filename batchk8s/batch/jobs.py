@@ -14,7 +14,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, call, request_job_delete, text
+from batchk8s.batch.client import batch_client, call, request_job_delete, text, translated
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConflictError, InputError, UpstreamError
 from batchk8s.settings import BATCH_ID, Settings
@@ -62,7 +62,7 @@ def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str 
             raise ConflictError(f"{what}: {getattr(exc.error, 'code', 'Conflict')}",
                                 code=getattr(exc.error, "code", None) or "Conflict") from None
     except Exception as exc:
-        raise _translated(exc, what) from None
+        raise translated(exc, what) from None
     existing = call(what, client.get_job, job_id)
     problems = []
     existing_pool = existing.pool_info.pool_id if existing.pool_info else None
@@ -79,13 +79,6 @@ def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str 
     return False
 
 
-def _translated(exc: Exception, what: str) -> Exception:
-    from azure.core.exceptions import AzureError
-
-    from batchk8s.errors import from_azure
-
-    return from_azure(exc, what) if isinstance(exc, AzureError) else exc
-
 
 def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTaskCreateOptions]) -> dict[str, int]:
     """Add any number of tasks: chunks of 100, up to 10 requests in flight; existing ids count as added."""
@@ -101,9 +94,9 @@ def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTas
         if exc.failure_tasks:
             raise _refused(job_id, list(exc.failure_tasks)) from None
         first = exc.errors[0] if exc.errors else exc
-        raise _translated(first, f"tasks of job {job_id}") from None
+        raise translated(first, f"tasks of job {job_id}") from None
     except Exception as exc:
-        raise _translated(exc, f"tasks of job {job_id}") from None
+        raise translated(exc, f"tasks of job {job_id}") from None
     results = result.result_values or []
     # Checked here too: the SDK only recognises the exact enum spelling of a per-task client error.
     refused = [r for r in results if text(r.status) != "success" and not (r.error and r.error.code == "TaskExists")]

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text
+from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConfigError, ConflictError, InputError, NotFoundError, UpstreamError
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
@@ -327,7 +327,7 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                                 ) from None
         created = False
     except Exception as exc:
-        raise _translated(exc, what) from None
+        raise translated(exc, what) from None
     result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter)
     result["created"] = created
     if not created and (result["targetDedicatedNodes"], result["targetSpotNodes"]) != (request.dedicated_nodes,
@@ -336,13 +336,6 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                           f"{result['targetSpotNodes']} spot nodes; resize it to change the counts")
     return result
 
-
-def _translated(exc: Exception, what: str) -> Exception:
-    from azure.core.exceptions import AzureError
-
-    from batchk8s.errors import from_azure
-
-    return from_azure(exc, what) if isinstance(exc, AzureError) else exc
 
 
 def _node_summary(node: batch_models.BatchNode) -> dict[str, Any]:
@@ -487,7 +480,7 @@ def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout
             except ResourceNotFoundError:
                 return True, None
             except Exception as exc:
-                raise _translated(exc, what) from None
+                raise translated(exc, what) from None
             return False, None
 
         (waiter or Waiter()).until(probe, timeout, f"deletion of {what}")
