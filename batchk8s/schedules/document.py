@@ -511,17 +511,55 @@ def find_conflicts(by_key: dict[str, tuple[Rule, ...]], now: datetime) -> list[t
 
 
 def first_common_firing(first: Rule, second: Rule, now: datetime) -> datetime | None:
-    """An instant at which both rules fire, or None. Exact for rules in the same zone (the wall-clock value
-    sets must intersect); rules in different zones are compared over the next CONFLICT_HORIZON."""
+    """An instant at which both rules fire, or None. Rules in the same zone are compared exactly: their
+    wall-clock value sets intersect, or a firing in the hour skipped at spring-forward moves onto the
+    other rule's (02:30 fires at 03:30, with a 03:30 rule). Rules in different zones are compared over
+    the next CONFLICT_HORIZON."""
     if first.time_zone == second.time_zone:
         common = _intersection(first.schedule, second.schedule)
-        return None if common is None else common.next_after(now.astimezone(first.zone))
-    end = now.astimezone(UTC) + CONFLICT_HORIZON
-    instants = _instants(first, now, end)
-    for instant in _instants(second, now, end):
+        if common is not None:
+            return common.next_after(now.astimezone(first.zone))
+        return _common_on_gap_days(first, second, now)
+    return _common(first, second, now, now.astimezone(UTC) + CONFLICT_HORIZON)
+
+
+def _common(first: Rule, second: Rule, start: datetime, end: datetime) -> datetime | None:
+    instants = _instants(first, start, end)
+    for instant in _instants(second, start, end):
         if instant in instants:
             return instant
     return None
+
+
+def _common_on_gap_days(first: Rule, second: Rule, now: datetime) -> datetime | None:
+    """A shared instant that exists only through the spring-forward shift of either rule's firing."""
+    for day_start, skipped_hours in _gap_days(first.time_zone, now.astimezone(UTC).date().isoformat()):
+        if skipped_hours & (set(first.schedule.hours) | set(second.schedule.hours)):
+            found = _common(first, second, day_start, day_start + timedelta(days=2))
+            if found is not None:
+                return found
+    return None
+
+
+@lru_cache(maxsize=64)
+def _gap_days(zone_name: str, day: str) -> tuple[tuple[datetime, frozenset[int]], ...]:
+    """For each day in the CONFLICT_HORIZON after `day` on which the zone's clocks jump forward: the UTC
+    instant of the local midnight before it (a window of two days holds the jump) and the local hours
+    with a skipped minute (a wall time that does not survive a round trip through UTC)."""
+    zone = _zone(zone_name)
+    first_day = datetime.fromisoformat(day)
+    found = []
+    for offset in range(CONFLICT_HORIZON.days + 1):
+        midnight = (first_day + timedelta(days=offset)).replace(tzinfo=zone)
+        following = midnight + timedelta(days=1)
+        if (following.replace(hour=12).utcoffset() or timedelta()) <= (midnight.replace(hour=12).utcoffset()
+                                                                       or timedelta()):
+            continue
+        skipped = {wall.hour for minutes in range(2 * 24 * 60)
+                   if (wall := midnight + timedelta(minutes=minutes)).astimezone(UTC).astimezone(zone)
+                   .replace(tzinfo=None) != wall.replace(tzinfo=None)}
+        found.append((midnight.astimezone(UTC) - timedelta(seconds=1), frozenset(skipped)))
+    return tuple(found)
 
 
 def _instants(rule: Rule, now: datetime, end: datetime) -> dict[datetime, None]:

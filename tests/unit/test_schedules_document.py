@@ -176,6 +176,18 @@ def test_rules_in_different_zones_conflict_when_their_instants_meet():
                    now=NOW)
 
 
+def test_a_firing_moved_by_spring_forward_onto_another_rules_firing_is_a_conflict():
+    # 02:30 does not exist in Berlin on 30 March 2025: it fires at 03:30 CEST, with the 03:30 rule.
+    found = problems({"rules": [rule(schedule="0 30 2 * * *", timeZone="Europe/Berlin"),
+                                rule(schedule="0 30 3 * * *", timeZone="Europe/Berlin", action="deallocate")]})
+    assert "2025-03-30T01:30:00+00:00" in found["$.rules[1]"]
+    # 03:00 stays 03:00; and a zone without daylight saving time never moves a firing.
+    parse_document({"rules": [rule(schedule="0 30 2 * * *", timeZone="Europe/Berlin"),
+                              rule(schedule="0 0 3 * * *", timeZone="Europe/Berlin", action="deallocate")]}, now=NOW)
+    parse_document({"rules": [rule(schedule="0 30 2 * * *", timeZone="Asia/Kolkata"),
+                              rule(schedule="0 30 3 * * *", timeZone="Asia/Kolkata", action="deallocate")]}, now=NOW)
+
+
 def test_identical_tag_selectors_and_resize_counts_are_compared_too():
     selector = [{"tag": "schedule", "value": "nightly"}]
     assert "$.rules[1]" in problems({"rules": [rule(targets=selector),
