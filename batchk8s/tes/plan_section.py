@@ -17,8 +17,9 @@ def endpoint_description(settings: Settings) -> str:
     if settings.effective_tes_transport == "direct":
         return (f"direct HTTP to {settings.tes_url} (API root discovered: /ga4gh/tes/v1, else /v1 for TESK 0.4)"
                 if settings.tes_url else "direct, but TESK_API_URL is not set")
-    return (f"relay: a Batch task on pool {settings.pool_id} calls http://localhost:{settings.tesk_node_port} "
-            f"(TESK's NodePort) and returns the answer on its stdout")
+    node = "its control-plane node" if settings.k8s_node_role == "auto" else "a node"
+    return (f"relay: a Batch task on {node} of pool {settings.pool_id} calls "
+            f"http://localhost:{settings.tesk_node_port} (TESK's NodePort) and returns the answer on its stdout")
 
 
 def tes_section(settings: Settings, **_: Any) -> Section:

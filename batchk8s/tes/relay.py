@@ -2,8 +2,9 @@
 
 When the cluster is reachable only from its nodes (the seed's situation: TESK's NodePort is not
 exposed), each request becomes one Batch task in the job `batchk8s-tes-relay` on the pool. The task
-runs curl against http://localhost:TESK_NODEPORT (kube-proxy serves a NodePort on every node of the
-cluster, the control-plane node included) and prints the response followed by a marker line that
+runs curl against http://localhost:TESK_NODEPORT (kube-proxy serves a NodePort on every node that
+has joined the cluster; on a multi-node `auto` pool the task is sent to the control-plane node, which
+always has) and prints the response followed by a marker line that
 carries the HTTP status and curl's exit code; the transport waits for the task, reads stdout.txt,
 and deletes the task (its environment holds the request, SAS URLs included). A task that has not
 finished after 180 s (under the 230 s HTTP cap) is a 504 `TesRelayTimeout`, not retried: a pool that
@@ -27,7 +28,7 @@ from urllib.parse import urlencode
 
 from batchk8s.batch.polling import Backoff, Waiter
 from batchk8s.batch.tasks import TaskSpec, bash_command, to_task_options
-from batchk8s.errors import PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
+from batchk8s.errors import ConfigError, NotFoundError, PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings
 from batchk8s.tes.transports import HttpResult, Params, TimedOut, Unreachable
 
@@ -61,16 +62,39 @@ class RelayTransport:
         self.where = f"pool {settings.pool_id} (NodePort {settings.tesk_node_port})"
         self.waiter = waiter or Waiter(Backoff(0.5, 2.0, 5.0))
         self.task_timeout = task_timeout
-        self._job_ready = False
+        self._ready = False
+        self._affinity: Any = None
         self._lock = threading.Lock()
 
-    def _ensure_job(self) -> None:
+    def _prepare(self) -> Any:
+        """Find where relay tasks go and create their job, once; returns the task affinity (or None).
+
+        On a multi-node (`auto`) pool the relay task is sent to the control-plane node: a worker that
+        has not joined the cluster yet has no kube-proxy serving the NodePort. A `single` pool needs
+        none (every node is a whole cluster). An `auto` pool without a usable control plane is a 409
+        before any task is added; a missing pool is a 503 naming AZURE_BATCH_POOL_ID.
+        """
+        from batchk8s.batch.control_plane import control_plane_affinity
         from batchk8s.batch.jobs import create_job
 
         with self._lock:
-            if not self._job_ready:
-                create_job(self.settings, RELAY_JOB, self.settings.pool_id, "TES requests relayed to TESK")
-                self._job_ready = True
+            if not self._ready:
+                pool_id = self.settings.pool_id
+                try:
+                    self._affinity = control_plane_affinity(self.settings, pool_id)
+                except NotFoundError:
+                    raise ConfigError(f"the TES relay runs on pool {pool_id} (AZURE_BATCH_POOL_ID), which does not "
+                                      "exist; create the pool or set TESK_API_URL", code="TesRelayPoolNotFound",
+                                      details=[{"field": "AZURE_BATCH_POOL_ID", "message": "no such pool"}]) from None
+                create_job(self.settings, RELAY_JOB, pool_id, "TES requests relayed to TESK")
+                self._ready = True
+            return self._affinity
+
+    def _forget_placement(self) -> None:
+        """After nothing answered on the NodePort: look the control plane up again on the next request
+        (the pool may have been recreated under the same id with another control-plane node)."""
+        with self._lock:
+            self._ready = False
 
     def task_spec(self, method: str, path: str, params: Params, body: Any | None, timeout: float,
                   marker: str) -> TaskSpec:
@@ -95,8 +119,8 @@ class RelayTransport:
 
         marker = "BATCHK8S-TES-RELAY-" + uuid.uuid4().hex
         spec = self.task_spec(method, path, params, body, timeout, marker)
-        self._ensure_job()
-        add_tasks(self.settings, RELAY_JOB, [to_task_options(spec, _no_containers)])
+        affinity = self._prepare()
+        add_tasks(self.settings, RELAY_JOB, [to_task_options(spec, _no_containers, affinity)])
         client = batch_client(self.settings)
         try:
             task = self._wait(client, spec.id)
@@ -106,7 +130,11 @@ class RelayTransport:
                 raise UpstreamError(f"the relay task {RELAY_JOB}/{spec.id} on {self.where} failed "
                                     f"(exit code {task.get('exitCode')}): {stderr.strip()[-300:] or 'no stderr'}",
                                     code="TesRelayFailed")
-            return parse_output(stdout, marker)
+            try:
+                return parse_output(stdout, marker)
+            except Unreachable:
+                self._forget_placement()
+                raise
         finally:
             self._delete(client, spec.id)
 

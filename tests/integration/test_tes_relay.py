@@ -8,12 +8,14 @@ quoting, the base64 body and the stdout protocol are exercised as a node would r
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shlex
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,10 +24,21 @@ import pytest
 import requests
 from azure.batch import models as m
 
+from batchk8s import storage
 from batchk8s.batch import client as batch_client_module
+from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB
 from batchk8s.batch.polling import Backoff, Waiter
-from batchk8s.errors import InputError, NotFoundError, PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
-from batchk8s.settings import Settings, load_settings
+from batchk8s.batch.pools import cluster_container
+from batchk8s.errors import (
+    ConfigError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from batchk8s.settings import Secret, Settings, load_settings
 from batchk8s.tes import TaskWaitTimeout, TesClient, load_sample
 from batchk8s.tes.relay import RELAY_JOB, SCRIPT, RelayTransport, parse_output
 from batchk8s.tes.transports import TimedOut, Unreachable
@@ -123,7 +136,7 @@ def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[s
     transport = RelayTransport(settings, waiter=Waiter(Backoff(0.5, 2.0, 5.0), clock.now, clock.advance))
     client = TesClient(transport, clock=clock.now, sleep=clock.advance)
     yield {"batch": batch, "tes": tes, "client": client, "settings": settings, "ran": ran, "specs": specs,
-           "clock": clock}
+           "clock": clock, "vm": vm}
     node_port.stop()
     batch_client_module.clear_cache()
 
@@ -176,6 +189,51 @@ def test_a_relay_task_that_cannot_be_deleted_is_logged_and_the_answer_still_retu
     assert list(batch.jobs[RELAY_JOB.lower()]["tasks"]) == leftover  # later requests clean up after themselves
 
 
+def test_on_a_single_pool_relay_tasks_need_no_affinity(world: dict[str, Any]) -> None:
+    world["client"].service_info()
+    assert [spec.get("affinityInfo") for spec in world["specs"].values()] == [None]
+
+
+@pytest.mark.azurite
+def test_on_a_multi_node_pool_relay_tasks_go_to_the_control_plane_node(world: dict[str, Any], azurite: str) -> None:
+    batch, clock = world["batch"], world["clock"]
+    settings = dataclasses.replace(world["settings"], webjobs_storage=Secret(azurite),
+                                   pool_id=f"auto-{uuid.uuid4().hex[:8]}")  # its cluster container is unique
+    sdk = batch_client_module.batch_client(settings)
+    start_task = m.BatchStartTask(command_line="/bin/true", environment_settings=[
+        m.EnvironmentSetting(name="K8S_NODE_ROLE", value="auto")])
+    sdk.create_pool(m.BatchPoolCreateOptions(id=settings.pool_id, vm_size="standard_d2_v3", target_dedicated_nodes=3,
+                                             virtual_machine_configuration=world["vm"], start_task=start_task))
+    clock.advance(600)
+    nodes = sorted(sdk.list_nodes(settings.pool_id), key=lambda node: node.id)
+    control = nodes[-1]  # not the node Batch would pick without affinity
+    client = TesClient(RelayTransport(settings, waiter=Waiter(Backoff(0.5, 2.0, 5.0), clock.now, clock.advance)),
+                       clock=clock.now, sleep=clock.advance)
+
+    with pytest.raises(ConflictError) as early:  # the control plane has not published itself yet
+        client.service_info()
+    assert early.value.code == "ControlPlaneNotReady" and not world["specs"] and RELAY_JOB.lower() not in batch.jobs
+
+    try:
+        container = storage.blob_service(settings).get_container_client(cluster_container(settings.pool_id))
+        container.create_container()
+        container.upload_blob(CONTROL_PLANE_BLOB, json.dumps({"nodeId": control.id}))
+        assert client.service_info()["type"]["artifact"] == "tes"  # the refusal was not remembered
+        client.get(client.create(load_sample("hello")))
+    finally:
+        storage.clear_cache()
+    affinities = {spec["affinityInfo"]["affinityId"] for spec in world["specs"].values()}
+    assert affinities == {control.affinity_id} and len(world["specs"]) == 3
+
+
+def test_a_missing_pool_is_a_configuration_problem(world: dict[str, Any]) -> None:
+    settings = dataclasses.replace(world["settings"], pool_id="no-such-pool")
+    with pytest.raises(ConfigError) as caught:
+        RelayTransport(settings).send("GET", "/ga4gh/tes/v1/service-info", (), None, 5)
+    assert caught.value.status == 503 and caught.value.details[0]["field"] == "AZURE_BATCH_POOL_ID"
+    assert RELAY_JOB.lower() not in world["batch"].jobs
+
+
 def test_tes_errors_cross_the_relay_with_their_status(world: dict[str, Any]) -> None:
     client, tes = world["client"], world["tes"]
     with pytest.raises(NotFoundError):
@@ -189,13 +247,15 @@ def test_tes_errors_cross_the_relay_with_their_status(world: dict[str, Any]) -> 
         client.create({"executors": []})
 
 
-def test_nothing_on_the_node_port_is_unreachable(world: dict[str, Any]) -> None:
+def test_nothing_on_the_node_port_is_unreachable_and_the_placement_is_looked_up_again(world: dict[str, Any]) -> None:
     settings: Settings = world["settings"]
     dead = RelayTransport(dataclasses.replace(settings, tesk_node_port=_closed_port()),
                           waiter=Waiter(Backoff(0.5, 2.0, 5.0), world["clock"].now, world["clock"].advance))
-    with pytest.raises(Unreachable) as caught:
-        dead.send("GET", "/ga4gh/tes/v1/service-info", (), None, 5)
-    assert caught.value.sent is False
+    for attempt in (1, 2):
+        with pytest.raises(Unreachable) as caught:
+            dead.send("GET", "/ga4gh/tes/v1/service-info", (), None, 5)
+        assert caught.value.sent is False
+        assert world["batch"].count("GET", r"/pools/k8s-pool$") == attempt  # the pool may have a new control plane
 
 
 def test_a_failing_relay_task_reports_its_stderr(world: dict[str, Any]) -> None:
