@@ -31,7 +31,8 @@ def pool_section(settings: Settings, **_: Any) -> Section:
              f"  image {image}, node agent {vm['nodeAgentSKUId']}",
              f"  start task (admin auto-user, retried {start['maxTaskRetryCount']}x, wait for success): "
              f"{start['commandLine']}",
-             f"  bootstrap {start['resourceFiles'][0]['httpUrl']}", f"  env {env}"]
+             f"  bootstrap {start['resourceFiles'][0]['httpUrl']}", f"  env {env}",
+             f"  {spec['taskSlotsPerNode']} task slot(s) per node"]
     if spec.get("userAccounts"):
         lines.append(f"  login user {spec['userAccounts'][0]['name']} ({spec['userAccounts'][0]['elevationLevel']})")
     if vm.get("containerConfiguration"):
