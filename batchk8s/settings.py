@@ -219,8 +219,8 @@ class Settings:
     batch_user_password: Secret | None = setting("BATCH_USER_PWD", secret=True)
     batch_user_elevation: str = setting("BATCH_USER_ELE_LEVEL", parse=_choice("nonadmin", "admin"), default="nonadmin")
     # Kubernetes on the pool
-    k8s_version: str = setting("K8S_VERSION", parse=_pattern(K8S_MINOR, "must be MAJOR.MINOR, e.g. 1.34"),
-                               default="1.34")
+    k8s_version: str = setting("K8S_VERSION", parse=_pattern(K8S_MINOR, "must be MAJOR.MINOR, e.g. 1.36"),
+                               default="1.36")
     k8s_node_role: str = setting("K8S_NODE_ROLE", parse=_choice("single", "auto"), default="single")
     # Storage
     storage_account_name: str | None = setting("AZURE_STORAGE_ACCOUNT_NAME",

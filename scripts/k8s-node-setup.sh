@@ -12,16 +12,20 @@
 #           publishes a join command there, the others (and nodes added later
 #           by a resize) poll for it and `kubeadm join`. A systemd timer on the
 #           control plane re-publishes a fresh token well before it expires.
+#           There is one control plane and its lease never expires: see
+#           --help ("If the control plane is lost") for the recovery.
 #
 # Run with --help for options. Every option also has an environment variable,
 # which is how the Batch pool spec passes them.
 set -Eeuo pipefail
 
 # ---- pinned versions (change here, or override by environment / arguments) ----
-K8S_VERSION="${K8S_VERSION:-1.34}"                 # MAJOR.MINOR; keep equal to the app's K8S_VERSION default
-CONTAINERD_VERSION="${CONTAINERD_VERSION:-1.7}"    # MAJOR.MINOR of the distribution's containerd package
+K8S_VERSION="${K8S_VERSION:-1.36}"                 # MAJOR.MINOR; keep equal to the app's K8S_VERSION default
+# MAJOR.MINOR of the distribution's containerd package (Ubuntu 24.04 updates ship 2.2).
+# Kubernetes 1.35 was the last minor to support containerd 1.x.
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-2.2}"
 # Flannel (VXLAN backend): Azure virtual networks drop IP-in-IP, which rules out Calico's default mode.
-CNI_MANIFEST_URL="${CNI_MANIFEST_URL:-https://github.com/flannel-io/flannel/releases/download/v0.27.4/kube-flannel.yml}"
+CNI_MANIFEST_URL="${CNI_MANIFEST_URL:-https://github.com/flannel-io/flannel/releases/download/v0.28.8/kube-flannel.yml}"
 CNI_DEFAULT_CIDR="10.244.0.0/16"                   # the network written in the Flannel manifest
 POD_CIDR="${POD_CIDR:-$CNI_DEFAULT_CIDR}"
 LOCAL_PATH_MANIFEST_URL="${LOCAL_PATH_MANIFEST_URL:-https://raw.githubusercontent.com/rancher/local-path-provisioner/v0.0.37/deploy/local-path-storage.yaml}"
@@ -57,6 +61,7 @@ SYSTEMD_DIR="$ROOT/etc/systemd/system"
 LOG_PREFIX="[k8s-node-setup]"
 CURRENT_STEP="start"
 REFRESH_ONLY=0
+CHECK_ONLY=0
 
 log() { printf '%s %s\n' "$LOG_PREFIX" "$*" >&2; }
 die() { log "error: $*"; exit 2; }
@@ -64,6 +69,15 @@ step() { CURRENT_STEP="$1"; log "step: $1"; }
 
 # Replace any query string (a SAS) in a text with '?***'.
 mask() { sed -E 's/\?[^[:space:]"'\'']*/?***/g' <<<"$*"; }
+
+# utc EPOCH: ISO 8601 time.
+utc() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
+
+# duration_seconds 24h|30m|90s
+duration_seconds() {
+  local n="${1%?}"
+  case "${1: -1}" in h) echo $((n * 3600)) ;; m) echo $((n * 60)) ;; *) echo "$n" ;; esac
+}
 
 on_error() {
   local rc=$?
@@ -93,10 +107,22 @@ Options (environment variable in brackets):
   --join-timeout SECONDS     [JOIN_TIMEOUT] default: $JOIN_TIMEOUT
   --stage all|packages       [K8S_SETUP_STAGE] 'packages' installs software only (image build)
   --refresh-join             publish a fresh join command (what the timer runs)
+  --check                    validate the inputs, change nothing, exit
   -h, --help                 show this help
 
 Other environment: K8S_SETUP_ROOT (prefix for system paths), NODE_ID,
 JOIN_POLL_INTERVAL, UNTAINT_CONTROL_PLANE (1/0), STORAGE_CLASS, KUBECONFIG_GROUP.
+
+Role auto keeps its state in the cluster container: control-plane.lock (the
+infinite lease; metadata nodeid names the holder), join-command (metadata
+expires: when its token ends) and control-plane.json (for people).
+
+If the control plane is lost: the cluster is lost with it (one control
+plane, etcd on that node), and the lease never expires, so no node takes
+over. A joining node that finds an expired join command says so and stops.
+To rebuild: resize the pool to 0 nodes, break the lease on control-plane.lock
+and delete the container's blobs, then resize the pool back; the first node
+to start becomes the new control plane. README.md has the commands.
 EOF
 }
 
@@ -105,6 +131,7 @@ parse_args() {
     case "$1" in
       -h|--help) usage; exit 0 ;;
       --refresh-join) REFRESH_ONLY=1; shift; continue ;;
+      --check) CHECK_ONLY=1; shift; continue ;;
       --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;
     esac
     (($# >= 2)) || die "option $1 needs a value (see --help)"
@@ -133,15 +160,23 @@ validate() {
   local problems=()
   [[ "$K8S_ROLE" =~ ^(single|auto)$ ]] || problems+=("K8S_ROLE must be 'single' or 'auto', got '$K8S_ROLE'")
   [[ "$K8S_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("K8S_VERSION must be MAJOR.MINOR (e.g. 1.34), got '$K8S_VERSION'")
-  [[ "$CONTAINERD_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("CONTAINERD_VERSION must be MAJOR.MINOR (e.g. 1.7), got '$CONTAINERD_VERSION'")
+  [[ "$CONTAINERD_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("CONTAINERD_VERSION must be MAJOR.MINOR (e.g. 2.2), got '$CONTAINERD_VERSION'")
+  if [[ "$K8S_VERSION" =~ ^1\.([0-9]+)$ ]] && ((BASH_REMATCH[1] >= 36)) && [[ "$CONTAINERD_VERSION" =~ ^1\.[0-9]+$ ]]; then
+    problems+=("Kubernetes $K8S_VERSION needs containerd 2.x (1.35 was the last minor to support 1.x), got CONTAINERD_VERSION '$CONTAINERD_VERSION'")
+  fi
   [[ "$K8S_SETUP_STAGE" =~ ^(all|packages)$ ]] || problems+=("K8S_SETUP_STAGE must be 'all' or 'packages', got '$K8S_SETUP_STAGE'")
   [[ "$POD_CIDR" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$ ]] || problems+=("POD_CIDR is not an IPv4 CIDR: '$POD_CIDR'")
   [[ "$KUBECONFIG_MODE" =~ ^0?[0-7][0-7]0$ ]] || problems+=("KUBECONFIG_MODE must not give others any access (e.g. 0600 or 0640), got '$KUBECONFIG_MODE'")
   [[ "$JOIN_TIMEOUT" =~ ^[0-9]+$ ]] || problems+=("JOIN_TIMEOUT must be seconds, got '$JOIN_TIMEOUT'")
   [[ "$JOIN_TOKEN_TTL" =~ ^[0-9]+[hms]$ ]] || problems+=("JOIN_TOKEN_TTL must look like 24h, got '$JOIN_TOKEN_TTL'")
   [[ "$JOIN_REFRESH_INTERVAL" =~ ^[0-9]+[hms]$ ]] || problems+=("JOIN_REFRESH_INTERVAL must look like 6h, got '$JOIN_REFRESH_INTERVAL'")
+  if [[ "$JOIN_TOKEN_TTL" =~ ^[0-9]+[hms]$ && "$JOIN_REFRESH_INTERVAL" =~ ^[0-9]+[hms]$ ]] &&
+    (($(duration_seconds "$JOIN_REFRESH_INTERVAL") >= $(duration_seconds "$JOIN_TOKEN_TTL"))); then
+    problems+=("JOIN_REFRESH_INTERVAL ($JOIN_REFRESH_INTERVAL) must be shorter than JOIN_TOKEN_TTL ($JOIN_TOKEN_TTL)")
+  fi
   [[ "$NODE_ID" =~ ^[A-Za-z0-9._-]+$ ]] || problems+=("NODE_ID has unexpected characters: '$NODE_ID'")
-  if [[ "$K8S_ROLE" == auto || "$REFRESH_ONLY" == 1 ]]; then
+  # The container is only needed to form the cluster, not to install packages.
+  if [[ ("$K8S_ROLE" == auto && "$K8S_SETUP_STAGE" == all) || "$REFRESH_ONLY" == 1 ]]; then
     if [[ -z "$K8S_CLUSTER_SAS_URL" ]]; then
       problems+=("K8S_CLUSTER_SAS_URL is required for role 'auto' (container URL with a SAS)")
     elif [[ ! "$K8S_CLUSTER_SAS_URL" =~ ^https?://[^?]+\?.+ ]]; then
@@ -189,22 +224,49 @@ install_packages() {
   # pkgs.k8s.io has one repository per minor version.
   local repo="https://pkgs.k8s.io/core:/stable:/v${K8S_VERSION}/deb/"
   local keyring="$ROOT/etc/apt/keyrings/kubernetes-apt-keyring.gpg"
-  mkdir -p "$ROOT/etc/apt/keyrings" "$ROOT/etc/apt/sources.list.d"
+  mkdir -p "$ROOT/etc/apt/keyrings" "$ROOT/etc/apt/sources.list.d" "$ROOT/etc/apt/preferences.d"
   curl -fsSL "${repo}Release.key" | gpg --dearmor --yes -o "$keyring"
   chmod 0644 "$keyring"
   echo "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] ${repo} /" \
     >"$ROOT/etc/apt/sources.list.d/kubernetes.list"
   apt-get update -q
 
+  # containerd stays on the pinned minor but still takes that minor's security updates
+  # (an apt pin, not a hold); an unattended upgrade to another minor is refused.
+  printf 'Package: containerd\nPin: version %s.*\nPin-Priority: 1001\n' "$CONTAINERD_VERSION" \
+    >"$ROOT/etc/apt/preferences.d/containerd-k8s-node-setup"
   # A containerd of the pinned minor already present (e.g. baked into the image) is kept.
   if command -v containerd >/dev/null && [[ "$(containerd --version)" =~ [[:space:]]v?${CONTAINERD_VERSION//./\\.}\. ]]; then
     log "containerd $CONTAINERD_VERSION already installed"
   else
     apt-get install -y -q "containerd=${CONTAINERD_VERSION}.*"
-    apt-mark hold containerd >/dev/null
   fi
+  # kubeadm upgrades these deliberately, one minor at a time: hold them (as the kubeadm docs do).
   apt-get install -y -q kubelet kubeadm kubectl
   apt-mark hold kubelet kubeadm kubectl >/dev/null
+}
+
+# The table that holds runc's SystemdCgroup, by config version: 3 is containerd 2.x,
+# 2 is containerd 1.x (spaces and quotes removed; TOML allows either quote).
+runc_options_table() {
+  case "$1" in
+    3) echo "[plugins.io.containerd.cri.v1.runtime.containerd.runtimes.runc.options]" ;;
+    2) echo "[plugins.io.containerd.grpc.v1.cri.containerd.runtimes.runc.options]" ;;
+    *) return 1 ;;
+  esac
+}
+
+# systemd_cgroup_enabled CONFIG: true when SystemdCgroup = true sits in runc's options
+# table for the config's version (a key in any other table has no effect).
+systemd_cgroup_enabled() {
+  local config="$1" version table
+  version="$(sed -nE 's/^version[[:space:]]*=[[:space:]]*([0-9]+).*/\1/p' "$config" | head -n1)"
+  table="$(runc_options_table "$version")" || { log "unsupported containerd config version '$version' in $config"; return 1; }
+  awk -v want="$table" '
+    function bare(s) { gsub(/[[:space:]"\047]/, "", s); return s }
+    /^[[:space:]]*\[/ { inside = (bare($0) == want); next }
+    inside && /^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*true[[:space:]]*$/ { found = 1 }
+    END { exit !found }' "$config"
 }
 
 configure_containerd() {
@@ -213,15 +275,16 @@ configure_containerd() {
   mkdir -p "$(dirname "$config")"
   containerd config default >"$config"
   sed -i -E 's/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*)false/\1true/' "$config"
-  # Use the pause image this kubeadm expects instead of containerd's older default.
+  # Use the pause image this kubeadm expects instead of containerd's default: the key is
+  # sandbox_image in config version 2, pinned_images.sandbox in version 3.
   local pause
   pause="$(kubeadm config images list --kubernetes-version "$(kubeadm_version)" 2>/dev/null | grep '/pause:' || true)"
   if [[ -n "$pause" ]]; then
-    sed -i -E "s#^([[:space:]]*sandbox_image[[:space:]]*=[[:space:]]*).*#\1\"${pause}\"#" "$config"
+    sed -i -E "s#^([[:space:]]*(sandbox_image|sandbox)[[:space:]]*=[[:space:]]*).*#\1\"${pause}\"#" "$config"
   fi
   # kubelet uses the systemd cgroup driver; a cgroupfs containerd makes pods crash-loop.
-  if ! grep -Eq '^[[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*true' "$config"; then
-    log "error: $config does not set SystemdCgroup = true"
+  if ! systemd_cgroup_enabled "$config"; then
+    log "error: $config does not set SystemdCgroup = true in runc's options table"
     return 1
   fi
   systemctl restart containerd
@@ -305,12 +368,28 @@ split_sas_url() {
 }
 
 # blob_request METHOD BLOB EXTRA_QUERY OUTFILE [curl args...]; prints the HTTP status.
-# The SAS only ever goes to curl's argument list, never to the log.
+# The SAS only ever goes to curl's argument list, never to the log. Every call here is
+# safe to repeat, so curl retries throttling and transient server errors itself.
 blob_request() {
   local method="$1" blob="$2" extra="$3" out="$4"
   shift 4
   local url="$SAS_BASE/$blob?${extra:+$extra&}$SAS_QUERY"
-  curl -sS -o "$out" -w '%{http_code}' -X "$method" -H "x-ms-version: $AZ_STORAGE_API_VERSION" "$@" "$url"
+  curl -sS --retry 3 --retry-max-time 60 -o "$out" -w '%{http_code}' -X "$method" \
+    -H "x-ms-version: $AZ_STORAGE_API_VERSION" "$@" "$url"
+}
+
+# http_status CODE: the code, with what it usually means for the cluster container.
+http_status() {
+  case "$1" in
+    403) echo "HTTP 403 (the SAS was refused: expired, or without read/add/create/write)" ;;
+    000) echo "no HTTP answer (storage not reachable)" ;;
+    *) echo "HTTP $1" ;;
+  esac
+}
+
+# blob_metadata HEADERS NAME: a metadata value from response headers saved with curl -D.
+blob_metadata() {
+  sed -nE "s/^x-ms-meta-$2:[[:space:]]*([^[:space:]]*).*/\1/Ip" "$1" | head -n1
 }
 
 blob_put() { # blob_put BLOB FILE [headers...]
@@ -318,7 +397,7 @@ blob_put() { # blob_put BLOB FILE [headers...]
   shift 2
   status="$(blob_request PUT "$blob" "" /dev/null -H "x-ms-blob-type: BlockBlob" \
     -H "Content-Type: text/plain" --data-binary "@$file" "$@")"
-  [[ "$status" == 201 ]] || { log "Put Blob $blob answered HTTP $status"; return 1; }
+  [[ "$status" == 201 ]] || { log "Put Blob $blob answered $(http_status "$status")"; return 1; }
 }
 
 # Lease ids must be GUIDs; derive a stable one from the node id so that a rerun
@@ -338,31 +417,41 @@ elect_control_plane() {
   # Create the lock blob once; 409 means another node already did.
   status="$(blob_request PUT control-plane.lock "" "$tmp" -H "x-ms-blob-type: BlockBlob" \
     -H "If-None-Match: *" --data-binary "")"
-  [[ "$status" =~ ^(201|409|412)$ ]] || { log "creating control-plane.lock answered HTTP $status"; rm -f "$tmp"; return 2; }
+  [[ "$status" =~ ^(201|409|412)$ ]] || { log "creating control-plane.lock answered $(http_status "$status")"; rm -f "$tmp"; return 2; }
   # An infinite lease: the single control plane of the cluster owns it for the cluster's life.
   status="$(blob_request PUT control-plane.lock "comp=lease" "$tmp" -H "x-ms-lease-action: acquire" \
     -H "x-ms-lease-duration: -1" -H "x-ms-proposed-lease-id: $(lease_id)")"
-  rm -f "$tmp"
   case "$status" in
-    200|201) log "this node ($NODE_ID) holds the lease: control plane"; return 0 ;;
-    409) log "another node holds the lease: joining as worker"; return 1 ;;
-    *) log "Lease Blob answered HTTP $status"; return 2 ;;
+    200|201) ;;
+    409) rm -f "$tmp"; log "another node holds the lease: joining as worker"; return 1 ;;
+    *) rm -f "$tmp"; log "Lease Blob answered $(http_status "$status")"; return 2 ;;
   esac
+  # Name the holder on the lock itself, so that a node that waits in vain can say who it waits for.
+  status="$(blob_request PUT control-plane.lock "comp=metadata" "$tmp" -H "x-ms-lease-id: $(lease_id)" \
+    -H "x-ms-meta-nodeid: $NODE_ID" -H "x-ms-meta-acquired: $(date -u +%Y-%m-%dT%H:%M:%SZ)")"
+  rm -f "$tmp"
+  [[ "$status" == 200 ]] || { log "Set Blob Metadata on control-plane.lock answered $(http_status "$status")"; return 2; }
+  log "this node ($NODE_ID) holds the lease: control plane"
 }
 
-# Publish a fresh join command. Used after init and by the refresh timer.
+# Publish a fresh join command. Used after init and by the refresh timer, so the
+# blob's `expires` metadata doubles as the control plane's heartbeat: a command past
+# it means the timer stopped, which in practice means the control plane is gone.
 publish_join_command() {
   step "publish join command"
   split_sas_url
-  local file="$STATE_DIR/join-command"
+  local file="$STATE_DIR/join-command" now expires
   mkdir -p "$STATE_DIR"
+  now="$(date -u +%s)"
+  expires=$((now + $(duration_seconds "$JOIN_TOKEN_TTL")))
   (umask 077 && kubeadm token create --ttl "$JOIN_TOKEN_TTL" --print-join-command >"$file")
   validate_join_command "$(<"$file")" >/dev/null
-  blob_put join-command "$file"
-  printf '{"nodeId":"%s","hostname":"%s","published":"%s"}\n' "$NODE_ID" "$(node_name)" \
-    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$STATE_DIR/control-plane.json"
+  # Command and expiry in one Put Blob: a reader never sees one without the other.
+  blob_put join-command "$file" -H "x-ms-meta-nodeid: $NODE_ID" -H "x-ms-meta-expires: $expires"
+  printf '{"nodeId":"%s","hostname":"%s","published":"%s","expires":"%s"}\n' "$NODE_ID" "$(node_name)" \
+    "$(utc "$now")" "$(utc "$expires")" >"$STATE_DIR/control-plane.json"
   blob_put control-plane.json "$STATE_DIR/control-plane.json"
-  log "join command published (token valid for $JOIN_TOKEN_TTL)"
+  log "join command published (token valid for $JOIN_TOKEN_TTL, until $(utc "$expires"))"
 }
 
 # The join command comes from blob storage and is run as root: accept only the
@@ -373,20 +462,50 @@ validate_join_command() {
   printf '%s\n' "${BASH_REMATCH[1]}" --token "${BASH_REMATCH[2]}" --discovery-token-ca-cert-hash "${BASH_REMATCH[3]}"
 }
 
+RECOVERY_HINT="see 'If the control plane is lost' in --help or README.md"
+
+# The node named on control-plane.lock, or "unknown".
+lease_holder() {
+  local headers holder
+  headers="$(mktemp)"
+  blob_request GET control-plane.lock "" /dev/null -D "$headers" >/dev/null || true
+  holder="$(blob_metadata "$headers" nodeid)"
+  rm -f "$headers"
+  echo "${holder:-unknown}"
+}
+
 wait_and_join() {
   step "wait for join command"
-  local deadline=$((SECONDS + JOIN_TIMEOUT)) status tmp
+  local deadline=$((SECONDS + JOIN_TIMEOUT)) status tmp headers
   tmp="$(mktemp)"
+  headers="$(mktemp)"
   while :; do
-    status="$(blob_request GET join-command "" "$tmp" || true)"
+    status="$(blob_request GET join-command "" "$tmp" -D "$headers" || true)"
     [[ "$status" == 200 ]] && break
+    if [[ "$status" == 403 ]]; then # waiting cannot help
+      rm -f "$tmp" "$headers"
+      log "reading join-command answered $(http_status 403)"
+      return 1
+    fi
     if ((SECONDS >= deadline)); then
-      rm -f "$tmp"
-      log "no join command after ${JOIN_TIMEOUT}s (last HTTP $status)"
+      rm -f "$tmp" "$headers"
+      log "no join command after ${JOIN_TIMEOUT}s (last: $(http_status "$status")) from control plane $(lease_holder);" \
+        "if that node is gone, $RECOVERY_HINT"
       return 1
     fi
     sleep "$JOIN_POLL_INTERVAL"
   done
+  local expires publisher
+  expires="$(blob_metadata "$headers" expires)"
+  publisher="$(blob_metadata "$headers" nodeid)"
+  rm -f "$headers"
+  # Joining with an expired token fails inside kubeadm with an obscure message; say what happened.
+  if [[ "$expires" =~ ^[0-9]+$ ]] && (($(date -u +%s) >= expires)); then
+    rm -f "$tmp"
+    log "the join command from control plane ${publisher:-unknown} expired at $(utc "$expires") and was not" \
+      "refreshed: that node is probably gone and the cluster with it; $RECOVERY_HINT"
+    return 1
+  fi
   local args
   mapfile -t args < <(validate_join_command "$(<"$tmp")")
   rm -f "$tmp"
@@ -449,6 +568,10 @@ main() {
     source "$CONF_DIR/cluster.env"
   fi
   validate
+  if ((CHECK_ONLY)); then
+    log "inputs are valid: role=$K8S_ROLE k8s=$K8S_VERSION containerd=$CONTAINERD_VERSION stage=$K8S_SETUP_STAGE"
+    exit 0
+  fi
   trap 'on_error $LINENO' ERR
 
   if ((REFRESH_ONLY)); then
@@ -482,7 +605,7 @@ main() {
     case "$rc" in
       0) setup_control_plane; publish_join_command; install_refresh_timer ;;
       1) wait_and_join; node_role=worker ;;
-      *) return 1 ;;
+      *) log "error: step '$CURRENT_STEP' failed: the cluster container could not be used"; exit 1 ;;
     esac
   fi
 

@@ -30,8 +30,8 @@ bad_input() {
   run_setup
   [ "$status" -eq 0 ]
   run cat "$NODE/root/etc/apt/sources.list.d/kubernetes.list"
-  [ "$output" = "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.34/deb/ /" ]
-  grep -qx "curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.34/deb/Release.key" "$NODE/calls.log"
+  [ "$output" = "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.36/deb/ /" ]
+  grep -qx "curl -fsSL https://pkgs.k8s.io/core:/stable:/v1.36/deb/Release.key" "$NODE/calls.log"
   grep -q "apt.kubernetes.io" "$NODE/root/etc/apt/sources.list.d/kubernetes.list" && false
   grep -qx "apt-get install -y -q kubelet kubeadm kubectl" "$NODE/calls.log"
   grep -qx "apt-mark hold kubelet kubeadm kubectl" "$NODE/calls.log"
@@ -59,39 +59,71 @@ bad_input() {
   grep -q "net.bridge.bridge-nf-call-iptables *= 1" "$NODE/root/etc/sysctl.d/99-kubernetes.conf"
 }
 
-@test "single node: containerd config sets SystemdCgroup = true and the kubeadm pause image" {
+# runc_options CONFIG: the lines of runc's options table in a containerd config.
+runc_options() {
+  sed -n '/runtimes\.runc\.options\]/,/^\[/p' "$1"
+}
+
+@test "containerd 2.x (config version 3): SystemdCgroup = true in runc's options, the kubeadm pause image pinned" {
   run_setup
   [ "$status" -eq 0 ]
-  grep -q "^ *SystemdCgroup = true" "$NODE/root/etc/containerd/config.toml"
-  grep -q 'sandbox_image = "registry.k8s.io/pause:3.10.1"' "$NODE/root/etc/containerd/config.toml"
+  local config="$NODE/root/etc/containerd/config.toml"
+  grep -qx "version = 3" "$config"
+  runc_options "$config" | grep -qx "  SystemdCgroup = true"
+  grep -A1 -F "[plugins.'io.containerd.cri.v1.images'.pinned_images]" "$config" | grep -qx '  sandbox = "registry.k8s.io/pause:3.10.1"'
+  grep -qx "  sandboxer = 'podsandbox'" "$config"
   grep -qx "systemctl restart containerd" "$NODE/calls.log"
+}
+
+@test "containerd 1.x (config version 2) for Kubernetes 1.35: the version 2 keys are set" {
+  STUB_CONTAINERD_VERSION=1.7.28 run_setup --k8s-version 1.35 --containerd-version 1.7
+  [ "$status" -eq 0 ]
+  local config="$NODE/root/etc/containerd/config.toml"
+  grep -qx "version = 2" "$config"
+  runc_options "$config" | grep -qx "  SystemdCgroup = true"
+  grep -qx '  sandbox_image = "registry.k8s.io/pause:3.10.1"' "$config"
 }
 
 @test "containerd config without SystemdCgroup fails the step and stops" {
   STUB_CONTAINERD_CONFIG=no-systemd-cgroup run_setup
   [ "$status" -ne 0 ]
+  [[ "$output" == *"does not set SystemdCgroup = true in runc's options table"* ]]
+  [[ "$output" == *"step 'configure containerd (SystemdCgroup = true)' failed"* ]]
+  grep -q "kubeadm init" "$NODE/calls.log" && false
+  grep -q "systemctl restart containerd" "$NODE/calls.log" && false
+  [ ! -e "$NODE/root/var/lib/k8s-node-setup/done" ]
+}
+
+@test "SystemdCgroup = true in a table runc does not read fails the check" {
+  STUB_CONTAINERD_CONFIG=misplaced run_setup
+  [ "$status" -ne 0 ]
+  grep -q "SystemdCgroup = true" "$NODE/root/etc/containerd/config.toml"
   [[ "$output" == *"step 'configure containerd (SystemdCgroup = true)' failed"* ]]
   grep -q "kubeadm init" "$NODE/calls.log" && false
   [ ! -e "$NODE/root/var/lib/k8s-node-setup/done" ]
 }
 
 @test "a containerd of another minor is replaced by the pinned one" {
-  STUB_CONTAINERD_VERSION=1.6.20 run_setup
+  STUB_CONTAINERD_VERSION=2.1.4 run_setup
   [ "$status" -eq 0 ]
-  grep -qx "apt-get install -y -q containerd=1.7.\*" "$NODE/calls.log"
+  grep -qx "apt-get install -y -q containerd=2.2.\*" "$NODE/calls.log"
 }
 
-@test "a containerd of the pinned minor is kept" {
+@test "a containerd of the pinned minor is kept, pinned to its minor but not held" {
   run_setup
   [ "$status" -eq 0 ]
   grep -q "apt-get install .*containerd" "$NODE/calls.log" && false
-  [[ "$output" == *"containerd 1.7 already installed"* ]]
+  [[ "$output" == *"containerd 2.2 already installed"* ]]
+  run cat "$NODE/root/etc/apt/preferences.d/containerd-k8s-node-setup"
+  [ "$output" = "$(printf 'Package: containerd\nPin: version 2.2.*\nPin-Priority: 1001')" ]
+  grep -q "apt-mark hold.*containerd" "$NODE/calls.log" && false
+  true
 }
 
 @test "single node: kubeadm init, Flannel, control-plane taint removed (never master)" {
   run_setup
   [ "$status" -eq 0 ]
-  grep -qx "kubeadm init --pod-network-cidr 10.244.0.0/16 --kubernetes-version v1.34.1 --node-name .*" "$NODE/calls.log"
+  grep -qx "kubeadm init --pod-network-cidr 10.244.0.0/16 --kubernetes-version v1.36.4 --node-name .*" "$NODE/calls.log"
   grep -q "^curl -fsSL -o .* https://github.com/flannel-io/flannel/releases/download/v[0-9.]*/kube-flannel.yml" "$NODE/calls.log"
   grep -q "^kubectl --kubeconfig $NODE/root/etc/kubernetes/admin.conf apply -f .*/cni.yaml" "$NODE/calls.log"
   grep -q "^kubectl .* taint nodes .* node-role.kubernetes.io/control-plane:NoSchedule-$" "$NODE/calls.log"
@@ -177,9 +209,26 @@ bad_input() {
 }
 
 @test "bad input fails before anything is called: version not MAJOR.MINOR" {
-  bad_input "K8S_VERSION must be MAJOR.MINOR" --k8s-version 1.34.1
-  bad_input "K8S_VERSION must be MAJOR.MINOR" --k8s-version=v1.34
+  bad_input "K8S_VERSION must be MAJOR.MINOR" --k8s-version 1.36.1
+  bad_input "K8S_VERSION must be MAJOR.MINOR" --k8s-version=v1.36
+  K8S_VERSION=latest bad_input "K8S_VERSION must be MAJOR.MINOR"
   bad_input "CONTAINERD_VERSION must be MAJOR.MINOR" --containerd-version latest
+}
+
+@test "bad input fails before anything is called: Kubernetes 1.36 or later with containerd 1.x" {
+  bad_input "Kubernetes 1.36 needs containerd 2.x" --containerd-version 1.7
+  bad_input "Kubernetes 1.37 needs containerd 2.x" --k8s-version 1.37 --containerd-version 1.7
+}
+
+@test "bad input fails before anything is called: a join refresh not shorter than the token lifetime" {
+  bad_input "JOIN_REFRESH_INTERVAL (24h) must be shorter than JOIN_TOKEN_TTL (24h)" --join-refresh 24h
+  bad_input "JOIN_REFRESH_INTERVAL (90m) must be shorter than JOIN_TOKEN_TTL (1h)" --join-token-ttl 1h --join-refresh 90m
+}
+
+@test "bad input: every problem is reported at once" {
+  bad_input "K8S_ROLE must be 'single' or 'auto'" --role primary --k8s-version 2 --pod-cidr nope
+  [[ "$output" == *"K8S_VERSION must be MAJOR.MINOR"* ]]
+  [[ "$output" == *"POD_CIDR is not an IPv4 CIDR"* ]]
 }
 
 @test "bad input fails before anything is called: auto without the SAS URL" {
