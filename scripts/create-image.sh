@@ -27,15 +27,17 @@ SKU="${SKU:-ubuntu-24_04-k8s}"
 IMAGE_VERSION="${IMAGE_VERSION:-}"
 TARGET_REGIONS="${TARGET_REGIONS:-}"                # default: LOCATION
 REPLICA_COUNT="${REPLICA_COUNT:-1}"
-K8S_VERSION="${K8S_VERSION:-1.34}"
-CONTAINERD_VERSION="${CONTAINERD_VERSION:-1.7}"
+K8S_VERSION="${K8S_VERSION:-1.36}"
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-2.2}"
 DRY_RUN=0
+CURRENT_STEP="check inputs"
 
 log() { printf '[create-image] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 2; }
+step() { CURRENT_STEP="$1"; log "step: $1"; }
 on_error() {
   local rc=$?
-  log "error: step failed (exit $rc): ${BASH_COMMAND:0:200}"
+  log "error: step '$CURRENT_STEP' failed (exit $rc): ${BASH_COMMAND:0:200}"
   exit "$rc"
 }
 trap on_error ERR
@@ -67,6 +69,8 @@ Options (environment variable in brackets):
 EOF
 }
 
+OPTIONS=(resource-group location vm-name vm-size source-image admin-user ssh-key gallery image-definition publisher
+  offer sku image-version target-regions replica-count k8s-version containerd-version)
 while (($#)); do
   case "$1" in
     -h|--help) usage; exit 0 ;;
@@ -74,26 +78,11 @@ while (($#)); do
     --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;
   esac
   (($# >= 2)) || die "option $1 needs a value (see --help)"
-  case "$1" in
-    --resource-group) RESOURCE_GROUP="$2" ;;
-    --location) LOCATION="$2" ;;
-    --vm-name) VM_NAME="$2" ;;
-    --vm-size) VM_SIZE="$2" ;;
-    --source-image) SOURCE_IMAGE="$2" ;;
-    --admin-user) ADMIN_USER="$2" ;;
-    --ssh-key) SSH_KEY="$2" ;;
-    --gallery) GALLERY="$2" ;;
-    --image-definition) IMAGE_DEFINITION="$2" ;;
-    --publisher) PUBLISHER="$2" ;;
-    --offer) OFFER="$2" ;;
-    --sku) SKU="$2" ;;
-    --image-version) IMAGE_VERSION="$2" ;;
-    --target-regions) TARGET_REGIONS="$2" ;;
-    --replica-count) REPLICA_COUNT="$2" ;;
-    --k8s-version) K8S_VERSION="$2" ;;
-    --containerd-version) CONTAINERD_VERSION="$2" ;;
-    *) die "unknown option: $1 (see --help)" ;;
-  esac
+  # --resource-group sets RESOURCE_GROUP, and so on: every option is named after its variable.
+  option="${1#--}"
+  [[ " ${OPTIONS[*]} " == *" $option "* ]] || die "unknown option: $1 (see --help)"
+  variable="${option^^}"
+  printf -v "${variable//-/_}" '%s' "$2"
   shift 2
 done
 
@@ -102,10 +91,14 @@ for var in RESOURCE_GROUP LOCATION PUBLISHER IMAGE_VERSION; do
   [[ -n "${!var}" ]] || problems+=("$var is required")
 done
 [[ -z "$IMAGE_VERSION" || "$IMAGE_VERSION" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || problems+=("IMAGE_VERSION must be MAJOR.MINOR.PATCH, got '$IMAGE_VERSION'")
-[[ "$K8S_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("K8S_VERSION must be MAJOR.MINOR, got '$K8S_VERSION'")
-[[ "$CONTAINERD_VERSION" =~ ^[0-9]+\.[0-9]+$ ]] || problems+=("CONTAINERD_VERSION must be MAJOR.MINOR, got '$CONTAINERD_VERSION'")
 [[ "$REPLICA_COUNT" =~ ^[1-9][0-9]*$ ]] || problems+=("REPLICA_COUNT must be a positive number, got '$REPLICA_COUNT'")
 [[ -z "$SSH_KEY" || -f "$SSH_KEY" ]] || problems+=("SSH_KEY file not found: $SSH_KEY")
+# The versions are the setup script's to judge (format, and which pairs work together).
+if ! check="$(bash "$SETUP_SCRIPT" --check --stage packages --k8s-version "$K8S_VERSION" \
+  --containerd-version "$CONTAINERD_VERSION" 2>&1)"; then
+  mapfile -t check_lines <<<"$check"
+  for line in "${check_lines[@]}"; do problems+=("${line#*invalid input: }"); done
+fi
 if ((${#problems[@]})); then
   for p in "${problems[@]}"; do log "invalid input: $p"; done
   exit 2
@@ -122,7 +115,7 @@ run() {
     done
     echo "${out% }"
   else
-    "$@" || { local rc=$?; log "error: exit $rc from: ${*:1:4} ..."; exit "$rc"; }
+    "$@" || { local rc=$?; log "error: step '$CURRENT_STEP' failed (exit $rc) in: ${*:1:4} ..."; exit "$rc"; }
   fi
 }
 
@@ -135,24 +128,24 @@ payload="$(base64 -w0 <"$SETUP_SCRIPT")"
 if ((DRY_RUN)); then payload="<base64 of scripts/k8s-node-setup.sh>"; fi
 install_cmd="echo $payload | base64 -d >/tmp/k8s-node-setup.sh && bash /tmp/k8s-node-setup.sh --stage packages --k8s-version $K8S_VERSION --containerd-version $CONTAINERD_VERSION"
 
-log "step: builder VM $VM_NAME from $SOURCE_IMAGE"
+step "builder VM $VM_NAME from $SOURCE_IMAGE"
 run az group create --name "$RESOURCE_GROUP" --location "$LOCATION" --output none
 # Security type Standard: the image definition then needs no Trusted Launch features.
 run az vm create --resource-group "$RESOURCE_GROUP" --location "$LOCATION" --name "$VM_NAME" \
   --image "$SOURCE_IMAGE" --size "$VM_SIZE" --admin-username "$ADMIN_USER" "${ssh_args[@]}" \
   --security-type Standard --public-ip-address "" --nsg-rule NONE --output none
 
-log "step: install containerd $CONTAINERD_VERSION and Kubernetes $K8S_VERSION packages"
+step "install containerd $CONTAINERD_VERSION and Kubernetes $K8S_VERSION packages"
 run az vm run-command invoke --resource-group "$RESOURCE_GROUP" --name "$VM_NAME" \
   --command-id RunShellScript --scripts "$install_cmd" --output none
 
-log "step: deprovision, deallocate, generalize"
+step "deprovision, deallocate, generalize"
 run az vm run-command invoke --resource-group "$RESOURCE_GROUP" --name "$VM_NAME" \
   --command-id RunShellScript --scripts "waagent -deprovision+user -force" --output none
 run az vm deallocate --resource-group "$RESOURCE_GROUP" --name "$VM_NAME"
 run az vm generalize --resource-group "$RESOURCE_GROUP" --name "$VM_NAME"
 
-log "step: gallery $GALLERY, image definition $IMAGE_DEFINITION, version $IMAGE_VERSION"
+step "gallery $GALLERY, image definition $IMAGE_DEFINITION, version $IMAGE_VERSION"
 run az sig create --resource-group "$RESOURCE_GROUP" --gallery-name "$GALLERY" --location "$LOCATION" --output none
 run az sig image-definition create --resource-group "$RESOURCE_GROUP" --gallery-name "$GALLERY" \
   --gallery-image-definition "$IMAGE_DEFINITION" --publisher "$PUBLISHER" --offer "$OFFER" --sku "$SKU" \

@@ -25,7 +25,7 @@ run_image() {
   [ ! -s "$NODE/calls.log" ]
   local expected=(
     "az vm create --resource-group rg1 --location westeurope --name k8s-image-builder --image Canonical:ubuntu-24_04-lts:server:latest"
-    "--scripts 'echo <base64 of scripts/k8s-node-setup.sh> | base64 -d >/tmp/k8s-node-setup.sh && bash /tmp/k8s-node-setup.sh --stage packages --k8s-version 1.34 --containerd-version 1.7'"
+    "--scripts 'echo <base64 of scripts/k8s-node-setup.sh> | base64 -d >/tmp/k8s-node-setup.sh && bash /tmp/k8s-node-setup.sh --stage packages --k8s-version 1.36 --containerd-version 2.2'"
     "--scripts 'waagent -deprovision+user -force'"
     "az vm deallocate --resource-group rg1 --name k8s-image-builder"
     "az vm generalize --resource-group rg1 --name k8s-image-builder"
@@ -57,7 +57,7 @@ run_image() {
   local payload
   payload="$(grep -m1 -o 'echo [A-Za-z0-9+/=]* | base64 -d' "$NODE/calls.log" | cut -d' ' -f2)"
   diff <(base64 -d <<<"$payload") "$REPO_ROOT/scripts/k8s-node-setup.sh"
-  grep -q -- "--stage packages --k8s-version 1.33 --containerd-version 1.7" "$NODE/calls.log"
+  grep -q -- "--stage packages --k8s-version 1.33 --containerd-version 2.2" "$NODE/calls.log"
 }
 
 @test "create-image refuses bad input before calling az" {
@@ -68,8 +68,15 @@ run_image() {
   run_image "${REQUIRED[@]}" --image-version 2024.1
   [ "$status" -eq 2 ]
   [[ "$output" == *"IMAGE_VERSION must be MAJOR.MINOR.PATCH"* ]]
-  run_image "${REQUIRED[@]}" --k8s-version 1.34.2
+  run_image "${REQUIRED[@]}" --k8s-version 1.36.2
   [ "$status" -eq 2 ]
+  [[ "$output" == *"invalid input: K8S_VERSION must be MAJOR.MINOR"* ]]
+  run_image "${REQUIRED[@]}" --containerd-version 1.7
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"invalid input: Kubernetes 1.36 needs containerd 2.x"* ]]
+  run_image "${REQUIRED[@]}" --replica-count 0 --containerd-version x
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"REPLICA_COUNT must be a positive number"* && "$output" == *"CONTAINERD_VERSION must be MAJOR.MINOR"* ]]
   run_image "${REQUIRED[@]}" --bogus x
   [ "$status" -eq 2 ]
   [ ! -s "$NODE/calls.log" ]
@@ -78,7 +85,7 @@ run_image() {
 @test "create-image names the failing command and exits non-zero" {
   run env "PATH=$STUB_BIN:$PATH" "STUB_LOG=$NODE/calls.log" STUB_FAIL="az vm" "$IMAGE_SCRIPT" "${REQUIRED[@]}"
   [ "$status" -eq 1 ]
-  [[ "$output" == *"error: exit 1 from: az vm create --resource-group"* ]]
+  [[ "$output" == *"error: step 'builder VM k8s-image-builder from Canonical:ubuntu-24_04-lts:server:latest' failed (exit 1) in: az vm create --resource-group"* ]]
   grep -q "az sig" "$NODE/calls.log" && false
   true
 }
@@ -91,4 +98,10 @@ run_image() {
   run env BATCHK8S_PYTHON="$fake" "$REPO_ROOT/scripts/upload-artifacts.sh" --dry-run --container apps
   [ "$status" -eq 0 ]
   [ "$(cat "$NODE/python.log")" = "$REPO_ROOT -m batchk8s artifacts upload --dry-run --container apps" ]
+}
+
+@test "upload-artifacts without a python says so and exits 2" {
+  run env BATCHK8S_PYTHON="$BATS_TEST_TMPDIR/no-such-python" "$REPO_ROOT/scripts/upload-artifacts.sh" --dry-run
+  [ "$status" -eq 2 ]
+  [[ "$output" == *"step 'find python' failed: $BATS_TEST_TMPDIR/no-such-python not found"* ]]
 }
