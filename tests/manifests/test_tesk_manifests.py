@@ -64,28 +64,36 @@ def test_everything_lives_in_the_tesk_namespace_which_is_applied_first() -> None
         assert doc["metadata"]["namespace"] == NAMESPACE, doc["metadata"]["name"]
 
 
-def granted(role: dict[str, Any], group: str, resource: str) -> set[str]:
-    verbs: set[str] = set()
+# What the TESK chart's taskmaster Role grants (elixir-cloud-aai/TESK,
+# deployment/charts/tesk/templates/common/taskmaster-rbac.yaml): TESK needs all of it
+# (pods, pods/log, jobs, PVCs, configmaps) and least privilege allows nothing more.
+TESK_CHART_GRANTS: dict[tuple[str, str], set[str]] = {
+    ("", "pods"): {"list", "patch"},
+    ("", "persistentvolumeclaims"): {"create", "delete", "get"},
+    ("", "configmaps"): {"create", "delete", "get"},
+    ("", "pods/log"): {"get", "list"},
+    ("", "pods/status"): {"get", "list"},
+    ("batch", "jobs"): {"create", "delete", "get", "list", "patch"},
+}
+
+
+def grants(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    """Verbs per (API group, resource), whatever way the rules group them."""
+    result: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
-        if group in rule.get("apiGroups", []) and resource in rule.get("resources", []):
-            verbs.update(rule["verbs"])
-    return verbs
+        for group in rule.get("apiGroups", []):
+            for resource in rule.get("resources", []):
+                result.setdefault((group, resource), set()).update(rule["verbs"])
+    return result
 
 
-@pytest.mark.parametrize(
-    ("group", "resource", "needed"),
-    [
-        ("", "pods", {"get", "list", "patch"}),
-        ("", "pods/log", {"get"}),
-        ("", "persistentvolumeclaims", {"create", "delete", "get"}),
-        ("", "configmaps", {"create", "delete", "get"}),
-        ("batch", "jobs", {"create", "delete", "get", "list", "patch"}),
-    ],
-)
-def test_role_grants_what_tesk_needs(group: str, resource: str, needed: set[str]) -> None:
-    role = find("Role", "taskmaster")
-    missing = needed - granted(role, group, resource)
-    assert not missing, f"{group or 'core'}/{resource} lacks {sorted(missing)}"
+def test_role_grants_exactly_what_the_tesk_chart_grants() -> None:
+    actual = grants(find("Role", "taskmaster"))
+    missing = {k: sorted(v - actual.get(k, set())) for k, v in TESK_CHART_GRANTS.items() if v - actual.get(k, set())}
+    extra = {k: sorted(v - TESK_CHART_GRANTS.get(k, set())) for k, v in actual.items()
+             if v - TESK_CHART_GRANTS.get(k, set())}
+    assert not missing, f"TESK needs {missing}"
+    assert not extra, f"more than the TESK chart grants: {extra}"
 
 
 def test_role_is_namespaced_and_grants_no_wildcards() -> None:
