@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.scripts.tools import missing_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
 TEST_SHELL = [ROOT / "tests/scripts/stubs/stub", ROOT / "tests/scripts/helpers.bash"]
@@ -20,7 +22,7 @@ def shellcheck() -> str:
     pinned = Path(sys.executable).parent / "shellcheck"
     found = str(pinned) if pinned.is_file() else shutil.which("shellcheck")
     if not found:
-        pytest.skip("shellcheck is not installed (pip install -r requirements-dev.txt)")
+        missing_tool("shellcheck is not installed (pip install -r requirements-dev.txt)")
     return found
 
 
