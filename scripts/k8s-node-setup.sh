@@ -120,9 +120,10 @@ expires: when its token ends) and control-plane.json (for people).
 If the control plane is lost: the cluster is lost with it (one control
 plane, etcd on that node), and the lease never expires, so no node takes
 over. A joining node that finds an expired join command says so and stops.
-To rebuild: resize the pool to 0 nodes, break the lease on control-plane.lock
-and delete the container's blobs, then resize the pool back; the first node
-to start becomes the new control plane. README.md has the commands.
+To rebuild: delete the pool and create it again (creating an auto pool clears
+the container), or resize it to 0 nodes, break the lease on control-plane.lock,
+delete the container's blobs and resize it back; the first node to start
+becomes the new control plane. README.md has the commands.
 EOF
 }
 
