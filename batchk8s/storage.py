@@ -537,3 +537,53 @@ def write_blob_if_match(settings: Settings, container: str, blob: str, text: str
         return put()
 
     return _call(f"blob {container}/{blob}", write)
+
+
+# --- append-only logs ------------------------------------------------------------------------
+
+# Azure's limit for one Append Block request (4 MiB on every service version that supports append blobs).
+MAX_APPEND_BYTES = 4 * 1024 * 1024
+
+
+def append_blob_line(settings: Settings, container: str, blob: str, line: str) -> None:
+    """Append `line` (newline-terminated; several lines go in as one atomic block) to an append blob.
+
+    No read is needed: an append never conflicts with another writer's, so a log grows without
+    read-modify-write. A missing blob is created (only if still missing: a concurrent creator's lines
+    are never truncated), and a missing container too (private). One request when the blob exists.
+    An append blob holds at most 50,000 blocks; callers that append often rotate the blob name.
+    """
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+    from azure.storage.blob import ContentSettings
+
+    client = blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob))
+    if not isinstance(line, str) or not line.strip():
+        raise InputError.for_field("line", "must be non-empty text")
+    data = (line if line.endswith("\n") else line + "\n").encode("utf-8")
+    if len(data) > MAX_APPEND_BYTES:
+        raise InputError.for_field("line", f"must be at most {MAX_APPEND_BYTES} bytes as UTF-8")
+    kind = "application/x-ndjson" if blob.endswith((".jsonl", ".ndjson")) else "text/plain; charset=utf-8"
+
+    def create() -> None:
+        for _ in range(2):  # a second try only after creating a missing container
+            try:
+                client.create_append_blob(content_settings=ContentSettings(content_type=kind),
+                                          match_condition=MatchConditions.IfMissing)
+                return
+            except ResourceExistsError:
+                return  # created by someone else in between: append to theirs
+            except ResourceNotFoundError as exc:
+                if getattr(exc, "error_code", None) != "ContainerNotFound":
+                    raise
+                ensure_container(settings, container)
+
+    def append() -> None:
+        try:
+            client.append_block(data)
+            return
+        except ResourceNotFoundError:
+            create()
+        client.append_block(data)
+
+    _call(f"blob {container}/{blob}", append)

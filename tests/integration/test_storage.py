@@ -303,3 +303,44 @@ def test_conditional_write_stores_metadata_with_the_version_it_describes(setting
     assert listed.metadata == {"status": "claimed"} and listed.etag.strip('"') == first.strip('"')
     storage.write_blob_if_match(settings, container, "state.json", "{}", first)  # no metadata: none kept
     assert client.get_blob_client("state.json").get_blob_properties().metadata == {}
+
+
+def test_append_blob_line_creates_the_blob_and_appends_without_reading(settings: Settings,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    container = "s" + uuid.uuid4().hex[:12]  # does not exist yet: the first append creates it, private
+    storage.append_blob_line(settings, container, "log/a.jsonl", '{"n": 1}')
+    log = RequestLog(monkeypatch)
+    storage.append_blob_line(settings, container, "log/a.jsonl", '{"n": 2}\n{"n": 3}\n')
+    assert log.requests and all(method == "PUT" and "comp=appendblock" in url for method, url in log.requests)
+    assert len(log.requests) == 1  # an existing blob: one request, no read
+    assert storage.read_blob_text(settings, container, "log/a.jsonl") == '{"n": 1}\n{"n": 2}\n{"n": 3}\n'
+    client = storage.blob_service(settings).get_container_client(container)
+    assert client.get_container_access_policy()["public_access"] is None
+    properties = client.get_blob_client("log/a.jsonl").get_blob_properties()
+    assert (properties.blob_type, properties.content_settings.content_type) == ("AppendBlob", "application/x-ndjson")
+
+
+def test_concurrent_first_appends_keep_every_line(settings: Settings):
+    from concurrent.futures import ThreadPoolExecutor
+
+    container = "s" + uuid.uuid4().hex[:12]
+    storage.ensure_container(settings, container)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # all race to create the blob: none may truncate another
+        list(pool.map(lambda n: storage.append_blob_line(settings, container, "race.log", f"line {n}"), range(16)))
+    lines = storage.read_blob_text(settings, container, "race.log").splitlines()
+    assert sorted(lines) == sorted(f"line {n}" for n in range(16))
+
+
+def test_append_blob_line_refuses_bad_input_and_a_block_blob(settings: Settings):
+    container = "s" + uuid.uuid4().hex[:12]
+    for line in ("", "  \n"):
+        with pytest.raises(InputError) as raised:
+            storage.append_blob_line(settings, container, "a.log", line)
+        assert raised.value.details[0]["field"] == "line"
+    with pytest.raises(InputError) as raised:
+        storage.append_blob_line(settings, container, "a.log", "x" * (storage.MAX_APPEND_BYTES + 1))
+    assert raised.value.details[0]["field"] == "line"
+    storage.write_blob_if_match(settings, container, "block.json", "{}", None)
+    with pytest.raises(ConflictError):  # 409 InvalidBlobType: never replaced by an append blob
+        storage.append_blob_line(settings, container, "block.json", "x")
+    assert storage.read_blob_text(settings, container, "block.json") == "{}"
