@@ -14,9 +14,13 @@ from batchk8s.workflows._shell import TES_BASE, script, tes_environment
 MANIFEST_PREFIX = "tesk/"
 READY_TIMEOUT_SECONDS = 900
 
+# The manifests carry the default NodePort; the Service is patched to TESK_NODEPORT so the app's
+# setting, not a number in a YAML file, decides where TES answers.
 APPLY = script(
     'if [ ! -d tesk ]; then echo "no TESK manifests were downloaded (run artifacts upload)" >&2; exit 2; fi',
     'if [ -f tesk/kustomization.yaml ]; then kubectl apply -k tesk; else kubectl apply -f tesk; fi',
+    "kubectl -n tesk patch service tesk-api --type=json "
+    """-p '[{"op": "replace", "path": "/spec/ports/0/nodePort", "value": '"${TESK_NODEPORT}"'}]'""",
 )
 READY = script(
     TES_BASE.rstrip("\n"),
@@ -43,7 +47,7 @@ def tesk_deploy(settings: Settings, context: WorkflowContext) -> list[TaskSpec]:
     environment = tes_environment(settings.tesk_node_port)
     return [
         TaskSpec("apply", bash_command(APPLY), resource_files=(BlobFiles(settings.k8s_container, MANIFEST_PREFIX),),
-                 max_wall_clock_seconds=600, max_task_retry_count=2),
+                 environment=environment, max_wall_clock_seconds=600, max_task_retry_count=2),
         TaskSpec("ready", bash_command(READY), depends_on=("apply",),
                  environment={**environment, "READY_TIMEOUT": str(READY_TIMEOUT_SECONDS)},
                  max_wall_clock_seconds=READY_TIMEOUT_SECONDS + 300),
