@@ -18,11 +18,6 @@ from tests.fakes.https import FakeService
 
 
 @pytest.fixture
-def aad(fake_service: Callable[..., FakeService]) -> FakeAAD:
-    return fake_service(FakeAAD)  # type: ignore[return-value]
-
-
-@pytest.fixture
 def clock() -> FakeClock:
     """Frozen: only `advance` moves service time, so tests are exact and never sleep for it."""
     return FakeClock(speed=0)
