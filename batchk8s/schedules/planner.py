@@ -50,7 +50,6 @@ class TargetState:
     retry_at: datetime | None = None
     claimed_by: str | None = None
     claimed_at: datetime | None = None
-    history: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ Order of a tick, and why:
 1. Load and validate the whole document; an invalid one raises before anything is read or changed.
 2. Resolve targets: scale sets and pools named directly, plus every scale set a tag selector matches
    (one paged listing per resource group in scope, or one for the subscription).
-3. Read every target's state (one listing with each blob's summary metadata) and decide per target
-   (pure); then read in full only the targets that are due, whose next write carries their history.
+3. Read every target's state (one listing with each blob's summary metadata: the only state read)
+   and decide per target (pure).
 4. For each due target: a hold or a conflict is recorded as a skip/failure without acting; anything
-   else is *claimed* with an ETag-conditional write, so of two instances running the same tick
-   exactly one proceeds. Then the winners act, grouped per action (scale sets concurrently through
-   vmss.apply_action, pools through the Batch engine), and each outcome is written back.
+   else is *claimed* with a write conditioned on the listed ETag, so of two instances running the
+   same tick exactly one proceeds. Then the winners act, grouped per action (scale sets concurrently
+   through vmss.apply_action, pools through the Batch engine), each outcome is written back, and
+   every event is appended to the target's history blob (no read needed).
 
 One target failing never stops the others: every step is per target, and a failure is recorded on
 that target with a retry backoff (planner.MAX_ATTEMPTS) rather than raised.
@@ -226,24 +227,13 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
     document = load_document(settings, now, document_text)
     store = StateStore(settings)
     resolved = resolve_targets(settings, document)
-    stored = store.load(resolved.targets)
+    stored = store.load({key: target.to_dict() for key, target in resolved.targets.items()})
     latest = latest_by_rule(document.rules, now)
-    blank = {key: Stored(key, TargetState(), target.to_dict()) for key, target in resolved.targets.items()}
-
-    def decide_for(target: Target) -> Decision:
-        key = target.key
-        return decide(target, resolved.rules[key], latest, stored.get(key, blank[key]).state, now)
-
-    decisions = [decide_for(target) for target in resolved.targets.values()]
-    if not dry_run:  # the due targets' next writes carry their history: read those in full
-        completed = store.complete(stored[d.target.key] for d in decisions
-                                   if d.kind == "due" and d.target.key in stored)
-        stored.update(completed)
-        decisions = [decide_for(d.target) if d.target.key in completed else d for d in decisions]
+    decisions = [decide(target, resolved.rules[key], latest, stored[key].state, now)
+                 for key, target in resolved.targets.items()]
     due = [d for d in decisions if d.kind == "due"]
     tag_errors = _fill_tags(settings, resolved, [d.target for d in due if isinstance(d.target, ScaleSetTarget)])
-    tick = _Tick(settings, store, now, dry_run, {key: stored.get(key, blank[key]) for key in resolved.targets},
-                 resolved, tag_errors, document)
+    tick = _Tick(settings, store, now, dry_run, stored, resolved, tag_errors, document)
     outcomes = {d.target.key: Outcome(d, d.kind) for d in decisions if d.kind != "due"}
     outcomes.update(tick.run(due))
     report = TickReport(now, dry_run, document.summary(), [outcomes[d.target.key] for d in decisions],
@@ -307,23 +297,27 @@ class _Tick:
         except ConflictError:
             return False
 
+    def _record(self, decision: Decision, entry: dict[str, Any]) -> None:
+        """Append the event to the target's history, after the firings it superseded (on a new firing)."""
+        missed = [] if decision.retry else _missed_entries(decision, self.now)
+        self.store.history.append(decision.target.key, decision.target.to_dict(), [*missed, entry], self.now)
+
     def _base(self, decision: Decision) -> TargetState:
-        """The next state for this firing, carrying history (plus the missed firings, on a new firing)."""
+        """The next state for this firing: built from the decision alone, nothing read beyond the listing."""
         firing = decision.firing
         assert firing is not None
         previous = decision.state
-        history = previous.history if decision.retry else previous.history + tuple(_missed_entries(decision, self.now))
         return TargetState(firing=firing.utc, status=STATUS_DONE, rule=firing.rule.name,
-                           action=firing.rule.effect.action, attempts=previous.attempts if decision.retry else 0,
-                           history=history)
+                           action=firing.rule.effect.action, attempts=previous.attempts if decision.retry else 0)
 
     def _close(self, item: tuple[Decision, Outcome]) -> Outcome:
+        """Record a firing that is not acted on (hold, conflict); the loser of a race records nothing."""
         decision, outcome = item
         assert decision.firing is not None
-        entry = history_entry(self.now, decision.firing, outcome.result, outcome.reason, outcome.detail)
-        base = self._base(decision)
-        if not self._write(decision, replace(base, history=(*base.history, entry))):
+        if not self._write(decision, self._base(decision)):
             return Outcome(decision, "lost-race", "claimed-elsewhere", "another instance recorded this firing first")
+        self._record(decision, history_entry(self.now, decision.firing, outcome.result, outcome.reason,
+                                             outcome.detail))
         return outcome
 
     def _claim(self, decision: Decision) -> bool:
@@ -332,11 +326,12 @@ class _Tick:
                                              claimed_by=instance_id(), claimed_at=self.now))
 
     def _finish(self, decision: Decision, outcome: Outcome) -> None:
+        """Write the outcome to the state and append it to the history (the latter even if the state
+        changed meanwhile: the action has happened either way)."""
         assert decision.firing is not None
         current = self.stored[decision.target.key].state
         entry = history_entry(self.now, decision.firing, outcome.result, outcome.reason, outcome.detail)
-        state = replace(current, status=STATUS_DONE, claimed_by=None, claimed_at=None, retry_at=None,
-                        history=(*current.history, entry))
+        state = replace(current, status=STATUS_DONE, claimed_by=None, claimed_at=None, retry_at=None)
         if outcome.result == "failed":
             retry = retry_after(current.attempts, self.now)
             entry["attempt"] = current.attempts
@@ -345,8 +340,9 @@ class _Tick:
                                   "left for the next firing)".lstrip()
             state = replace(state, status=STATUS_FAILED, retry_at=retry)
         if not self._write(decision, state):
-            log.warning("%s: the outcome of firing %s could not be recorded: the state changed meanwhile",
-                        decision.target.label, decision.firing.utc.isoformat())
+            log.warning("%s: the outcome of firing %s could not be recorded in its state: the state changed "
+                        "meanwhile", decision.target.label, decision.firing.utc.isoformat())
+        self._record(decision, entry)
 
     # -- acting --------------------------------------------------------------------------------
 

@@ -66,13 +66,38 @@ def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: 
 
 
 def history(settings: Settings, limit: int = 100) -> dict[str, Any]:
-    """What the reconciler applied, skipped (hold, already in state, missed) or failed, newest first."""
-    from batchk8s.schedules.state import StateStore
+    """What the reconciler applied, skipped (hold, already in state, missed) or failed, newest first.
+
+    One listing of `schedules/` finds every target's history blobs and any state blob an earlier
+    version wrote with history inside; per target the newest months are read until `limit` entries are
+    found (older months cannot hold newer entries), concurrently across targets. `total` counts the
+    entries read, so it is at least the number returned.
+    """
+    from batchk8s.schedules import history as log
+    from batchk8s.schedules.state import PREFIX, StateStore, is_legacy, key_of
 
     store = StateStore(settings)
-    entries = []
-    for stored in store.load_all().values():
-        for entry in stored.state.history:
-            entries.append({"key": stored.key, "target": stored.target, **entry})
+    listing = store.list_blobs(prefix="schedules/")
+    months: dict[str, list[str]] = {}
+    for name in listing:
+        if (key := log.key_of(name)) is not None:
+            months.setdefault(key, []).append(name)
+    legacy = [key_of(name) for name, listed in listing.items()
+              if name.startswith(PREFIX) and is_legacy(listed.metadata)]
+
+    def newest(names: list[str]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for name in sorted(names, reverse=True):  # YYYY-MM sorts by time
+            found.extend(log.parse_lines(store.read_text(name) or ""))
+            if len(found) >= limit:
+                break
+        return found
+
+    def embedded(key: str) -> list[dict[str, Any]]:
+        stored = store.read(key)
+        return [{"key": key, "target": stored.target, **entry} for entry in stored.history or ()] if stored else []
+
+    entries = [entry for found in store.fan_out(newest, list(months.values())) for entry in found]
+    entries += [entry for found in store.fan_out(embedded, legacy) for entry in found]
     entries.sort(key=lambda entry: (str(entry.get("at", "")), str(entry.get("firing", ""))), reverse=True)
     return {"entries": entries[:limit], "total": len(entries), "requests": dict(store.requests)}

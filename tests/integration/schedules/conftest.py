@@ -11,7 +11,6 @@ import pytest
 
 from batchk8s import storage
 from batchk8s.batch import client as batch_client_module
-from batchk8s.schedules import state
 from batchk8s.settings import Settings, load_settings
 from tests.fakes.aad import FakeAAD
 from tests.fakes.arm import FakeARM, arm_env
@@ -40,7 +39,6 @@ def env(aad: FakeAAD, arm: FakeARM, azurite: str) -> Iterator[dict[str, str]]:
     yield arm_env(aad, arm, AZURE_RES_GROUP_NAME=RG, AzureWebJobsStorage=azurite,
                   BATCHK8S_STATE_CONTAINER="state-" + uuid.uuid4().hex[:12])
     storage.clear_cache()
-    state.clear_cache()
     batch_client_module.clear_cache()
 
 

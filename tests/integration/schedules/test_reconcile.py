@@ -11,8 +11,11 @@ from typing import Any
 import pytest
 
 from batchk8s import storage
-from batchk8s.errors import ConfigError, ConflictError
+from batchk8s.errors import ConfigError
 from batchk8s.schedules import reconcile as reconcile_module
+from batchk8s.schedules.history import PREFIX as HISTORY_PREFIX
+from batchk8s.schedules.history import parse_lines
+from batchk8s.schedules.planner import TargetState
 from batchk8s.schedules.reconcile import TickReport, reconcile
 from batchk8s.schedules.state import StateStore, blob_name
 from batchk8s.settings import Settings
@@ -41,6 +44,16 @@ def stored(settings: Settings, key: str) -> dict[str, Any]:
     return json.loads(storage.read_blob_text(settings, settings.state_container, blob_name(key)))
 
 
+def history(settings: Settings, key: str) -> list[dict[str, Any]]:
+    """The target's history lines in the order they were appended (months in order)."""
+    client = storage.blob_service(settings).get_container_client(settings.state_container)
+    names = sorted(blob.name for blob in client.list_blobs(name_starts_with=f"{HISTORY_PREFIX}{key}/"))
+    entries = [entry for name in names
+               for entry in parse_lines(storage.read_blob_text(settings, settings.state_container, name))]
+    assert all(entry["key"] == key for entry in entries)
+    return entries
+
+
 def actions(arm: FakeARM) -> list[tuple[str, str]]:
     return [(action, name) for action, _, name, _ in arm.actions]
 
@@ -55,7 +68,10 @@ def test_a_firing_is_applied_once_and_a_manual_change_is_left_alone_until_the_ne
     assert actions(arm) == [("start", "vmss-a")]
     state = stored(settings, "vmss/rg-hpc/vmss-a")
     assert (state["firing"], state["status"], state["rule"]) == ("2025-06-02T06:00:00+00:00", "done", "office-start")
-    assert [(e["result"], e["reason"]) for e in state["history"]] == [("applied", "accepted")]
+    assert "history" not in state and state["schema"] == 2
+    [entry] = history(settings, "vmss/rg-hpc/vmss-a")
+    assert (entry["result"], entry["reason"], entry["target"]) == (
+        "applied", "accepted", {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"})
 
     # Every later tick until 19:00 leaves the scale set alone, whatever someone did to it meanwhile.
     for minutes in (1, 2, 90, 600):
@@ -87,8 +103,7 @@ def test_catch_up_across_several_firings_applies_the_newest_and_records_the_othe
     back = reconcile(settings, now=MON_1900 + timedelta(days=2, hours=1))  # Wednesday 20:00 local
     assert results(back) == {"vmss/rg-hpc/vmss-a": "applied"}
     assert actions(arm) == [("start", "vmss-a"), ("deallocate", "vmss-a")]
-    history = stored(settings, "vmss/rg-hpc/vmss-a")["history"]
-    assert [(e["result"], e.get("reason"), e["local"]) for e in history] == [
+    assert [(e["result"], e.get("reason"), e["local"]) for e in history(settings, "vmss/rg-hpc/vmss-a")] == [
         ("applied", "accepted", "2025-06-02T08:00:00+02:00"),
         ("skipped", "missed", "2025-06-02T19:00:00+02:00"),
         ("skipped", "missed", "2025-06-03T08:00:00+02:00"),
@@ -100,8 +115,6 @@ def test_catch_up_across_several_firings_applies_the_newest_and_records_the_othe
 
 def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
         arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
-    from batchk8s.schedules.state import clear_cache
-
     names = [f"vmss-{i}" for i in range(6)]
     for name in names:
         arm.add_scale_set(RG, name, {"0": "deallocated"})
@@ -111,16 +124,15 @@ def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
     original = StateStore.load
     waited: list[bool] = []
 
-    def load_then_wait(self: StateStore, keys: Any) -> Any:
-        loaded = original(self, keys)
+    def load_then_wait(self: StateStore, targets: Any) -> Any:
+        loaded = original(self, targets)
         waited.append(barrier.wait() is not None)
         return loaded
 
     monkeypatch.setattr(StateStore, "load", load_then_wait)
 
-    def race(now: datetime) -> dict[str, list[str]]:
+    def race(now: datetime, settings: Settings = settings) -> dict[str, list[str]]:
         waited.clear()
-        clear_cache()  # two cold instances: each decides from the listing alone
         reports: list[TickReport] = []
         threads = [threading.Thread(target=lambda: reports.append(reconcile(settings, now=now))) for _ in range(2)]
         for thread in threads:
@@ -135,6 +147,14 @@ def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
     second = race(MON_1900)  # existing blobs: the claims race on the ETag both instances listed
     assert all(outcome == ["applied", "lost-race"] for outcome in second.values()), second
     assert sorted(actions(arm)) == sorted([("start", n) for n in names] + [("deallocate", n) for n in names])
+    # A recorded skip races the same way: one instance records the hold, the other records nothing.
+    held = make_settings({"rules": [{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE],
+                          "holds": [{"name": n, "until": "2099-01-01T00:00:00Z"} for n in names]})
+    third = race(MON_0800 + timedelta(days=1), held)
+    assert all(outcome == ["lost-race", "skipped"] for outcome in third.values()), third
+    for name in names:  # the losers appended nothing: one line per firing
+        assert [(e["result"], e["reason"]) for e in history(settings, f"vmss/rg-hpc/{name}")] == [
+            ("applied", "accepted"), ("applied", "accepted"), ("skipped", "hold")]
 
 
 def test_tag_selectors_pick_the_tagged_scale_sets(arm: FakeARM, make_settings: Callable[..., Settings]):
@@ -171,14 +191,14 @@ def test_holds_from_tags_and_from_the_document_skip_and_say_so(arm: FakeARM, mak
     assert results(report) == {"vmss/rg-hpc/held-by-tag": "skipped", "vmss/rg-hpc/hold-expired": "applied",
                                "vmss/rg-hpc/held-by-document": "skipped", "vmss/rg-hpc/free": "applied"}
     assert sorted(name for _, name in actions(arm)) == ["free", "hold-expired"]
-    entry = stored(settings, "vmss/rg-hpc/held-by-document")["history"][-1]
+    entry = history(settings, "vmss/rg-hpc/held-by-document")[-1]
     assert (entry["result"], entry["reason"]) == ("skipped", "hold")
     assert "month-end run" in entry["detail"] and "$.holds[0]" in entry["detail"]
-    assert "tag batchk8s-hold-until" in stored(settings, "vmss/rg-hpc/held-by-tag")["history"][-1]["detail"]
+    assert "tag batchk8s-hold-until" in history(settings, "vmss/rg-hpc/held-by-tag")[-1]["detail"]
     # The skip is recorded once; after the hold ends nothing happens until the next firing.
     later = reconcile(settings, now=MON_1900 + timedelta(hours=4))
     assert set(results(later).values()) == {"up-to-date"}
-    assert len(stored(settings, "vmss/rg-hpc/held-by-tag")["history"]) == 1
+    assert len(history(settings, "vmss/rg-hpc/held-by-tag")) == 1
 
 
 def test_one_failing_target_does_not_stop_the_others_and_is_retried_with_backoff(
@@ -196,10 +216,11 @@ def test_one_failing_target_does_not_stop_the_others_and_is_retried_with_backoff
     assert results(first)["vmss/rg-hpc/fine"] == "applied"
     assert results(first)["vmss/rg-hpc/missing"] == "failed"
     assert results(first)["vmss/rg-hpc/already"] == "skipped"
-    already = stored(settings, "vmss/rg-hpc/already")["history"][-1]
+    already = history(settings, "vmss/rg-hpc/already")[-1]
     assert already["reason"] == "already-in-state"
     missing = stored(settings, "vmss/rg-hpc/missing")
-    assert (missing["status"], missing["attempts"], missing["history"][-1]["reason"]) == ("failed", 1, "not-found")
+    assert (missing["status"], missing["attempts"], history(settings, "vmss/rg-hpc/missing")[-1]["reason"]) == (
+        "failed", 1, "not-found")
     assert missing["retryAt"] == (MON_1900 + timedelta(minutes=1)).isoformat()
     # fails-once: ARM accepted the operation (it ends Failed later); the tick records what ARM accepted.
     assert results(first)["vmss/rg-hpc/fails-once"] == "applied"
@@ -221,7 +242,7 @@ def test_a_failing_request_is_given_up_after_the_last_attempt(arm: FakeARM, make
         assert results(reconcile(settings, now=now)) == {"vmss/rg-hpc/gone": "failed"}, attempt
         now += timedelta(minutes=2 ** (attempt - 1))
     assert results(reconcile(settings, now=now + timedelta(hours=1))) == {"vmss/rg-hpc/gone": "up-to-date"}
-    last = stored(settings, "vmss/rg-hpc/gone")["history"][-1]
+    last = history(settings, "vmss/rg-hpc/gone")[-1]
     assert "left for the next firing" in last["detail"] and last["attempt"] == 5
 
 
@@ -293,77 +314,139 @@ def test_an_invalid_document_is_refused_before_anything_is_read_or_changed(
     assert arm.log == [] and StateStore(settings).list_blobs() == {}
 
 
-def test_state_is_read_from_one_listing_and_due_targets_in_full(make_settings: Callable[..., Settings]):
-    from batchk8s.schedules.planner import STATUS_FAILED, TargetState
-    from batchk8s.schedules.state import Stored, clear_cache
+class AzuriteLog:
+    """Every HTTP request the storage SDK sends to Azurite (the fakes' requests are left out)."""
 
-    settings = make_settings([{"schedule": "0 0 8 * * *", "action": "start", "targets": [{"name": "a"}]}])
-    writer = StateStore(settings)
-    keys = [f"vmss/rg/vmss-{i:03d}" for i in range(25)]
-    failed = TargetState(firing=MON_0800, status=STATUS_FAILED, attempts=2, retry_at=MON_0800 + timedelta(minutes=2),
-                         history=({"result": "failed"},))
-    for key in keys[:20]:
-        writer.write(Stored(key, TargetState(), {"kind": "vmss"}), failed, MON_0800)
-    clear_cache()  # a cold instance: the listing's metadata alone tells every state, with its ETag
-    cold = StateStore(settings)
-    loaded = cold.load(keys)
-    assert dict(cold.requests) == {"list": 1} and len(loaded) == 20
-    brief = loaded[keys[3]]
-    assert not brief.complete and brief.state == TargetState(firing=MON_0800, status=STATUS_FAILED, attempts=2,
-                                                             retry_at=MON_0800 + timedelta(minutes=2))
-    # A summary is never written back (it has no history); completing it reads the blob once.
-    with pytest.raises(ConflictError):
-        cold.write(brief, TargetState(), MON_1900)
-    assert "write" not in cold.requests
-    full = cold.complete([brief, loaded[keys[4]]])
-    assert dict(cold.requests) == {"list": 1, "read": 2}
-    assert full[keys[3]].complete and full[keys[3]].state == failed
-    assert full[keys[3]].etag.strip('"') == (brief.etag or '').strip('"')  # listings give ETags unquoted
-    # Another instance changes a blob between the listing and the full read: the listed version is what
-    # was decided on, so it stays a summary and its write is refused as a lost race.
-    changed = writer.write(Stored(keys[5], TargetState(), {"kind": "vmss"}, loaded[keys[5]].etag, complete=True),
-                           TargetState(firing=MON_1900), MON_1900)
-    stale = cold.complete([loaded[keys[5]]])[keys[5]]
-    assert not stale.complete and stale.etag != changed.etag
-    with pytest.raises(ConflictError):
-        cold.write(stale, TargetState(), MON_1900)
-    # This process now holds keys[3], [4] and [5] in full: a later listing serves them from memory.
-    warm = StateStore(settings)
-    again = warm.load(keys)
-    assert dict(warm.requests) == {"list": 1}
-    assert again[keys[3]].complete and again[keys[5]].state.firing == MON_1900 and not again[keys[6]].complete
-    # A blob without our summary (written by something else) is read in full, once.
-    storage.write_blob_if_match(settings, settings.state_container, blob_name(keys[6]),
-                                json.dumps({"firing": MON_1900.isoformat(), "status": "done"}), again[keys[6]].etag)
-    other = StateStore(settings)
-    assert other.load(keys)[keys[6]].state.firing == MON_1900 and dict(other.requests) == {"list": 1, "read": 1}
-    # The history view lists everything once and reads what it does not hold in full.
-    clear_cache()
-    history = StateStore(settings)
-    assert len(history.load_all()) == 20 and dict(history.requests) == {"list": 1, "read": 20}
+    def __init__(self, monkeypatch: pytest.MonkeyPatch):
+        import requests
+
+        self.requests: list[tuple[str, str]] = []
+        original = requests.Session.send
+
+        def send(session: requests.Session, request: requests.PreparedRequest, **kwargs: Any) -> Any:
+            if "/devstoreaccount1" in (request.url or ""):
+                self.requests.append((request.method or "", request.url or ""))
+            return original(session, request, **kwargs)
+
+        monkeypatch.setattr(requests.Session, "send", send)
+
+    def reads(self) -> list[str]:
+        """GET and HEAD requests for state and history: a listing is `GET ...?comp=list`, a blob read a
+        plain GET. Left out: the access policy read once when the first write creates the container."""
+        return ["list" if "comp=list" in url else "read" for method, url in self.requests
+                if method in ("GET", "HEAD") and "comp=acl" not in url]
 
 
-def test_a_cold_tick_lists_the_state_once_and_reads_only_the_due_targets(
-        arm: FakeARM, make_settings: Callable[..., Settings]):
-    from batchk8s.schedules.state import clear_cache
+def state_requests(report: TickReport) -> dict[str, int]:
+    return {kind: count for kind, count in report.requests.items() if kind != "armListings"}
 
+
+def test_a_tick_reads_state_with_one_listing_cold_or_warm_nothing_due_or_all_due(
+        arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
     names = [f"vmss-{i}" for i in range(5)]
     for name in names:
         arm.add_scale_set(RG, name, {"0": "deallocated"})
     settings = make_settings([{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE])
-    reconcile(settings, now=MON_0800)
-    reconcile(settings, now=MON_1900)
-    clear_cache()
-    quiet = reconcile(settings, now=MON_1900 + timedelta(minutes=30))
-    assert set(results(quiet).values()) == {"up-to-date"} and "read" not in quiet.requests
-    assert quiet.requests["list"] == 1
-    clear_cache()
-    due = reconcile(settings, now=MON_0800 + timedelta(days=1))
-    assert results(due) == {f"vmss/rg-hpc/{name}": "applied" for name in names}
-    assert (due.requests["list"], due.requests["read"], due.requests["write"]) == (1, 5, 10)  # claim + outcome
-    history = stored(settings, "vmss/rg-hpc/vmss-0")["history"]  # carried forward from the full read
-    assert [entry["local"] for entry in history] == [
+    log = AzuriteLog(monkeypatch)
+
+    def tick(now: datetime) -> TickReport:
+        log.requests.clear()
+        storage.clear_cache()  # a cold instance: a new client, nothing remembered (nothing is, either way)
+        report = reconcile(settings, now=now)
+        assert log.reads() == ["list"], log.requests  # the tick's only read, whatever is due
+        return report
+
+    first = tick(MON_0800)  # no blobs yet, every target due
+    assert set(results(first).values()) == {"applied"}
+    assert state_requests(first) == {"list": 1, "write": 10, "append": 5}  # claim + outcome, one append each
+    quiet = tick(MON_0800 + timedelta(minutes=30))
+    assert set(results(quiet).values()) == {"up-to-date"} and state_requests(quiet) == {"list": 1}
+    due = tick(MON_1900)  # existing blobs, every target due
+    assert set(results(due).values()) == {"applied"}
+    assert state_requests(due) == {"list": 1, "write": 10, "append": 5}
+    log.requests.clear()
+    again = reconcile(settings, now=MON_0800 + timedelta(days=1))  # warm: same client, open connections
+    assert set(results(again).values()) == {"applied"} and log.reads() == ["list"]
+    assert [e["local"] for e in history(settings, "vmss/rg-hpc/vmss-0")] == [
         "2025-06-02T08:00:00+02:00", "2025-06-02T19:00:00+02:00", "2025-06-03T08:00:00+02:00"]
+
+
+def test_a_blob_changed_since_the_listing_loses_the_claim_and_records_nothing(
+        arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+    reconcile(settings, now=MON_0800)
+    original = StateStore.load
+
+    def load_then_change(self: StateStore, targets: Any) -> Any:
+        loaded = original(self, targets)  # someone else writes after this instance listed
+        StateStore(settings).write(loaded["vmss/rg-hpc/vmss-a"], TargetState(firing=MON_1900), MON_1900)
+        return loaded
+
+    monkeypatch.setattr(StateStore, "load", load_then_change)
+    report = reconcile(settings, now=MON_1900)
+    assert results(report) == {"vmss/rg-hpc/vmss-a": "lost-race"}
+    assert actions(arm) == [("start", "vmss-a")] and len(history(settings, "vmss/rg-hpc/vmss-a")) == 1
+
+
+def test_state_blobs_with_history_inside_keep_working_and_move_it_on_their_next_write(
+        arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
+    from batchk8s.schedules.service import history as history_view
+
+    arm.add_scale_set(RG, "old", {"0": "deallocated"})
+    arm.add_scale_set(RG, "bare", {"0": "deallocated"})
+    settings = make_settings([{**rule, "targets": [{"name": "old"}, {"name": "bare"}]} for rule in BERLIN_OFFICE])
+    earlier = [{"at": "2025-05-30T17:00:01+00:00", "firing": "2025-05-30T17:00:00+00:00", "rule": "office-stop",
+                "action": "deallocate", "result": "applied", "reason": "accepted"}]
+    # As the previous version wrote them: schema 1 with history inside and the summary as metadata ...
+    old = {"schema": 1, "key": "vmss/rg-hpc/old", "target": {"kind": "vmss", "resourceGroup": RG, "name": "old"},
+           "firing": "2025-05-30T17:00:00+00:00", "status": "done", "attempts": 0, "history": earlier}
+    storage.write_blob_if_match(settings, settings.state_container, blob_name("vmss/rg-hpc/old"), json.dumps(old),
+                                None, metadata={"batchk8sstate": "1", "firing": old["firing"], "status": "done",
+                                                "attempts": "0"})
+    # ... and one without any summary (written before summaries, or by hand): read in full to decide.
+    storage.write_blob_if_match(settings, settings.state_container, blob_name("vmss/rg-hpc/bare"),
+                                json.dumps({**old, "key": "vmss/rg-hpc/bare", "history": []}), None)
+    view = history_view(settings, 10)
+    assert [(e["key"], e["rule"]) for e in view["entries"]] == [("vmss/rg-hpc/old", "office-stop")]
+
+    log = AzuriteLog(monkeypatch)
+    due = reconcile(settings, now=MON_0800)
+    assert results(due) == {"vmss/rg-hpc/old": "applied", "vmss/rg-hpc/bare": "applied"}
+    assert due.outcomes[0].decision.missed_total == 4  # decided from the schema-1 summary: 31 May, 1-2 June
+    # One read each, once: the summary-less blob to decide, the schema-1 blob to move its history.
+    assert sorted(log.reads()) == ["list", "read", "read"]
+    assert all("history" not in stored(settings, f"vmss/rg-hpc/{n}") for n in ("old", "bare"))
+    assert [(e["result"], e.get("reason"), e["firing"]) for e in history(settings, "vmss/rg-hpc/old")][::5] == [
+        ("applied", "accepted", "2025-05-30T17:00:00+00:00"), ("applied", "accepted", "2025-06-02T06:00:00+00:00")]
+    assert len(history(settings, "vmss/rg-hpc/old")) == 6  # moved entry, 4 missed, applied
+    log.requests.clear()
+    reconcile(settings, now=MON_1900)
+    assert log.reads() == ["list"]  # migrated: from now on the listing alone
+    view = history_view(settings, 3)
+    assert {(e["key"], e["firing"]) for e in view["entries"][:2]} == {
+        ("vmss/rg-hpc/old", MON_1900.isoformat()), ("vmss/rg-hpc/bare", MON_1900.isoformat())}
+    assert view["requests"] == {"list": 1, "read": 2}  # no legacy state blob is left to read
+
+
+def test_the_history_view_reads_each_targets_newest_months_until_the_limit(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    from batchk8s.schedules.service import history as history_view
+
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings([{"name": "daily", "schedule": "0 0 8 * * *", "timeZone": "Europe/Berlin",
+                               "action": "start", "targets": [{"name": "vmss-a"}]}])
+    days = [datetime(2025, 6, 29, 6, 0, tzinfo=UTC) + timedelta(days=n) for n in range(4)]  # 29, 30 June; 1, 2 July
+    for day in days:
+        assert results(reconcile(settings, now=day)) in ({"vmss/rg-hpc/vmss-a": "applied"},
+                                                         {"vmss/rg-hpc/vmss-a": "skipped"})
+    two = history_view(settings, 2)
+    assert [e["firing"] for e in two["entries"]] == [days[3].isoformat(), days[2].isoformat()]
+    assert two["requests"] == {"list": 1, "read": 1} and two["total"] == 2  # July alone holds enough
+    three = history_view(settings, 3)
+    assert [e["firing"] for e in three["entries"]] == [d.isoformat() for d in reversed(days[1:])]
+    assert three["requests"] == {"list": 1, "read": 2} and three["total"] == 4
+    assert {e["key"] for e in three["entries"]} == {"vmss/rg-hpc/vmss-a"}
 
 
 def test_instance_ids_are_stable_per_process():
