@@ -132,7 +132,8 @@ def test_get_history_lists_what_happened_newest_first(arm: FakeARM, app_env: Cal
     assert status == 200
     [entry] = body["entries"]
     assert (entry["key"], entry["result"], entry["action"]) == ("vmss/rg-hpc/vmss-a", "applied", "deallocate")
-    assert body["requests"]["list"] == 1
+    assert entry["target"] == {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"} and body["total"] == 1
+    assert body["requests"] == {"list": 1, "read": 1}  # one listing, the target's history blob of this month
     for bad in ("0", "1001", "many"):
         status, body = get("schedules/history", limit=bad)
         assert status == 400 and body["error"]["details"][0]["field"] == "limit"
