@@ -58,6 +58,14 @@ def actions(arm: FakeARM) -> list[tuple[str, str]]:
     return [(action, name) for action, _, name, _ in arm.actions]
 
 
+def office_fleet(arm: FakeARM, make_settings: Callable[..., Settings], count: int) -> tuple[list[str], Settings]:
+    """`count` deallocated scale sets under the Berlin office-hours rules."""
+    names = [f"vmss-{i}" for i in range(count)]
+    for name in names:
+        arm.add_scale_set(RG, name, {"0": "deallocated"})
+    return names, make_settings([{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE])
+
+
 def test_a_firing_is_applied_once_and_a_manual_change_is_left_alone_until_the_next(
         arm: FakeARM, make_settings: Callable[..., Settings]):
     arm.add_scale_set(RG, "vmss-a", {"0": "deallocated", "1": "deallocated"})
@@ -115,10 +123,7 @@ def test_catch_up_across_several_firings_applies_the_newest_and_records_the_othe
 
 def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
         arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
-    names = [f"vmss-{i}" for i in range(6)]
-    for name in names:
-        arm.add_scale_set(RG, name, {"0": "deallocated"})
-    settings = make_settings([{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE])
+    names, settings = office_fleet(arm, make_settings, 6)
     # Both instances finish reading the state before either writes: each sees the same blobs (or none).
     barrier = threading.Barrier(2, timeout=30)
     original = StateStore.load
@@ -343,10 +348,7 @@ def state_requests(report: TickReport) -> dict[str, int]:
 
 def test_a_tick_reads_state_with_one_listing_cold_or_warm_nothing_due_or_all_due(
         arm: FakeARM, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch):
-    names = [f"vmss-{i}" for i in range(5)]
-    for name in names:
-        arm.add_scale_set(RG, name, {"0": "deallocated"})
-    settings = make_settings([{**rule, "targets": [{"name": n} for n in names]} for rule in BERLIN_OFFICE])
+    _, settings = office_fleet(arm, make_settings, 5)
     log = AzuriteLog(monkeypatch)
 
     def tick(now: datetime) -> TickReport:
