@@ -282,8 +282,9 @@ class Settings:
         gaps = []
         for alternatives in REQUIREMENTS[feature]:
             if not any(getattr(self, attr) for attr in alternatives):
-                names = " or ".join(env_name(attr) for attr in alternatives)
-                gaps.append(Problem(env_name(alternatives[0]), f"{names} is required for {feature}"))
+                others = " or ".join(env_name(attr) for attr in alternatives[1:])
+                gaps.append(Problem(env_name(alternatives[0]),
+                                    f"is required for {feature}" + (f" (or set {others})" if others else "")))
         return gaps
 
     def require(self, feature: str) -> Settings:
@@ -291,8 +292,7 @@ class Settings:
         problems = list(self.problems) + self.missing(feature)
         if problems:
             raise ConfigError(
-                f"{len(problems)} configuration problem(s) for {feature}: "
-                + "; ".join(f"{p.setting}: {p.message}" for p in problems),
+                f"{len(problems)} configuration problem(s) for {feature}: " + ", ".join(p.setting for p in problems),
                 details=[p.to_dict() for p in problems],
             )
         return self

@@ -23,7 +23,7 @@ def check_config(args: argparse.Namespace, settings: Settings) -> Output:
     lines += [f"  {name} = {value}" for name, value in report["settings"].items() if value not in (None, [])]
     lines.append("features:")
     for name, state in report["features"].items():
-        gaps = "; ".join(gap["message"] for gap in state["missing"])
+        gaps = "; ".join(f"{gap['field']} {gap['message']}" for gap in state["missing"])
         lines.append(f"  {name}: {'ready' if state['ready'] else 'not ready'}{' (' + gaps + ')' if gaps else ''}")
     lines += [f"warning: {warning}" for warning in report["warnings"]]
     if report["problems"]:

@@ -224,7 +224,9 @@ def test_without_tes_settings_the_routes_say_what_is_missing(monkeypatch: pytest
         monkeypatch.delenv(name, raising=False)
     settings_module.clear_cache()
     status, body, _ = call("tes_service_info", "tes/service-info")
-    assert status == 503 and "TESK_API_URL or AZURE_BATCH_ACCOUNT_URL" in body["error"]["message"]
+    assert status == 503 and "TESK_API_URL" in body["error"]["message"]
+    [detail] = body["error"]["details"]
+    assert detail["field"] == "TESK_API_URL" and "AZURE_BATCH_ACCOUNT_URL" in detail["message"]
 
 
 @pytest.mark.azurite
