@@ -370,9 +370,27 @@ def blob_url(settings: Settings, container: str, blob_name: str) -> str:
     return blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob_name)).url
 
 
-def _check_blob(name: str) -> str:
+BLOB_NAME_RULE = "must be a blob name of 1-1024 characters, not ending in '/', without '.' or '..' segments or '\\'"
+
+
+def blob_name_problem(name: object) -> str | None:
+    """Why `name` is not a blob name this app uses, or None.
+
+    HTTP clients resolve '.' and '..' path segments before sending (requests does), so the blob
+    'a/../../apps/x' in one container would be a request for 'apps/x' in another. Azure's naming rules
+    advise against '\\' (clients treat it differently, so signatures mismatch). Such names are refused,
+    never sent."""
     if not isinstance(name, str) or not name or len(name) > 1024 or name.endswith("/"):
-        raise InputError.for_field("blob", "must be a blob name of 1-1024 characters, not ending in '/'")
+        return BLOB_NAME_RULE
+    if "\\" in name or any(segment in (".", "..") for segment in name.split("/")):
+        return BLOB_NAME_RULE
+    return None
+
+
+def _check_blob(name: str) -> str:
+    problem = blob_name_problem(name)
+    if problem:
+        raise InputError.for_field("blob", problem)
     return name
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from batchk8s.errors import InputError
 from batchk8s.settings import Settings
+from batchk8s.storage import blob_name_problem
 from batchk8s.tes.validation import child
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "tesk-tasks"
@@ -62,9 +63,8 @@ def blob_placeholders(task: Any, container: str) -> list[tuple[int, str]]:
                 problems.append({"field": path, "message": f"only blobs in the TES container {container!r} "
                                  f"(AZURE_STORAGE_TESK_DIRECTORY) are signed: write {SCHEME}/BLOB, or give "
                                  "another input as a URL TES can read"})
-            elif not blob or len(blob) > 1024 or blob.endswith("/"):
-                problems.append({"field": path, "message": f"must look like {SCHEME}/BLOB, the blob name 1-1024 "
-                                 "characters, not ending in '/'"})
+            elif problem := blob_name_problem(blob):
+                problems.append({"field": path, "message": f"must look like {SCHEME}/BLOB, the blob name: {problem}"})
             else:
                 found.append((index, blob))
     if problems:

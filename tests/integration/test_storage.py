@@ -267,6 +267,23 @@ def test_sas_inputs_are_validated(uploaded: Settings):
         storage.blob_sas_url(uploaded, uploaded.app_container, "")
 
 
+@pytest.mark.parametrize("name", ["../apps/k8s-node-setup.sh", "runs/../../apps/x", "./x", "a/./b", "a\\..\\b"])
+def test_blob_names_that_would_resolve_elsewhere_are_refused_before_any_request(uploaded: Settings, name: str):
+    """requests resolves dot segments, so 'tesk/../../apps/x' would reach another container: never sent."""
+    container = uploaded.tesk_container
+    operations = (lambda: storage.blob_sas_url(uploaded, container, name),
+                  lambda: storage.blob_url(uploaded, container, name),
+                  lambda: storage.read_blob(uploaded, container, name),
+                  lambda: storage.write_blob_if_match(uploaded, container, name, "x", None),
+                  lambda: storage.append_blob_line(uploaded, container, name, "x"))
+    for operation in operations:
+        with pytest.raises(InputError) as raised:
+            operation()
+        assert raised.value.details[0]["field"] == "blob"
+    assert storage.read_blob_text(uploaded, uploaded.app_container, "k8s-node-setup.sh") == \
+        TREE["scripts/k8s-node-setup.sh"]  # nothing was written across containers
+
+
 def test_blob_url_has_no_sas_and_mask_url_hides_the_token(uploaded: Settings, azurite: str):
     url = storage.blob_url(uploaded, uploaded.k8s_container, "tesk/deployment.yaml")
     assert url == f"{endpoint_of(azurite)}/{uploaded.k8s_container}/tesk/deployment.yaml"

@@ -72,6 +72,18 @@ def test_every_bad_placeholder_is_reported_with_its_path_and_nothing_is_signed(s
     assert sign.calls == []
 
 
+@pytest.mark.parametrize("url", ["azureblob:///../apps/k8s-node-setup.sh", "azureblob:///runs/../../apps/x",
+                                 "azureblob://lab-tes-inputs/./x", "azureblob:///a\\b"])
+def test_a_placeholder_cannot_leave_the_tes_container_through_dot_segments(settings: Settings, url: str) -> None:
+    """HTTP clients resolve '..', so such a blob name would name a blob in another container."""
+    task = {"executors": EXECUTORS, "inputs": [{"path": "/in", "url": url}]}
+    sign = Signer()
+    with pytest.raises(InputError) as caught:
+        resolve_blob_inputs(task, settings, sign)
+    assert [d["field"] for d in caught.value.details] == ["inputs[0].url"]
+    assert sign.calls == []
+
+
 def test_plan_placeholders_name_the_configured_container(settings: Settings) -> None:
     shown = mark_placeholders(load_sample("blob-input"), settings)
     assert shown["inputs"][0]["url"] == "<read-only SAS URL for lab-tes-inputs/hello.json, generated at submission>"
