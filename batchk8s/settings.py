@@ -88,14 +88,29 @@ def _https_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme != "https" or not parsed.netloc:
         raise ValueError("must be an https:// URL")
-    return value.rstrip("/")
+    return _no_credentials(value)
 
 
 def _http_url(value: str) -> str:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ValueError("must be an http:// or https:// URL")
+    return _no_credentials(value)
+
+
+def _no_credentials(value: str) -> str:
+    """URL settings are shown by `config` and in logs: a user:password or a query (a SAS) must not be in them."""
+    parsed = urlparse(value)
+    if "@" in parsed.netloc or parsed.query or parsed.fragment:
+        raise ValueError("must not carry credentials (user:password@ or a ?query such as a SAS); "
+                         "use the setting meant for the secret (e.g. TES_TOKEN, TES_USERNAME/TES_PASSWORD)")
     return value.rstrip("/")
+
+
+def _masked_value(raw: str) -> str:
+    """A malformed value as a problem message may show it: any URL credentials or query cut out."""
+    masked = re.sub(r"(?<=://)[^/?#@\s]*@", "***@", raw)
+    return re.sub(r"[?#].*", "?***", masked) if "://" in masked else masked
 
 
 def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
@@ -377,7 +392,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         try:
             values[spec.name] = parse(raw)
         except ValueError as exc:
-            shown = raw if len(raw) <= 80 else raw[:77] + "..."
+            shown = _masked_value(raw)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
             problems.append(Problem(name, f"{shown!r}: {exc}"))
     problems.extend(_contradictions(values))
     return Settings(**values, problems=tuple(problems), sources=sources)

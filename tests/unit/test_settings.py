@@ -90,6 +90,23 @@ def test_secrets_never_show():
     assert Secret("short").masked() == "***"
 
 
+@pytest.mark.parametrize(("name", "value"), [
+    ("TESK_API_URL", f"https://alice:{SECRET}@tes.example.org/ga4gh/tes/v1"),
+    ("AZURE_STORAGE_BLOB_ENDPOINT", f"https://acct.blob.core.windows.net/?sv=2024-11-04&sig={SECRET}"),
+    ("AZURE_BATCH_ACCOUNT_URL", f"https://batch.example.net/#{SECRET}"),
+])
+def test_urls_carrying_credentials_are_refused_without_showing_them(name, value):
+    """URL settings are printed by config and in logs, so a password or SAS in one would leak."""
+    settings = load_settings({name: value})
+    assert [p.setting for p in settings.problems] == [name]
+    assert "credentials" in settings.problems[0].message
+    shown = repr(settings) + json.dumps(settings.report())
+    with pytest.raises(ConfigError) as raised:
+        settings.require("storage")
+    shown += raised.value.message + json.dumps(raised.value.to_dict())
+    assert SECRET not in shown
+
+
 def test_vmss_names_list_and_time_zone_warning():
     settings = load_settings({"AZURE_VMSS_NAME": " a1 , b_2,c.3 ", "WEBSITE_TIME_ZONE": "Europe/Berlin",
                               "WEBSITE_SKU": "Dynamic"})
