@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
 from batchk8s.batch.polling import Waiter, tail
-from batchk8s.errors import ConfigError, ConflictError, InputError, NotFoundError, UpstreamError
+from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
 
 if TYPE_CHECKING:
@@ -278,21 +278,29 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
     start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     if settings.k8s_node_role != "auto":
         return start_task_url, None
-    container = storage.ensure_container(settings, cluster_container(request.id))
-    if not _pool_exists(settings, request.id):
+    name = cluster_container(request.id)
+    sharing = _pools_with_container(settings, name)
+    others = sorted(pool for pool in sharing if pool.lower() != request.id.lower())
+    if others:
+        # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
+        # handing out its SAS would break the live cluster of the other pool and join the two.
+        raise ConflictError(f"pool {request.id} would share its cluster container {name} with the existing pool "
+                            f"{others[0]}: choose an id that differs from it in more than '_' and '-'",
+                            code="ClusterContainerInUse",
+                            details=[{"field": "id", "message": f"shares cluster container {name} with {others[0]}"}])
+    container = storage.ensure_container(settings, name)
+    if not sharing:
         stale = storage.empty_container(settings, container)
         if stale:
             log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
     return start_task_url, storage.container_sas_url(settings, container, permission="racwl")
 
 
-def _pool_exists(settings: Settings, pool_id: str) -> bool:
-    # Not BatchClient.pool_exists: in azure-batch 15.1 its 404 is raised by the client's error policy.
-    try:
-        call(f"pool {pool_id}", batch_client(settings).get_pool, pool_id, select=["id"])
-    except NotFoundError:
-        return False
-    return True
+def _pools_with_container(settings: Settings, container: str) -> list[str]:
+    """Ids of existing pools whose cluster container is `container` (one listing of pool ids)."""
+    client = batch_client(settings)
+    listed = call("pools", lambda: [pool.id for pool in client.list_pools(select=["id"])])
+    return [pool_id for pool_id in listed if pool_id and cluster_container(pool_id) == container]
 
 
 def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, wait: bool = False,

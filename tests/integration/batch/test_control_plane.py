@@ -203,3 +203,17 @@ def test_a_new_pool_clears_what_an_earlier_pool_of_its_id_left(auto: Settings, b
     publish(batch, pool_id, node_ids[0])
     pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 3})  # reused: its cluster's state is left alone
     assert json.loads(storage.read_blob_text(auto, container, CONTROL_PLANE_BLOB))["nodeId"] == node_ids[0]
+
+
+def test_a_pool_id_that_would_share_a_live_pools_cluster_container_is_a_409(auto: Settings, batch: FakeBatch,
+                                                                            clock: FakeClock, pool_id: str):
+    """'a_b' and 'a-b' map to one container: the second pool must not clear or join the first one's cluster."""
+    node_ids = create_auto_pool(auto, clock, pool_id, nodes=1)
+    publish(batch, pool_id, node_ids[0])
+    twin = pool_id.replace("-", "_")
+    with pytest.raises(ConflictError) as caught:
+        pools.create_pool(auto, {"id": twin, "dedicatedNodes": 1})
+    assert caught.value.code == "ClusterContainerInUse" and caught.value.details[0]["field"] == "id"
+    assert twin.lower() not in {key.lower() for key in batch.pools}
+    record = storage.read_blob_text(auto, pools.cluster_container(pool_id), CONTROL_PLANE_BLOB)
+    assert json.loads(record)["nodeId"] == node_ids[0]  # the live cluster's state is untouched
