@@ -38,7 +38,8 @@ class Secret:
     def __repr__(self) -> str:
         return f"Secret({self.masked()!r})"
 
-    __str__ = masked
+    def __str__(self) -> str:
+        return self.masked()
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
@@ -48,6 +49,23 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+class ConnectionString(Secret):
+    """A storage connection string: the account and endpoints show, the key and any SAS never do.
+
+    Its last characters would be the end of the account key or of a SAS signature, so the usual
+    four-character hint is not given."""
+
+    __slots__ = ()
+    SECRET_KEYS = ("accountkey", "sharedaccesssignature")
+
+    def masked(self) -> str:
+        parts = []
+        for part in self._value.split(";"):
+            key, sep, _ = part.partition("=")
+            parts.append(f"{key}{sep}***" if key.strip().lower() in self.SECRET_KEYS else part)
+        return ";".join(parts)
 
 
 # --- value rules -----------------------------------------------------------------------------
@@ -387,7 +405,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
         sources[spec.name] = name
         if secret:
-            values[spec.name] = Secret(raw)
+            values[spec.name] = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
             continue
         try:
             values[spec.name] = parse(raw)

@@ -156,3 +156,16 @@ def test_settings_file_errors_name_the_option(tmp_path):
     bad.write_text('{"Values": []}')
     with pytest.raises(InputError, match="Values"):
         read_settings_file(bad)
+
+
+def test_connection_string_shows_the_account_but_never_the_key_or_its_end():
+    key = "Zm9vYmFyLXN0b3JhZ2Uta2V5LWVuZHM=="
+    settings = load_settings({"AzureWebJobsStorage": f"DefaultEndpointsProtocol=https;AccountName=hpcstore;"
+                                                      f"AccountKey={key};EndpointSuffix=core.windows.net"})
+    shown = settings.report()["settings"]["AzureWebJobsStorage"]
+    assert shown == ("DefaultEndpointsProtocol=https;AccountName=hpcstore;AccountKey=***;"
+                     "EndpointSuffix=core.windows.net")
+    assert key[-4:] not in repr(settings) and settings.webjobs_storage.reveal().endswith("core.windows.net")
+    sas = load_settings({"AzureWebJobsStorage": "BlobEndpoint=https://a.blob.core.windows.net;"
+                                                "SharedAccessSignature=sv=2024&sig=abcdEFGH1234"})
+    assert "sig=" not in str(sas.webjobs_storage) and "1234" not in str(sas.webjobs_storage)
