@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
     from batchk8s.settings import Settings
 
-BATCH_SCOPE = "https://batch.core.windows.net/.default"
-
 # Authorities MSAL knows; any other host (Azure Stack, a private cloud) cannot be validated through
 # Microsoft's public instance discovery, so discovery is switched off for it.
 KNOWN_AUTHORITIES = frozenset({
@@ -48,10 +46,6 @@ def _credential(authority: str, tenant: str | None, client_id: str | None, secre
 
     return DefaultAzureCredential(authority=authority, disable_instance_discovery=discovery_off,
                                   exclude_interactive_browser_credential=True)
-
-
-def arm_credential_scopes(settings: Settings) -> list[str]:
-    return [settings.arm_scope]
 
 
 def clear_cache() -> None:

@@ -94,10 +94,6 @@ def is_vmss_name(value: str) -> bool:
     return bool(VMSS_NAME.match(value))
 
 
-def is_batch_id(value: str) -> bool:
-    return bool(BATCH_ID.match(value))
-
-
 def _str(value: str) -> str:
     return value
 

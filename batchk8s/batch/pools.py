@@ -255,7 +255,9 @@ def redacted(document: Any) -> Any:
     if isinstance(document, list):
         return [redacted(item) for item in document]
     if isinstance(document, str) and document.startswith(("http://", "https://")) and "sig=" in document:
-        return _strip_query(document) + "?<SAS>"
+        from batchk8s.storage import mask_url
+
+        return mask_url(document)
     return document
 
 

@@ -25,7 +25,6 @@ from batchk8s.schedule import Schedule, ScheduleError, parse
 from batchk8s.settings import BATCH_ID, RESOURCE_GROUP, is_vmss_name
 
 ACTIONS = ("start", "deallocate", "resize")
-SCALE_SET_ACTIONS = ("start", "deallocate")
 MAX_NODES = 1000
 MAX_TAG_NAME = 512
 MAX_TAG_VALUE = 256
