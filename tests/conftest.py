@@ -16,7 +16,7 @@ import pytest
 from tests.fakes.https import FakeService
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = ROOT.parent / "shared" / "specs"
+DATA = ROOT / "tests" / "data"  # vendored specifications, with their source in data/README.md
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's documented development key: public, and only ever valid against the emulator.
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
