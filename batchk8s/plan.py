@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from batchk8s import clock
 from batchk8s.settings import Settings
 
 SECTIONS = (
@@ -32,7 +33,7 @@ class Section:
 
 
 def build_plan(settings: Settings, now: datetime | None = None, count: int = 5) -> list[Section]:
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     sections = []
     for ref in SECTIONS:
         module, name = ref.split(":")

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,9 @@ from tests.fakes.https import FakeService
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"  # vendored specifications, with their source in data/README.md
+# The instant every test's "now" starts from (batchk8s.clock), advancing with real elapsed time: a winter
+# Wednesday morning by default; tests/test_any_instant.py reruns the clock-marked tests at other instants.
+PINNED_NOW = datetime.fromisoformat(os.environ.get("BATCHK8S_TEST_NOW") or "2026-01-14T09:30:00+00:00")
 AZURITE_ACCOUNT = "devstoreaccount1"
 # Azurite's documented development key: public, and only ever valid against the emulator.
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -56,6 +60,29 @@ def fake_service(tls: ssl.SSLContext) -> Iterator[Callable[..., FakeService]]:
     yield make
     for service in started:
         service.stop()
+
+
+@pytest.fixture(autouse=True)
+def pinned_clock(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """No test reads the real clock through batchk8s: "now" is PINNED_NOW plus the time the test has run.
+
+    A test whose outcome depends on "now" must say so with @pytest.mark.clock, so that the pinned-instant
+    test runs it at every instant it checks; an unmarked test that reads the clock fails here.
+    """
+    from batchk8s import clock
+
+    started = time.monotonic()
+    reads = 0
+
+    def now() -> datetime:
+        nonlocal reads
+        reads += 1
+        return PINNED_NOW + timedelta(seconds=time.monotonic() - started)
+
+    monkeypatch.setattr(clock, "now", now)
+    yield PINNED_NOW
+    if reads and request.node.get_closest_marker("clock") is None:
+        pytest.fail(f"{request.node.nodeid} reads batchk8s.clock.now() but is not marked @pytest.mark.clock")
 
 
 @pytest.fixture(autouse=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from batchk8s import clock
 from batchk8s.cli import Output, positive_int
 from batchk8s.errors import InputError
 from batchk8s.settings import Settings
@@ -42,7 +43,7 @@ def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
             zone = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
             problems.append({"field": "--tz", "message": f"{args.tz!r} is not an IANA time zone (e.g. Europe/Berlin)"})
-    after = datetime.now(UTC)
+    after = None
     if args.after:
         try:
             after = datetime.fromisoformat(args.after)
@@ -50,6 +51,7 @@ def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
             problems.append({"field": "--after", "message": f"{args.after!r} is not an ISO-8601 time"})
     if problems:
         raise InputError.from_problems(problems, "cannot evaluate the schedule")
+    after = after or clock.now()
     start = (after if after.tzinfo else after.replace(tzinfo=zone)).astimezone(zone)
     times = [moment.isoformat() for moment in schedule.occurrences(start, args.count)]
     data = {"expression": args.expression, "timeZone": zone.key, "after": start.isoformat(), "firings": times,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from typing import Any
 
+from batchk8s import clock
 from batchk8s.cli import Output, positive_int, read_json_file
 from batchk8s.schedules.planner import format_firing, format_hold
 from batchk8s.settings import Settings
@@ -52,7 +52,7 @@ def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
 def validate_document(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.schedules.service import load_document
 
-    document = load_document(settings, datetime.now(UTC), _file_text(args.file), args.file)
+    document = load_document(settings, clock.now(), _file_text(args.file), args.file)
     summary = document.summary()
     text = (f"valid: {summary['rules']} rule(s), {summary['explicitTargets']} named target(s), "
             f"{summary['tagSelectors']} tag selector(s), {summary['holds']} hold(s)")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import azure.functions as func
 
+from batchk8s import clock
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, NotFoundError, UpstreamError
 from batchk8s.functions.http import accepted, base_url, endpoint, int_param, json_response, query_values, read_json
 from batchk8s.settings import VMSS_ACTIONS, Settings, current_settings
@@ -61,7 +61,7 @@ def schedule(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
         problems = [p.to_dict() for p in settings.problems if p.setting == "VmssTriggerSchedule"]
         problems = problems or [{"field": "VmssTriggerSchedule", "message": "is not set: the scheduled timer is off"}]
         raise ConfigError(f"VmssTriggerSchedule: {problems[0]['message']}", details=problems)
-    return json_response(upcoming_firings(settings, datetime.now(UTC), count))
+    return json_response(upcoming_firings(settings, clock.now(), count))
 
 
 @bp.function_name("vmss_status")

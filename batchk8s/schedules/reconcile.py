@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from batchk8s import clock
 from batchk8s.errors import BatchK8sError, ConflictError, NotFoundError
 from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarget, Target
 from batchk8s.schedules.planner import (
@@ -223,7 +224,7 @@ def _missed_entries(decision: Decision, now: datetime) -> list[dict[str, Any]]:
 def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool = False,
               document_text: str | None = None) -> TickReport:
     """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting."""
-    now = (now or datetime.now(UTC)).astimezone(UTC)
+    now = (now or clock.now()).astimezone(UTC)
     document = load_document(settings, now, document_text)
     store = StateStore(settings)
     resolved = resolve_targets(settings, document)

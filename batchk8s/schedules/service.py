@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from batchk8s import clock
 from batchk8s.errors import ConfigError
 from batchk8s.schedules.document import Document, DocumentError, parse_cached
 from batchk8s.schedules.planner import window
@@ -54,7 +55,7 @@ def load_document(settings: Settings, now: datetime, text: str | None = None, so
 def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: str | None = None,
              source: str | None = None) -> dict[str, Any]:
     """Every firing in the next `hours` per target, with its action, local and UTC time."""
-    now = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
     document = load_document(settings, now, text, source)
     end = now + timedelta(hours=hours)
     targets = window(document, now, end)

@@ -316,6 +316,7 @@ def test_cli_bad_input_is_exit_2_with_every_path(env: dict[str, str], fake: Fake
     assert fake.count("POST") == 0
 
 
+@pytest.mark.clock  # the plan's other sections read the clock
 def test_plan_shows_each_sample_request_with_placeholders_marked(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "plan", "--settings", str(ROOT / "local.settings.json.example"), "--json")
     assert code == 0

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
 
 from batchk8s.cli import main
+from tests.wallclock import weekday_times
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "local.settings.json.example")
@@ -34,6 +39,7 @@ def test_config_check_lists_every_problem_and_exits_2(tmp_path, capsys):
     assert "Qv9-secret-never-printed-0042" not in captured.out + captured.err
 
 
+@pytest.mark.clock
 def test_json_flag_works_before_and_after_the_verb(capsys):
     for argv in (["--json", "plan", "--settings", EXAMPLE], ["plan", "--json", "--settings", EXAMPLE]):
         assert main(argv) == 0
@@ -41,11 +47,16 @@ def test_json_flag_works_before_and_after_the_verb(capsys):
         assert len(data["vmss schedule"]["firings"]) == 5
 
 
-def test_plan_shows_settings_and_next_firings_offline(capsys):
+@pytest.mark.clock
+def test_plan_shows_settings_and_next_firings_offline(capsys, pinned_clock: datetime):
     assert main(["plan", "--count", "3", "--settings", EXAMPLE]) == 0
     out = capsys.readouterr().out
     assert "deallocate rg-hpc/vmss-genomics, rg-hpc/vmss-render" in out
-    assert out.count("T18:00:00+00:00") == 3  # 19:00 Europe/Berlin in winter
+    # The example's timer is 0 0 19 * * Mon-Fri in Europe/Berlin: 18:00 UTC in winter, 17:00 in summer.
+    expected = weekday_times("Europe/Berlin", 19, after=pinned_clock, count=3)
+    firing_lines = [line.split() for line in out.splitlines() if line.startswith("    20")]
+    assert firing_lines == [[t.isoformat(), f"({t.astimezone(ZoneInfo('Europe/Berlin')).isoformat()})"]
+                            for t in expected]
 
 
 def test_usage_errors_exit_2_without_traceback(capsys, tmp_path):
@@ -56,6 +67,7 @@ def test_usage_errors_exit_2_without_traceback(capsys, tmp_path):
     assert "Traceback" not in err and "--settings" in err
 
 
+@pytest.mark.clock
 def test_plan_survives_an_empty_configuration(capsys):
     """Every plan section must say what is missing rather than crash when nothing is configured."""
     assert main(["plan", "--settings", str(ROOT / "tests" / "data" / "empty.settings.json")]) == 0

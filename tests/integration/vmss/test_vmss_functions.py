@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import azure.functions as func
@@ -14,6 +15,7 @@ from azure.functions.timer import TimerRequest  # the concrete timer object the 
 from tests.app_index import indexed_functions
 from tests.fakes.arm import FakeARM
 from tests.integration.vmss.conftest import RG
+from tests.wallclock import weekday_times
 
 SCHEDULE = "0 30 7 * * Mon-Fri"
 
@@ -164,7 +166,8 @@ def test_missing_configuration_is_503_listing_the_gaps(monkeypatch: pytest.Monke
     assert schedule[1]["error"]["details"][0]["field"] == "VmssTriggerSchedule"
 
 
-def test_schedule_lists_next_firings(app_env: Callable[..., None]):
+@pytest.mark.clock
+def test_schedule_lists_next_firings(app_env: Callable[..., None], pinned_clock: datetime):
     app_env(VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="start", WEBSITE_TIME_ZONE="Europe/Berlin",
             WEBSITE_SKU="FlexConsumption")
 
@@ -175,7 +178,8 @@ def test_schedule_lists_next_firings(app_env: Callable[..., None]):
     assert len(body["firings"]) == 3
     assert body["action"] == "start" and body["targets"] == [{"resourceGroup": RG, "name": "vmss-a"}]
     assert body["timeZone"] == "UTC" and body["warnings"]  # Flex Consumption ignores WEBSITE_TIME_ZONE
-    assert all(f["utc"].endswith("07:30:00+00:00") for f in body["firings"])
+    expected = weekday_times("UTC", 7, 30, after=pinned_clock, count=3)
+    assert [f["utc"] for f in body["firings"]] == [t.isoformat() for t in expected]
     assert bad[0] == 400 and bad[1]["error"]["details"][0]["field"] == "count"
 
 
