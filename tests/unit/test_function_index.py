@@ -82,12 +82,17 @@ def test_timer_functions(indexed, name):
     assert binding.get("useMonitor") is True
 
 
-def test_timer_schedules_are_valid_ncrontab():
+def test_timer_schedules_the_app_registers_are_valid_ncrontab(indexed):
+    """What the host will evaluate: each registered timer's schedule, a %Setting% resolved as the example
+    settings file resolves it."""
     from batchk8s.schedule import parse
 
-    for expression in TIMERS.values():
-        if not expression.startswith("%"):
-            assert parse(expression).has_seconds
+    example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
+    timers = [trigger(f)["schedule"] for f in indexed.values() if trigger(f)["type"] == "timerTrigger"]
+    assert timers
+    for expression in timers:
+        resolved = example[expression.strip("%")] if expression.startswith("%") else expression
+        assert parse(resolved).has_seconds, expression
 
 
 def test_only_health_is_anonymous(indexed):

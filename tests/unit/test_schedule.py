@@ -373,6 +373,7 @@ def test_previous_agrees_with_next_around_dst(expression: str, zone: ZoneInfo, s
     """Every firing that next_after produces is what previous_at_or_before sees until the next one."""
     schedule = parse(expression)
     firings = schedule.occurrences(at(start, zone), 12)
+    assert len(firings) == 12  # the pairs below cover eleven gaps, not none
     for earlier, later in pairwise(firings):
         # (aware + timedelta is wall-clock arithmetic in Python, so go through UTC)
         gap = later.astimezone(UTC) - earlier.astimezone(UTC)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -451,5 +455,27 @@ def test_the_history_view_reads_each_targets_newest_months_until_the_limit(
     assert {e["key"] for e in three["entries"]} == {"vmss/rg-hpc/vmss-a"}
 
 
-def test_instance_ids_are_stable_per_process():
-    assert reconcile_module.instance_id() == reconcile_module.instance_id()
+def test_a_claim_names_the_process_that_made_it(arm: FakeARM, make_settings: Callable[..., Settings],
+                                                monkeypatch: pytest.MonkeyPatch):
+    """While an action runs its claim says which instance holds it: one id per process, another in another."""
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+    seen: list[Any] = []
+    dispatch = arm.dispatch
+
+    def look_when_acting(request: Any) -> Any:
+        if request.method == "POST":
+            seen.append(stored(settings, "vmss/rg-hpc/vmss-a")["claimedBy"])
+        return dispatch(request)
+
+    monkeypatch.setattr(arm, "dispatch", look_when_acting)
+    reconcile(settings, now=MON_0800)
+    reconcile(settings, now=MON_1900)
+    ours = reconcile_module.instance_id()
+    assert ours.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+    assert seen == [ours, ours]
+    assert stored(settings, "vmss/rg-hpc/vmss-a")["claimedBy"] is None  # released once done
+    other = subprocess.run([sys.executable, "-c", "from batchk8s.schedules.reconcile import instance_id as i; "
+                            "print(i() == i(), i())"], capture_output=True, text=True, check=True, timeout=60)
+    stable, theirs = other.stdout.split()
+    assert stable == "True" and theirs != ours and theirs.split(":")[0] == ours.split(":")[0]
