@@ -143,6 +143,8 @@ class TargetReport:
 def summary_line(report: TargetReport) -> str:
     """One line per scale set for the timer's log: outcome, counts, error code, warnings."""
     head = f"{report.action} {report.ref}" if report.action else str(report.ref)
+    if report.orchestration == FLEXIBLE:  # instances are then VM names, acted on one by one
+        head += " (Flexible)"
     counts: dict[str, int] = {}
     for instance in report.instances:
         key = instance.outcome or instance.power_state
