@@ -329,7 +329,6 @@ class FakeARM(FakeService):
         set_id = self._id(self.subscription, scale_set.resource_group, scale_set.name)
         properties: dict[str, Any] = {
             "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, set_id + vm)),
-            "hardwareProfile": {"vmSize": scale_set.vm_size},
             "virtualMachineScaleSet": {"id": set_id},
             "provisioningState": "Succeeded",
         }
