@@ -25,8 +25,10 @@ It refuses what ARM refuses:
 * the set-level start, deallocate and instance view on a Flexible scale set ("orchestration modes API
   comparison": use the single-VM APIs). ARM answers `OperationNotAllowed`, "Operation
   'VirtualMachineScaleSets.instanceView.GET' is not allowed on Virtual Machine Scale Set ..." (as
-  reported against a Flexible set in hashicorp/nomad-autoscaler#1096); the fake words start and
-  deallocate the same way. The 409 status is ARM's usual one for `OperationNotAllowed`.
+  reported against a Flexible set in hashicorp/nomad-autoscaler#1096); the fake words start, deallocate
+  and the scale-set VM list (Flexible members are VMs, not scale-set VMs) the same way. The 409 status
+  is ARM's usual one for `OperationNotAllowed`; the wording of the fake's other 400s (a bad `$filter`,
+  `$expand` without one) follows ARM's `InvalidParameter` shape, not a documented text.
 """
 
 from __future__ import annotations
@@ -206,12 +208,19 @@ class FakeARM(FakeService):
             return arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
         return None
 
-    def _find(self, sub: str, rg: str, name: str, *, child: str | None = None) -> ScaleSet | Response:
+    def _group_error(self, sub: str, rg: str) -> Response | None:
+        """ARM's 404 for an unknown subscription or resource group, else None."""
         problem = self._subscription_error(sub)
         if problem:
             return problem
         if rg.lower() not in self.resource_groups:
             return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        return None
+
+    def _find(self, sub: str, rg: str, name: str, *, child: str | None = None) -> ScaleSet | Response:
+        problem = self._group_error(sub, rg)
+        if problem:
+            return problem
         scale_set = self.scale_sets.get((rg.lower(), name.lower()))
         if scale_set is not None:
             return scale_set
@@ -266,11 +275,9 @@ class FakeARM(FakeService):
         return found if isinstance(found, Response) else Response(200, self._scale_set_body(found))
 
     def _list_in_group(self, request: Request, sub: str, rg: str) -> Response:
-        problem = self._subscription_error(sub)
+        problem = self._group_error(sub, rg)
         if problem:
             return problem
-        if rg.lower() not in self.resource_groups:
-            return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
         return self._page(request, self._bodies(s for s in self.scale_sets.values()
                                                 if s.resource_group.lower() == rg.lower()))
 
@@ -343,11 +350,9 @@ class FakeARM(FakeService):
         return sorted(members, key=lambda member: member[1].lower())
 
     def _list_rg_vms(self, request: Request, sub: str, rg: str) -> Response:
-        problem = self._subscription_error(sub)
+        problem = self._group_error(sub, rg)
         if problem:
             return problem
-        if rg.lower() not in self.resource_groups:
-            return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
         members = self._flexible_vms(rg)
         wanted = request.arg("$filter")
         if wanted is not None:
@@ -364,11 +369,9 @@ class FakeARM(FakeService):
         return self._page(request, [self._vm_body(s, vm, state, expand is not None) for s, vm, state in members])
 
     def _find_vm(self, sub: str, rg: str, vm: str) -> tuple[ScaleSet, str] | Response:
-        problem = self._subscription_error(sub)
+        problem = self._group_error(sub, rg)
         if problem:
             return problem
-        if rg.lower() not in self.resource_groups:
-            return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
         for scale_set, name, _ in self._flexible_vms(rg):
             if name.lower() == vm.lower():
                 return scale_set, name
