@@ -75,6 +75,10 @@ RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 VMSS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$")
 BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# The Microsoft.Compute api-version batchk8s is tested with (GA, serves orchestrationMode, the filtered
+# VM list with instance views, and single-VM start/deallocate). Pinned so that what ARM answers does
+# not depend on which azure-mgmt-compute pip installed; AZURE_VMSS_API_VER overrides it.
+COMPUTE_API_VERSION = "2025-04-01"
 VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE)
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 GALLERY_IMAGE_ID = re.compile(
@@ -227,8 +231,8 @@ class Settings:
     resource_group: str | None = setting("AZURE_RES_GROUP_NAME", parse=_pattern(
         RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"))
     vmss_names: tuple[str, ...] = setting("AZURE_VMSS_NAME", parse=_vmss_names, default=())
-    vmss_api_version: str | None = setting("AZURE_VMSS_API_VER",
-                                           parse=_pattern(API_VERSION, "must look like 2024-07-01"))
+    vmss_api_version: str = setting("AZURE_VMSS_API_VER", parse=_pattern(API_VERSION, "must look like 2025-04-01"),
+                                    default=COMPUTE_API_VERSION)
     vmss_action: str | None = setting("AZURE_VMSS_ACTION", parse=_choice(*VMSS_ACTIONS))
     vmss_schedule: str | None = setting("VmssTriggerSchedule", parse=_ncrontab)
     # Batch

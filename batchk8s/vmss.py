@@ -5,10 +5,20 @@ Why it is shaped this way:
 * Idle compute is what costs money, and a timer that fails for one scale set must not leave the
   others running: every scale set is handled in isolation, concurrently, and gets its own report
   (what was done, skipped, or failed, per instance).
-* Few requests: per scale set one GET (its tags: AKS-managed scale sets get a warning), one paged
-  instance list with the instance view (power states of all instances at once, never one call per
-  instance), and one start/deallocate naming exactly the instances not already in the wanted state.
-  Nothing to do -> no action request at all, so running the timer twice is harmless.
+* Few requests: per scale set one GET (its tags: AKS-managed scale sets get a warning; and its
+  `orchestrationMode`), then one paged list with the instance views (power states of all instances at
+  once, never one call per instance), then start/deallocate naming exactly the instances not already
+  in the wanted state. Nothing to do -> no action request at all, so running the timer twice is
+  harmless.
+* Uniform and Flexible scale sets differ (learn.microsoft.com, "orchestration modes API comparison"):
+  a Uniform set is started or deallocated by one set-level call naming its instances; a Flexible set
+  has no set-level start, deallocate or instance view (ARM answers OperationNotAllowed). Its members
+  are ordinary VMs: listed with VirtualMachines_List filtered by `virtualMachineScaleSet/id` (with
+  `$expand=instanceView`, power states in the same call), and started or deallocated one VM at a time,
+  concurrently. Both paths give the same per-target report, instances named by instance id (Uniform)
+  or VM name (Flexible).
+* The compute api-version is pinned (settings.COMPUTE_API_VERSION, overridable by AZURE_VMSS_API_VER)
+  and sent on every call: what ARM answers must not depend on which azure-mgmt-compute pip installed.
 * ARM operations take minutes; a Function's HTTP response is capped at 230 s. The action is started
   and reported as accepted; a caller may ask for a bounded wait, polled here with back-off (honouring
   ARM's Retry-After), not by a background thread that outlives the call.
@@ -35,6 +45,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("batchk8s.vmss")
 
 MAX_WORKERS = 64  # scale sets handled at once; the HTTP connection pool is sized to match
+MAX_VM_WORKERS = 64  # single-VM calls (Flexible members) in flight at once, across all scale sets
 MAX_TARGETS = 100
 MAX_WAIT_SECONDS = 200  # fits inside the 230 s HTTP response cap
 FIRST_POLL_DELAY = 1.0
@@ -59,15 +70,24 @@ class ScaleSetRef:
         return f"{self.resource_group}/{self.name}"
 
 
+UNIFORM, FLEXIBLE = "Uniform", "Flexible"
+
+
 @dataclass(frozen=True)
 class ScaleSetInfo:
     ref: ScaleSetRef
     tags: dict[str, str]
     location: str | None = None
+    orchestration: str = UNIFORM  # ARM's orchestrationMode; absent on old scale sets, which are Uniform
+    resource_id: str | None = None
 
     @property
     def aks_managed(self) -> bool:
         return _aks_managed(self.tags)
+
+    @property
+    def flexible(self) -> bool:
+        return self.orchestration == FLEXIBLE
 
 
 @dataclass
@@ -96,6 +116,7 @@ class TargetReport:
     error: dict[str, Any] | None = None
     operation: dict[str, Any] | None = None
     problem: BatchK8sError | None = field(default=None, repr=False, compare=False)
+    orchestration: str | None = None  # Uniform or Flexible, once the scale set was read
 
     @property
     def failed(self) -> bool:
@@ -110,6 +131,8 @@ class TargetReport:
             "instances": [instance.to_dict() for instance in self.instances],
             "warnings": list(self.warnings),
         }
+        if self.orchestration is not None:
+            body["orchestrationMode"] = self.orchestration
         if self.operation is not None:
             body["operation"] = dict(self.operation)
         if self.error is not None:
@@ -120,6 +143,8 @@ class TargetReport:
 def summary_line(report: TargetReport) -> str:
     """One line per scale set for the timer's log: outcome, counts, error code, warnings."""
     head = f"{report.action} {report.ref}" if report.action else str(report.ref)
+    if report.orchestration == FLEXIBLE:  # instances are then VM names, acted on one by one
+        head += " (Flexible)"
     counts: dict[str, int] = {}
     for instance in report.instances:
         key = instance.outcome or instance.power_state
@@ -188,7 +213,7 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
     # requests keeps 10 connections per host by default; concurrent scale sets would each open and
     # then discard their own. Retries stay azure-core's (urllib3's are off, as azure-core does).
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(concurrency, 10),
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(concurrency + MAX_VM_WORKERS, 10),
                           max_retries=Retry(total=False, redirect=False, raise_on_status=False))
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -196,21 +221,25 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
     client = ComputeManagementClient(credential, subscription, base_url=settings.arm_endpoint,
                                      credential_scopes=[settings.arm_scope],
                                      transport=RequestsTransport(session=session, session_owner=True))
+    # Threads start only when a Flexible scale set submits single-VM calls.
+    vm_pool = ThreadPoolExecutor(MAX_VM_WORKERS, thread_name_prefix="vmss-vm")
     try:
-        yield _Arm(client, credential, settings)
+        yield _Arm(client, credential, settings, vm_pool)
     finally:
+        vm_pool.shutdown(wait=True)
         client.close()
 
 
 class _Arm:
-    """The three calls per scale set, with the api-version override applied to each."""
+    """The calls per scale set (Uniform) or per member VM (Flexible), each with the pinned api-version."""
 
-    def __init__(self, client: Any, credential: Any, settings: Settings):
+    def __init__(self, client: Any, credential: Any, settings: Settings, vm_pool: ThreadPoolExecutor):
         self.client = client
         self.credential = credential
         self.scope = settings.arm_scope
-        # azure-mgmt-compute 39 has no client-wide api-version: each operation takes `api_version`.
-        self.options: dict[str, Any] = {"api_version": settings.vmss_api_version} if settings.vmss_api_version else {}
+        self.vm_pool = vm_pool
+        # azure-mgmt-compute has no client-wide api-version: each operation takes `api_version`.
+        self.options: dict[str, Any] = {"api_version": settings.vmss_api_version}
 
     def authenticate(self) -> BatchK8sError | None:
         """Get the ARM token once before the fan-out: the concurrent calls then share MSAL's cache,
@@ -221,29 +250,59 @@ class _Arm:
             return from_azure(exc, "Azure Resource Manager")
         return None
 
-    def tags(self, ref: ScaleSetRef) -> dict[str, str]:
+    def describe(self, ref: ScaleSetRef) -> ScaleSetInfo:
         scale_set = self.client.virtual_machine_scale_sets.get(ref.resource_group, ref.name, **self.options)
-        return dict(scale_set.tags or {})
+        return _info(scale_set, ref)
 
     def instances(self, ref: ScaleSetRef) -> list[InstanceReport]:
+        """A Uniform set's instances with their power states: one paged call."""
         pages = self.client.virtual_machine_scale_set_vms.list(ref.resource_group, ref.name, expand="instanceView",
                                                                **self.options)
         found = [InstanceReport(str(vm.instance_id), _power_state(vm)) for vm in pages]
         return sorted(found, key=lambda instance: _instance_order(instance.instance_id))
 
+    def members(self, info: ScaleSetInfo) -> list[InstanceReport]:
+        """A Flexible set's VMs with their power states: one paged, filtered call. A VM listed without an
+        instance view (one still being created, say) has its own read, concurrently."""
+        pages = self.client.virtual_machines.list(info.ref.resource_group, filter=flexible_filter(info),
+                                                  expand="instanceView", **self.options)
+        found = [InstanceReport(str(vm.name), _power_state(vm)) for vm in pages]
+        unread = [member for member in found if member.power_state == "unknown"]
+        views = self.vm_pool.map(lambda m: self.client.virtual_machines.instance_view(
+            info.ref.resource_group, m.instance_id, **self.options), unread)
+        for member, view in zip(unread, views, strict=True):
+            member.power_state = _power_state_of(getattr(view, "statuses", None))
+        return sorted(found, key=lambda member: member.instance_id.lower())
+
     def begin(self, ref: ScaleSetRef, action: str, instance_ids: list[str]) -> Any:
-        """Start the action and return its polling method without blocking on the operation."""
+        """Start the set-level action (Uniform) and return its polling method without blocking on it."""
         begin = getattr(self.client.virtual_machine_scale_sets, f"begin_{action}")
         poller = begin(ref.resource_group, ref.name, {"instanceIds": instance_ids}, polling=_stepwise_polling(),
                        **self.options)
         return poller.polling_method()
 
+    def begin_vm(self, resource_group: str, vm_name: str, action: str) -> Any:
+        """Start the single-VM action (a Flexible member) and return its polling method."""
+        begin = getattr(self.client.virtual_machines, f"begin_{action}")
+        return begin(resource_group, vm_name, polling=_stepwise_polling(), **self.options).polling_method()
+
     def list_scale_sets(self, resource_group: str | None) -> list[ScaleSetInfo]:
         operations = self.client.virtual_machine_scale_sets
         pages = operations.list(resource_group, **self.options) if resource_group else operations.list_all(
             **self.options)
-        return [ScaleSetInfo(ScaleSetRef(_resource_group_of(s.id) or resource_group or "", s.name),
-                             dict(s.tags or {}), s.location) for s in pages]
+        return [_info(s, ScaleSetRef(_resource_group_of(s.id) or resource_group or "", s.name)) for s in pages]
+
+
+def flexible_filter(info: ScaleSetInfo) -> str:
+    """The OData filter VirtualMachines_List accepts to list one Flexible scale set's VMs."""
+    return f"'virtualMachineScaleSet/id' eq '{info.resource_id}'"
+
+
+def _info(scale_set: Any, ref: ScaleSetRef) -> ScaleSetInfo:
+    mode = getattr(scale_set, "orchestration_mode", None)
+    mode = str(getattr(mode, "value", mode) or UNIFORM)
+    return ScaleSetInfo(ref, dict(scale_set.tags or {}), scale_set.location,
+                        FLEXIBLE if mode.lower() == "flexible" else UNIFORM, scale_set.id)
 
 
 def _stepwise_polling() -> Any:
@@ -278,8 +337,11 @@ def _stepwise_polling() -> Any:
 
 
 def _power_state(vm: Any) -> str:
-    view = getattr(vm, "instance_view", None)
-    for status in getattr(view, "statuses", None) or []:
+    return _power_state_of(getattr(getattr(vm, "instance_view", None), "statuses", None))
+
+
+def _power_state_of(statuses: Any) -> str:
+    for status in statuses or []:
         code = str(status.code or "")
         if code.lower().startswith("powerstate/"):
             return code.split("/", 1)[1].lower()
@@ -306,18 +368,21 @@ def _aks_managed(tags: dict[str, str]) -> bool:
 # --- failures -----------------------------------------------------------------------------------
 
 
-def _failed(report: TargetReport, exc: Exception) -> TargetReport:
-    """Record `exc` on the report: not-found for a 404, failed for anything else."""
+def _failed(report: TargetReport, exc: Exception, instances: Sequence[InstanceReport] | None = None) -> TargetReport:
+    """Record `exc` on the report: not-found for a 404, failed for anything else. `instances`: the ones
+    it concerns (one VM of a Flexible set); by default every instance that was being acted on."""
     from azure.core.exceptions import AzureError
 
     if not isinstance(exc, (AzureError, BatchK8sError)):
         log.exception("unexpected failure on scale set %s", report.ref)
     problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"scale set {report.ref}")
-    report.problem = problem
-    report.outcome = "not-found" if problem.status == 404 else "failed"
-    report.error = {"code": problem.code, "message": problem.message,
-                    "upstreamStatus": getattr(problem, "upstream_status", None) or getattr(exc, "status_code", None)}
-    for instance in report.instances:
+    if report.problem is None:  # the first failure names the report; every failed instance is marked
+        report.problem = problem
+        report.outcome = "not-found" if problem.status == 404 and instances is None else "failed"
+        report.error = {"code": problem.code, "message": problem.message,
+                        "upstreamStatus": getattr(problem, "upstream_status", None) or getattr(exc, "status_code",
+                                                                                              None)}
+    for instance in report.instances if instances is None else instances:
         if instance.outcome in DONE.values():
             instance.outcome = "failed"
     return report
@@ -350,6 +415,16 @@ def _fan_out(settings: Settings, targets: Sequence[ScaleSetRef], action: str | N
     return reports
 
 
+def _read(arm: _Arm, report: TargetReport) -> ScaleSetInfo:
+    """The scale set (tags, orchestration mode) and its instances with their power states."""
+    info = arm.describe(report.ref)
+    report.orchestration = info.orchestration
+    if info.aks_managed:
+        report.warnings.append(AKS_WARNING)
+    report.instances = arm.members(info) if info.flexible else arm.instances(report.ref)
+    return info
+
+
 # --- public operations --------------------------------------------------------------------------
 
 
@@ -364,15 +439,29 @@ def list_scale_sets(settings: Settings, resource_group: str | None = None) -> li
 
 
 def power_states(settings: Settings, targets: Sequence[ScaleSetRef]) -> list[TargetReport]:
-    """Power state of every instance of each target (two requests per scale set)."""
+    """Power state of every instance of each target (two requests per scale set, either mode)."""
 
     def read(arm: _Arm, report: TargetReport) -> TargetReport:
-        if _aks_managed(arm.tags(report.ref)):
-            report.warnings.append(AKS_WARNING)
-        report.instances = arm.instances(report.ref)
+        _read(arm, report)
         return report
 
     return _fan_out(settings, targets, None, read)
+
+
+@dataclass
+class _Operation:
+    """One accepted ARM operation and the instances it acts on (all of a Uniform set's, or one VM)."""
+
+    instances: list[InstanceReport]
+    polling: Any
+
+    @property
+    def status(self) -> str:
+        return str(self.polling.operation_status())
+
+    @property
+    def running(self) -> bool:
+        return self.status.lower() not in TERMINAL
 
 
 def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef], *, dry_run: bool = False,
@@ -387,12 +476,10 @@ def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef]
     if isinstance(wait_seconds, bool) or not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
         raise InputError.for_field("waitSeconds", f"must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
     deadline = time.monotonic() + wait_seconds
-    pollers: dict[ScaleSetRef, Any] = {}
+    accepted: dict[ScaleSetRef, list[_Operation]] = {}
 
     def submit(arm: _Arm, report: TargetReport) -> TargetReport:
-        if _aks_managed(arm.tags(report.ref)):
-            report.warnings.append(AKS_WARNING)
-        report.instances = arm.instances(report.ref)
+        info = _read(arm, report)
         todo = [i for i in report.instances if i.power_state not in SATISFIED[action]]
         for instance in report.instances:
             instance.outcome = "skipped"
@@ -404,57 +491,92 @@ def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef]
         if dry_run:
             report.outcome = "dry-run"
             return report
-        polling = arm.begin(report.ref, action, [i.instance_id for i in todo])
-        pollers[report.ref] = polling
-        return _settled(report, polling)
+        if info.flexible:
+            operations = _begin_members(arm, report, action, todo)
+        else:
+            operations = [_Operation(todo, arm.begin(report.ref, action, [i.instance_id for i in todo]))]
+        accepted[report.ref] = operations
+        return _settled(report, operations)
 
     def wait(arm: _Arm, reports: list[TargetReport]) -> list[TargetReport]:
-        if wait_seconds <= 0 or not any(r.outcome == "accepted" for r in reports):
-            return reports
         waiting = [r for r in reports if r.outcome == "accepted"]
+        if wait_seconds <= 0 or not waiting:
+            return reports
         with ThreadPoolExecutor(min(len(waiting), MAX_WORKERS), thread_name_prefix="vmss-wait") as pool:
-            list(pool.map(lambda r: _wait(r, pollers[r.ref], deadline, wait_seconds), waiting))
+            list(pool.map(lambda r: _wait(arm, r, accepted[r.ref], deadline, wait_seconds), waiting))
         return reports
 
     return _fan_out(settings, targets, action, submit, wait)
 
 
-def _settled(report: TargetReport, polling: Any) -> TargetReport:
-    """Set the outcome from the operation's current status."""
-    status = polling.operation_status()
-    report.operation = {"status": status}
-    lowered = status.lower()
-    if lowered == "succeeded":
-        report.outcome = "completed"
-    elif lowered in TERMINAL:
-        failure = polling.failure()
-        report.outcome = "failed"
-        report.problem = UpstreamError(f"scale set {report.ref}: the {report.action} operation ended {status}: "
-                                       f"{failure['message']}", code=failure["code"])
-        report.error = {**failure, "upstreamStatus": None}
-        for instance in report.instances:
+def _begin_members(arm: _Arm, report: TargetReport, action: str, todo: list[InstanceReport]) -> list[_Operation]:
+    """Start or deallocate each VM of a Flexible set concurrently; a VM ARM refuses is that VM's failure
+    (and the report's), never a reason to leave the others as they were."""
+    futures = [(member, arm.vm_pool.submit(arm.begin_vm, report.ref.resource_group, member.instance_id, action))
+               for member in todo]
+    operations = []
+    for member, future in futures:
+        try:
+            operations.append(_Operation([member], future.result()))
+        except Exception as exc:
+            _failed(report, exc, [member])
+    return operations
+
+
+def _overall(statuses: list[str]) -> str:
+    """One status for several operations: the first that failed, else in progress, else succeeded."""
+    ended_badly = [s for s in statuses if s.lower() in TERMINAL and s.lower() != "succeeded"]
+    if ended_badly:
+        return ended_badly[0]
+    running = [s for s in statuses if s.lower() not in TERMINAL]
+    return running[0] if running else "Succeeded"
+
+
+def _settled(report: TargetReport, operations: list[_Operation]) -> TargetReport:
+    """Set the outcome from the operations' current status."""
+    statuses = [operation.status for operation in operations]
+    if statuses:
+        report.operation = {"status": _overall(statuses)}
+    for operation, status in zip(operations, statuses, strict=True):
+        if status.lower() not in TERMINAL or status.lower() == "succeeded":
+            continue
+        for instance in operation.instances:
             if instance.outcome in DONE.values():
                 instance.outcome = "failed"
+        if report.problem is None:
+            failure = operation.polling.failure()
+            report.problem = UpstreamError(f"scale set {report.ref}: the {report.action} operation ended {status}: "
+                                           f"{failure['message']}", code=failure["code"])
+            report.error = {**failure, "upstreamStatus": None}
+    if report.problem is not None:
+        report.outcome = "failed"
+    elif all(status.lower() == "succeeded" for status in statuses):
+        report.outcome = "completed"
     else:
         report.outcome = "accepted"
     return report
 
 
-def _wait(report: TargetReport, polling: Any, deadline: float, wait_seconds: float) -> None:
-    """Poll one operation until it ends or the deadline passes, backing off between polls."""
+def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadline: float,
+          wait_seconds: float) -> None:
+    """Poll a target's operations until they end or the deadline passes, backing off between polls;
+    the operations of a Flexible set's VMs are polled concurrently."""
     delay = FIRST_POLL_DELAY
     try:
-        while report.outcome == "accepted":
+        while any(operation.running for operation in operations):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            time.sleep(min(polling.retry_after() or delay, remaining))
-            polling.update_status()
-            _settled(report, polling)
+            running = [operation for operation in operations if operation.running]
+            hinted = [hint for hint in (o.polling.retry_after() for o in running) if hint is not None]
+            time.sleep(min(max(hinted) if hinted else delay, remaining))
+            list(arm.vm_pool.map(lambda operation: operation.polling.update_status(), running))
             delay = min(delay * 2, MAX_POLL_DELAY)
     except Exception as exc:  # the action was accepted; only reading its status failed
         problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"operation status of {report.ref}")
         report.warnings.append(f"could not read the operation status: {problem.message}")
         return
+    finally:
+        _settled(report, operations)
     if report.outcome == "accepted":
         report.warnings.append(f"still running after waiting {wait_seconds:g} s")

@@ -1,13 +1,34 @@
-"""A fake Azure Resource Manager serving Microsoft.Compute virtual machine scale sets.
+"""A fake Azure Resource Manager serving Microsoft.Compute scale sets and their virtual machines.
 
-It answers what azure-mgmt-compute sends for scale-set power control, with ARM's shapes:
-scale set GET and lists (paged by an absolute `nextLink` that carries api-version, as ARM's does),
-the instance list with `$expand=instanceView` (power state in `instanceView.statuses`), and
-`start` / `deallocate` as long-running operations (202 + `Azure-AsyncOperation` + `Location`,
-an operation status that goes InProgress -> Succeeded after `operation_delay` seconds while the
-instances pass through starting / deallocating). It refuses what ARM refuses: a missing or
-malformed api-version, a bearer token the fake Entra ID did not issue for this audience, unknown
-resource groups and scale sets, and a conflicting operation while another is in progress.
+It follows the Compute REST API, Azure/azure-rest-api-specs
+`specification/compute/resource-manager/Microsoft.Compute/ComputeRP/stable/2025-04-01/`
+(`virtualMachineScaleSet.json`, `virtualMachine.json`, `computeRPCommon.json`); the parts it serves
+are vendored in tests/data/compute-2025-04-01-excerpt.json and tests/contract/test_fake_arm.py
+validates its answers against them.
+
+What it answers, with ARM's shapes: scale set GET and lists (paged by an absolute `nextLink` that
+carries api-version, as ARM's does); for **Uniform** scale sets the instance list with
+`$expand=instanceView` (power state in `instanceView.statuses`) and the set-level `start` /
+`deallocate`; for **Flexible** scale sets, whose members are ordinary virtual machines, the
+resource group's VM list filtered by `$filter=virtualMachineScaleSet/id eq '<id>'` (with
+`$expand=instanceView`, which the spec allows only together with that filter), a VM's
+`instanceView`, and the single-VM `start` / `deallocate`. Actions are long-running operations
+(202 + `Azure-AsyncOperation` + `Location`, a status that goes InProgress -> Succeeded after
+`operation_delay` seconds while the machines pass through starting / deallocating).
+
+It refuses what ARM refuses:
+* a missing api-version (`MissingApiVersionParameter`), a malformed one (`InvalidApiVersionParameter`)
+  and one Microsoft.Compute does not serve (`NoRegisteredProviderFound`, message as ARM words it in
+  "Resolve errors for resource provider registration", learn.microsoft.com);
+* a bearer token the fake Entra ID did not issue for this audience; unknown resource groups, scale
+  sets and VMs; a conflicting operation while another is in progress;
+* the set-level start, deallocate and instance view on a Flexible scale set ("orchestration modes API
+  comparison": use the single-VM APIs). ARM answers `OperationNotAllowed`, "Operation
+  'VirtualMachineScaleSets.instanceView.GET' is not allowed on Virtual Machine Scale Set ..." (as
+  reported against a Flexible set in hashicorp/nomad-autoscaler#1096); the fake words start, deallocate
+  and the scale-set VM list (Flexible members are VMs, not scale-set VMs) the same way. The 409 status
+  is ARM's usual one for `OperationNotAllowed`; the wording of the fake's other 400s (a bad `$filter`,
+  `$expand` without one) follows ARM's `InvalidParameter` shape, not a documented text.
 """
 
 from __future__ import annotations
@@ -28,7 +49,17 @@ from tests.fakes.https import FakeService, Request, Response
 PROVIDER = "providers/Microsoft.Compute"
 RG_PATH = r"(?i)/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)"
 VMSS_PATH = RG_PATH + rf"/{PROVIDER}/virtualMachineScaleSets/(?P<name>[^/]+)"
+VM_PATH = RG_PATH + rf"/{PROVIDER}/virtualMachines/(?P<vm>[^/]+)"
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+# The api-versions Microsoft.Compute serves for these types: the ComputeRP folders of the REST API specs.
+KNOWN_API_VERSIONS = (
+    "2015-06-15", "2016-03-30", "2016-04-30-preview", "2017-03-30", "2017-12-01", "2018-04-01", "2018-06-01",
+    "2018-10-01", "2019-03-01", "2019-07-01", "2019-12-01", "2020-06-01", "2020-12-01", "2021-03-01",
+    "2021-04-01", "2021-07-01", "2021-11-01", "2022-03-01", "2022-08-01", "2022-11-01", "2023-03-01",
+    "2023-07-01", "2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01",
+)
+LOCATIONS = ("eastus", "eastus2", "westus", "westeurope", "northeurope", "uksouth", "southeastasia")
+VMSS_FILTER = re.compile(r"^\s*'?virtualMachineScaleSet/id'?\s+eq\s+'(?P<id>[^']+)'\s*$", re.IGNORECASE)
 SUBSCRIPTION = "5ca1ab1e-0000-4000-8000-00000000c0de"
 POWER_STATES = ("running", "deallocated", "stopped", "starting", "deallocating", "stopping")
 DISPLAY = {"running": "VM running", "deallocated": "VM deallocated", "stopped": "VM stopped",
@@ -45,7 +76,12 @@ class ScaleSet:
     tags: dict[str, str] = field(default_factory=dict)
     location: str = "westeurope"
     vm_size: str = "Standard_D2s_v3"
+    orchestration: str = "Uniform"  # or "Flexible": `instances` are then VM names
     fail_next: dict[str, str] | None = None  # the next operation ends Failed with this error
+
+    @property
+    def flexible(self) -> bool:
+        return self.orchestration == "Flexible"
 
 
 @dataclass
@@ -58,6 +94,7 @@ class Operation:
     done_at: float
     status: str = "InProgress"
     error: dict[str, str] | None = None
+    vm: str | None = None  # a single-VM operation (Flexible members)
 
 
 def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
@@ -82,7 +119,8 @@ class FakeARM(FakeService):
         self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
         self.resource_groups: set[str] = set()
         self.operations: dict[str, Operation] = {}
-        self.actions: list[tuple[str, str, str, list[str]]] = []  # (action, rg, name, instance ids) accepted
+        # (action, rg, scale set, instance ids) accepted; a single-VM action names that one VM
+        self.actions: list[tuple[str, str, str, list[str]]] = []
         self._state_lock = threading.RLock()
         route = self.route
         route("GET", VMSS_PATH)(self._get_scale_set)
@@ -90,17 +128,26 @@ class FakeARM(FakeService):
         route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/virtualMachineScaleSets")(self._list_all)
         route("GET", VMSS_PATH + r"/virtualMachines")(self._list_vms)
         route("POST", VMSS_PATH + r"/(?P<action>start|deallocate)")(self._act)
+        route("GET", VMSS_PATH + r"/instanceView")(self._scale_set_instance_view)
+        route("GET", RG_PATH + rf"/{PROVIDER}/virtualMachines")(self._list_rg_vms)
+        route("GET", VM_PATH + r"/instanceView")(self._vm_instance_view)
+        route("POST", VM_PATH + r"/(?P<action>start|deallocate)")(self._act_vm)
         route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/locations/(?P<location>[^/]+)"
                      r"/operations/(?P<op>[^/]+)")(self._operation)
 
     # -- seeding and observation --------------------------------------------------------------
 
     def add_scale_set(self, rg: str, name: str, instances: dict[str, str] | None = None,
-                      tags: dict[str, str] | None = None, location: str = "westeurope") -> ScaleSet:
+                      tags: dict[str, str] | None = None, location: str = "westeurope",
+                      orchestration: str = "Uniform") -> ScaleSet:
+        """A scale set; for orchestration="Flexible" the keys of `instances` are its VMs' names."""
         for state in (instances or {}).values():
             if state not in POWER_STATES:
                 raise ValueError(f"unknown power state {state!r}; use one of {POWER_STATES}")
-        scale_set = ScaleSet(rg, name, dict(instances or {}), dict(tags or {}), location)
+        if orchestration not in ("Uniform", "Flexible"):
+            raise ValueError("orchestrationMode is Uniform or Flexible")
+        scale_set = ScaleSet(rg, name, dict(instances or {}), dict(tags or {}), location,
+                             orchestration=orchestration)
         with self._state_lock:
             self.scale_sets[(rg.lower(), name.lower())] = scale_set
             self.resource_groups.add(rg.lower())
@@ -139,7 +186,16 @@ class FakeARM(FakeService):
             return arm_error(400, "MissingApiVersionParameter",
                              "The api-version query parameter (?api-version=) is required for all requests.")
         if not API_VERSION.match(version):
-            return arm_error(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid.")
+            return arm_error(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid. "
+                             f"The supported versions are '{','.join(reversed(KNOWN_API_VERSIONS))}'.")
+        if version not in KNOWN_API_VERSIONS:
+            kind = "virtualMachines" if "/virtualmachines" in request.path.lower() and \
+                "/virtualmachinescalesets/" not in request.path.lower() else "virtualMachineScaleSets"
+            return arm_error(400, "NoRegisteredProviderFound",
+                             f"No registered resource provider found for location 'westeurope' and API version "
+                             f"'{version}' for type '{kind}'. The supported api-versions are "
+                             f"'{', '.join(reversed(KNOWN_API_VERSIONS))}'. The supported locations are "
+                             f"'{', '.join(LOCATIONS)}'.")
         with self._state_lock:
             self._settle()
             return super().dispatch(request)
@@ -152,12 +208,19 @@ class FakeARM(FakeService):
             return arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
         return None
 
-    def _find(self, sub: str, rg: str, name: str, *, child: str | None = None) -> ScaleSet | Response:
+    def _group_error(self, sub: str, rg: str) -> Response | None:
+        """ARM's 404 for an unknown subscription or resource group, else None."""
         problem = self._subscription_error(sub)
         if problem:
             return problem
         if rg.lower() not in self.resource_groups:
             return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
+        return None
+
+    def _find(self, sub: str, rg: str, name: str, *, child: str | None = None) -> ScaleSet | Response:
+        problem = self._group_error(sub, rg)
+        if problem:
+            return problem
         scale_set = self.scale_sets.get((rg.lower(), name.lower()))
         if scale_set is not None:
             return scale_set
@@ -186,6 +249,12 @@ class FakeARM(FakeService):
     # -- scale sets ---------------------------------------------------------------------------
 
     def _scale_set_body(self, scale_set: ScaleSet) -> dict[str, Any]:
+        properties: dict[str, Any] = {"provisioningState": "Succeeded", "orchestrationMode": scale_set.orchestration,
+                                      "uniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, scale_set.name))}
+        if scale_set.flexible:  # Flexible sets spread over fault domains and have no upgrade policy of their own
+            properties["platformFaultDomainCount"] = 1
+        else:
+            properties["upgradePolicy"] = {"mode": "Manual"}
         return {
             "id": self._id(self.subscription, scale_set.resource_group, scale_set.name),
             "name": scale_set.name,
@@ -193,21 +262,22 @@ class FakeARM(FakeService):
             "location": scale_set.location,
             "tags": dict(scale_set.tags),
             "sku": {"name": scale_set.vm_size, "tier": "Standard", "capacity": len(scale_set.instances)},
-            "properties": {"provisioningState": "Succeeded", "orchestrationMode": "Uniform",
-                           "upgradePolicy": {"mode": "Manual"},
-                           "uniqueId": str(uuid.uuid5(uuid.NAMESPACE_URL, scale_set.name))},
+            "properties": properties,
         }
+
+    @staticmethod
+    def _not_allowed_on_flexible(scale_set: ScaleSet, operation: str) -> Response:
+        return arm_error(409, "OperationNotAllowed", f"Operation 'VirtualMachineScaleSets.{operation}' is not "
+                                                     f"allowed on Virtual Machine Scale Set '{scale_set.name}'.")
 
     def _get_scale_set(self, request: Request, sub: str, rg: str, name: str) -> Response:
         found = self._find(sub, rg, name)
         return found if isinstance(found, Response) else Response(200, self._scale_set_body(found))
 
     def _list_in_group(self, request: Request, sub: str, rg: str) -> Response:
-        problem = self._subscription_error(sub)
+        problem = self._group_error(sub, rg)
         if problem:
             return problem
-        if rg.lower() not in self.resource_groups:
-            return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
         return self._page(request, self._bodies(s for s in self.scale_sets.values()
                                                 if s.resource_group.lower() == rg.lower()))
 
@@ -223,6 +293,8 @@ class FakeARM(FakeService):
         found = self._find(sub, rg, name, child="virtualMachines")
         if isinstance(found, Response):
             return found
+        if found.flexible:  # Flexible members are VMs: VirtualMachines_List, not VirtualMachineScaleSetVMs_List
+            return self._not_allowed_on_flexible(found, "virtualMachines.GET")
         expand = request.arg("$expand")
         if expand is not None and expand.lower() != "instanceview":
             return arm_error(400, "InvalidParameter", f"The value '{expand}' of parameter '$expand' is not valid.")
@@ -238,12 +310,88 @@ class FakeARM(FakeService):
                 "properties": {"latestModelApplied": True, "provisioningState": "Succeeded"},
             }
             if expand:
-                vm["properties"]["instanceView"] = {"statuses": [
-                    {"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
-                    {"code": f"PowerState/{state}", "level": "Info", "displayStatus": DISPLAY[state]},
-                ]}
+                vm["properties"]["instanceView"] = {"statuses": _statuses(state)}
             vms.append(vm)
         return self._page(request, vms)
+
+    def _scale_set_instance_view(self, request: Request, sub: str, rg: str, name: str) -> Response:
+        found = self._find(sub, rg, name)
+        if isinstance(found, Response):
+            return found
+        if found.flexible:
+            return self._not_allowed_on_flexible(found, "instanceView.GET")
+        counts: dict[str, int] = {}
+        for state in found.instances.values():
+            counts[f"PowerState/{state}"] = counts.get(f"PowerState/{state}", 0) + 1
+        return Response(200, {"virtualMachine": {"statusesSummary": [
+            {"code": code, "count": count} for code, count in sorted(counts.items())]},
+            "statuses": [_statuses("running")[0]]})
+
+    # -- Flexible members: ordinary virtual machines --------------------------------------------
+
+    def _vm_id(self, sub: str, rg: str, vm: str) -> str:
+        return f"/subscriptions/{sub}/resourceGroups/{rg}/{PROVIDER}/virtualMachines/{vm}"
+
+    def _vm_body(self, scale_set: ScaleSet, vm: str, state: str, expand: bool) -> dict[str, Any]:
+        set_id = self._id(self.subscription, scale_set.resource_group, scale_set.name)
+        properties: dict[str, Any] = {
+            "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, set_id + vm)),
+            "virtualMachineScaleSet": {"id": set_id},
+            "provisioningState": "Succeeded",
+        }
+        if expand:
+            properties["instanceView"] = {"computerName": vm[:15], "statuses": _statuses(state)}
+        return {"id": self._vm_id(self.subscription, scale_set.resource_group, vm), "name": vm,
+                "type": "Microsoft.Compute/virtualMachines", "location": scale_set.location, "properties": properties}
+
+    def _flexible_vms(self, rg: str) -> list[tuple[ScaleSet, str, str]]:
+        members = [(s, vm, state) for s in self.scale_sets.values()
+                   if s.flexible and s.resource_group.lower() == rg.lower() for vm, state in s.instances.items()]
+        return sorted(members, key=lambda member: member[1].lower())
+
+    def _list_rg_vms(self, request: Request, sub: str, rg: str) -> Response:
+        problem = self._group_error(sub, rg)
+        if problem:
+            return problem
+        members = self._flexible_vms(rg)
+        wanted = request.arg("$filter")
+        if wanted is not None:
+            match = VMSS_FILTER.match(wanted)
+            if not match:
+                return arm_error(400, "InvalidParameter", f"The value '{wanted}' of parameter '$filter' is not valid. "
+                                 "Allowed value is 'virtualMachineScaleSet/id' eq '<scale set resource id>'.")
+            members = [m for m in members if self._id(self.subscription, m[0].resource_group, m[0].name).lower()
+                       == match["id"].lower()]
+        expand = request.arg("$expand")
+        if expand is not None and (expand.lower() != "instanceview" or wanted is None):
+            return arm_error(400, "InvalidParameter", f"The value '{expand}' of parameter '$expand' is not valid: "
+                             "'instanceView' can only be specified together with a valid $filter.")
+        return self._page(request, [self._vm_body(s, vm, state, expand is not None) for s, vm, state in members])
+
+    def _find_vm(self, sub: str, rg: str, vm: str) -> tuple[ScaleSet, str] | Response:
+        problem = self._group_error(sub, rg)
+        if problem:
+            return problem
+        for scale_set, name, _ in self._flexible_vms(rg):
+            if name.lower() == vm.lower():
+                return scale_set, name
+        return arm_error(404, "ResourceNotFound",
+                         f"The Resource 'Microsoft.Compute/virtualMachines/{vm}' under resource group '{rg}' was not "
+                         "found. For more details please go to https://aka.ms/ARMResourceNotFoundFix")
+
+    def _vm_instance_view(self, request: Request, sub: str, rg: str, vm: str) -> Response:
+        found = self._find_vm(sub, rg, vm)
+        if isinstance(found, Response):
+            return found
+        scale_set, name = found
+        return Response(200, {"computerName": name[:15], "statuses": _statuses(scale_set.instances[name])})
+
+    def _act_vm(self, request: Request, sub: str, rg: str, vm: str, action: str) -> Response:
+        found = self._find_vm(sub, rg, vm)
+        if isinstance(found, Response):
+            return found
+        scale_set, name = found
+        return self._accept(request, sub, scale_set, action.lower(), [name], vm=name)
 
     # -- actions as long-running operations ---------------------------------------------------
 
@@ -252,6 +400,8 @@ class FakeARM(FakeService):
         if isinstance(found, Response):
             return found
         action = action.lower()
+        if found.flexible:
+            return self._not_allowed_on_flexible(found, f"{action}.POST")
         try:
             body = request.json() if request.body else None
         except ValueError:
@@ -264,15 +414,21 @@ class FakeARM(FakeService):
         if unknown:
             return arm_error(400, "InvalidParameter",
                              f"The instance ids '{', '.join(unknown)}' are not valid for the scale set '{name}'.")
+        return self._accept(request, sub, found, action, list(ids))
+
+    def _accept(self, request: Request, sub: str, found: ScaleSet, action: str, ids: list[str],
+                vm: str | None = None) -> Response:
+        """Start `action` on `ids` of `found` (or on the single VM `vm`) as a long-running operation."""
         busy = [op for op in self.operations.values() if op.scale_set is found and op.status == "InProgress"
                 and op.action != action and set(op.instance_ids) & set(ids)]
         if busy:
+            where = f"VM '{vm}'" if vm else f"scale set '{found.name}'"
             return arm_error(409, "OperationNotAllowed",
-                             f"Operation '{action}' is not allowed on scale set '{name}' since an operation "
-                             f"'{busy[0].action}' is in progress on its instances.")
+                             f"Operation '{action}' is not allowed on {where} since an operation "
+                             f"'{busy[0].action}' is in progress on it.")
         now = time.monotonic()
         operation = Operation(str(uuid.uuid4()), action, found, list(ids), now, now + self.operation_delay,
-                              error=found.fail_next)
+                              error=found.fail_next, vm=vm)
         found.fail_next = None
         self.operations[operation.id] = operation
         self.actions.append((action, found.resource_group, found.name, list(ids)))
@@ -318,6 +474,12 @@ class FakeARM(FakeService):
         if operation.error:
             body["error"] = dict(operation.error)
         return Response(200, body, headers if operation.status == "InProgress" else {})
+
+
+def _statuses(state: str) -> list[dict[str, str]]:
+    """An instance view's statuses: provisioning state, then power state (ARM's order)."""
+    return [{"code": "ProvisioningState/succeeded", "level": "Info", "displayStatus": "Provisioning succeeded"},
+            {"code": f"PowerState/{state}", "level": "Info", "displayStatus": DISPLAY[state]}]
 
 
 def _iso(monotonic: float) -> str:

@@ -81,3 +81,49 @@ def test_resource_group_from_ids_any_case():
     assert vmss._resource_group_of("/subscriptions/s/resourceGroups/RG-1/providers/x/y/z") == "RG-1"
     assert vmss._resource_group_of("/subscriptions/s/RESOURCEGROUPS/rg2/providers/x") == "rg2"
     assert vmss._resource_group_of(None) is None
+
+
+@pytest.mark.parametrize("statuses,overall", [
+    (["InProgress", "InProgress"], "InProgress"),
+    (["Succeeded", "InProgress"], "InProgress"),
+    (["Succeeded", "Succeeded"], "Succeeded"),
+    (["Succeeded", "Failed", "InProgress"], "Failed"),
+    (["Canceled", "Failed"], "Canceled"),
+])
+def test_one_status_for_the_operations_of_a_flexible_set(statuses: list[str], overall: str):
+    assert vmss._overall(statuses) == overall
+
+
+@pytest.mark.parametrize("mode,expected", [("Flexible", "Flexible"), ("flexible", "Flexible"), ("Uniform", "Uniform"),
+                                           (None, "Uniform")])
+def test_orchestration_mode_from_the_sdk_model(mode: str | None, expected: str):
+    from azure.mgmt.compute import models
+
+    body = {"location": "westeurope", "properties": {"orchestrationMode": mode} if mode else {}}
+    scale_set = models.VirtualMachineScaleSet(body)
+    info = vmss._info(scale_set, vmss.ScaleSetRef("rg", "s"))
+    assert (info.orchestration, info.flexible) == (expected, expected == "Flexible")
+
+
+def test_flexible_filter_names_the_scale_set_id():
+    ref = vmss.ScaleSetRef("rg", "flex-a")
+    info = vmss.ScaleSetInfo(ref, {}, "westeurope", vmss.FLEXIBLE, f"/subscriptions/{SUB}/resourceGroups/rg/"
+                             "providers/Microsoft.Compute/virtualMachineScaleSets/flex-a")
+    assert vmss.flexible_filter(info) == (f"'virtualMachineScaleSet/id' eq '/subscriptions/{SUB}/resourceGroups/rg/"
+                                          "providers/Microsoft.Compute/virtualMachineScaleSets/flex-a'")
+
+
+def test_flexible_report_names_its_mode():
+    report = vmss.TargetReport(vmss.ScaleSetRef("rg", "flex-a"), "start", "accepted",
+                               [vmss.InstanceReport("flex-a_0", "deallocated", "started")],
+                               operation={"status": "InProgress"}, orchestration=vmss.FLEXIBLE)
+    assert report.to_dict()["orchestrationMode"] == "Flexible"
+    assert vmss.summary_line(report) == "start rg/flex-a (Flexible): accepted; 1 started; operation InProgress"
+
+
+def test_the_compute_api_version_is_pinned_and_overridable():
+    from batchk8s.settings import COMPUTE_API_VERSION
+
+    assert settings().vmss_api_version == COMPUTE_API_VERSION == "2025-04-01"
+    assert settings(AZURE_VMSS_API_VER="2024-11-01").vmss_api_version == "2024-11-01"
+    assert settings(AZURE_VMSS_API_VER="").vmss_api_version == COMPUTE_API_VERSION

@@ -94,6 +94,22 @@ def test_a_firing_is_applied_once_and_a_manual_change_is_left_alone_until_the_ne
     assert actions(arm) == [("start", "vmss-a"), ("deallocate", "vmss-a")]
 
 
+def test_a_flexible_scale_set_is_started_and_deallocated_vm_by_vm(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    arm.add_scale_set(RG, "vmss-a", {"vmss-a_0": "deallocated", "vmss-a_1": "running"}, orchestration="Flexible")
+    settings = make_settings(BERLIN_OFFICE)
+
+    assert results(reconcile(settings, now=MON_0800)) == {"vmss/rg-hpc/vmss-a": "applied"}
+    assert arm.actions == [("start", RG, "vmss-a", ["vmss-a_0"])]
+    assert arm.count("POST", r"/virtualMachineScaleSets/") == 0  # Flexible: no set-level calls
+    assert results(reconcile(settings, now=MON_1900)) == {"vmss/rg-hpc/vmss-a": "applied"}
+    assert sorted(arm.actions[1:]) == [("deallocate", RG, "vmss-a", ["vmss-a_0"]),
+                                       ("deallocate", RG, "vmss-a", ["vmss-a_1"])]
+    assert arm.states(RG, "vmss-a") == {"vmss-a_0": "deallocated", "vmss-a_1": "deallocated"}
+    assert [(e["result"], e["reason"]) for e in history(settings, "vmss/rg-hpc/vmss-a")] == [
+        ("applied", "accepted"), ("applied", "accepted")]
+
+
 def test_catch_up_across_one_firing_applies_it_once(arm: FakeARM, make_settings: Callable[..., Settings]):
     arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
     settings = make_settings(BERLIN_OFFICE)

@@ -9,7 +9,7 @@ import pytest
 
 from batchk8s import vmss
 from batchk8s.errors import InputError
-from batchk8s.settings import Settings
+from batchk8s.settings import COMPUTE_API_VERSION, Settings
 from tests.fakes.aad import FakeAAD
 from tests.fakes.arm import FakeARM
 from tests.integration.vmss.conftest import RG
@@ -216,14 +216,13 @@ def test_api_version_override_is_sent_on_every_request(arm: FakeARM, make_settin
     assert arm.api_versions() == {"2019-12-01"}
 
 
-def test_sdk_default_api_version_without_override(arm: FakeARM, make_settings: Callable[..., Settings]):
+def test_pinned_api_version_without_override(arm: FakeARM, make_settings: Callable[..., Settings]):
     arm.add_scale_set(RG, "vmss-a", {"0": "running"})
     settings = make_settings()
 
     vmss.power_states(settings, vmss.configured_targets(settings))
 
-    [version] = arm.api_versions()
-    assert version != "2019-12-01" and version >= "2024-01-01"
+    assert arm.api_versions() == {COMPUTE_API_VERSION}
 
 
 def test_aks_managed_scale_set_is_acted_on_with_a_warning(arm: FakeARM, make_settings: Callable[..., Settings]):
