@@ -163,7 +163,8 @@ def test_failed_start_task_is_reported_with_its_stderr(sdk: BatchClient, clock: 
 
 def test_tasks_honour_dependencies_and_a_failure_blocks_dependents(sdk: BatchClient, clock: FakeClock,
                                                                    batch: FakeBatch, settings: Settings):
-    ready_pool(sdk, clock)
+    sdk.create_pool(pool_options(task_slots_per_node=4))  # a and d run side by side
+    clock.advance(600)
     sdk.create_job(job_options())
     batch.task_outcomes.update({"a": TaskOutcome(30, stdout="A\n"), "b": TaskOutcome(20, exit_code=3,
                                                                                      stderr="boom\n")})
