@@ -36,6 +36,7 @@ RequestBodyTooLarge.
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import threading
@@ -169,6 +170,8 @@ class FakeBatch(FakeService):
         self.pools: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self._plan: dict[int, dict[str, Any] | None] | None = None  # task placements, computed once per request
+        # Every answer a handler gave: (method, path, query, status, JSON body), for the contract tests.
+        self.answers: list[tuple[str, str, dict[str, list[str]], int, Any]] = []
         self._state_lock = threading.RLock()
         self._register_routes()
 
@@ -207,9 +210,10 @@ class FakeBatch(FakeService):
                 self._check_request(request)
                 with self._state_lock:
                     self._plan = None
-                    return self._selected(request, handler(request, **groups))
+                    response = self._selected(request, handler(request, **groups))
             except BatchFault as fault:
-                return self.error(fault.status, fault.code, fault.message, fault.values)
+                response = self.error(fault.status, fault.code, fault.message, fault.values)
+            return self._recorded(request, response)
 
         return serve
 
@@ -227,8 +231,14 @@ class FakeBatch(FakeService):
                              "permissible limit.", {"MaxLimit": str(MAX_BODY)})
 
     def not_found(self, request: Request) -> Response:
-        return self.error(400, "InvalidUri", "The requested URI does not represent any resource on the server.",
-                          {"RequestUri": request.path})
+        return self._recorded(request, self.error(400, "InvalidUri", "The requested URI does not represent any "
+                                                  "resource on the server.", {"RequestUri": request.path}))
+
+    def _recorded(self, request: Request, response: Response) -> Response:
+        if isinstance(response.body, dict):
+            self.answers.append((request.method, request.path, dict(request.query), response.status,
+                                 json.loads(json.dumps(response.body))))
+        return response
 
     def error(self, status: int, code: str, message: str, values: dict[str, str] | None = None) -> Response:
         """Batch's error document (what the SDK's BatchErrorFormat parses)."""
@@ -530,7 +540,7 @@ class FakeBatch(FakeService):
         elif forced is None and now < ready:
             state = "waitingforstarttask"
         else:
-            state = "running" if running else "idle"
+            state = "running" if running or (forced and forced[0] == "running") else "idle"
         view: dict[str, Any] = {
             "id": node["id"], "url": f"{self.url}/pools/{pool['spec']['id']}/nodes/{node['id']}",
             "state": state, "schedulingState": "disabled" if state == "offline" else "enabled",
