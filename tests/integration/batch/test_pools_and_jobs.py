@@ -47,7 +47,7 @@ def ready_pool(sdk: BatchClient, clock: FakeClock, pool_id: str = "p1") -> None:
     clock.advance(600)
 
 
-# --- refusals ----------------------------------------------------------------------------------
+# --- task submission ---------------------------------------------------------------------------
 
 
 def test_add_tasks_names_each_task_batch_refused(sdk: BatchClient, clock: FakeClock, settings: Settings):
@@ -60,7 +60,7 @@ def test_add_tasks_names_each_task_batch_refused(sdk: BatchClient, clock: FakeCl
     assert caught.value.details[0]["message"].startswith("TaskDependenciesNotSpecifiedOnJob: A task was specified")
 
 
-# --- status, waits and resize --------------------------------------------------------------------
+# --- status, waits and resize ------------------------------------------------------------------
 
 
 def test_failed_start_task_is_reported_with_its_stderr(sdk: BatchClient, clock: FakeClock, batch: FakeBatch,
