@@ -99,6 +99,10 @@ class UpstreamTimeoutError(UpstreamError):
     code = "UpstreamTimeout"
 
 
+# Batch's 409 codes for a pool or job whose deletion has not finished (its id cannot be reused yet).
+BEING_DELETED = frozenset({"PoolBeingDeleted", "JobBeingDeleted"})
+
+
 def from_azure(exc: Exception, what: str) -> BatchK8sError:
     """Translate an azure-core exception into our error model.
 
@@ -116,6 +120,8 @@ def from_azure(exc: Exception, what: str) -> BatchK8sError:
 
     status = getattr(exc, "status_code", None)
     upstream_code = _azure_error_code(exc)
+    if upstream_code in BEING_DELETED:
+        return ConflictError(f"{what} is being deleted: try again once it is gone", code=upstream_code)
     if isinstance(exc, ResourceNotFoundError):
         return NotFoundError(f"{what} not found", code=upstream_code or "NotFound")
     if isinstance(exc, ResourceExistsError):

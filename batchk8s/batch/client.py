@@ -2,7 +2,7 @@
 
 azure-core never retries a POST answered 429 without Retry-After, nor a POST whose connection
 dropped: it cannot know the POST is safe to send again. Every POST this app sends is: tasks are
-added under fixed ids (a resent task comes back TaskExists, which `create_tasks` counts as added),
+added under fixed ids (a resent task comes back TaskExists, which `submission` counts as added),
 pools and jobs are create-or-reuse (PoolExists/JobExists lead to a comparison, not a duplicate),
 and a resize to the same target is the same resize. So the app's client retries POST like GET,
 with exponential backoff, and still honours Retry-After when the service sends it.

@@ -20,6 +20,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from batchk8s.batch.client import batch_client, call, text
+from batchk8s.batch.node_states import FAILED, GONE, node_class
 from batchk8s.errors import ConflictError, NotFoundError
 from batchk8s.settings import Settings
 
@@ -27,9 +28,7 @@ if TYPE_CHECKING:
     from azure.batch import models as batch_models
 
 CONTROL_PLANE_BLOB = "control-plane.json"
-# States in which the node will not take the task (it would go to a worker) or has lost its disks (and the cluster).
-UNUSABLE_STATES = ("starttaskfailed", "unusable", "unknown", "leavingpool", "offline", "preempted", "deallocating",
-                   "deallocated")
+
 
 
 def pool_node_role(pool: batch_models.BatchPool) -> str:
@@ -87,7 +86,8 @@ def control_plane_affinity(settings: Settings, pool_id: str, *,
                             "cluster has no control plane; delete and recreate the pool",
                             code="ControlPlaneGone") from None
     state = text(node.state)
-    if state in UNUSABLE_STATES or not node.affinity_id:
+    # A failed or gone control plane will not take the task (it would go to a worker) or lost its disk and cluster.
+    if node_class(state) in (FAILED, GONE) or not node.affinity_id:
         raise ConflictError(f"pool {pool_id}: its control-plane node {node_id} is {state}; tasks that need kubectl "
                             f"cannot run (see `pool show {pool_id}`)", code="ControlPlaneUnusable")
     return m.BatchAffinityInfo(affinity_id=node.affinity_id)

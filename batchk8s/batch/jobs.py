@@ -1,8 +1,9 @@
 """Batch jobs: create-or-reuse on a pool, add tasks in bulk, monitor to completion, collect outputs.
 
 Jobs always use task dependencies, so tasks whose order matters run in that order (the seed's ran
-in parallel). Tasks go in with `create_tasks`: 100 per request, several requests at once, and a
-resent task that already exists counts as added, so a retry never duplicates work. Monitoring
+in parallel). Tasks go in through `submission`: 100 per request, several requests at once, a
+resent task that already exists counts as added (a retry never duplicates work), and tasks Batch
+could not add are resubmitted a bounded number of times. Monitoring
 lists the job's tasks with backoff (1 s doubling to 10 s): a two-minute job costs about 16 list
 requests and its end is noticed within 10 s. A task whose dependency failed never runs (Batch
 blocks it), so monitoring treats it as finished-blocked instead of waiting forever.
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchk8s.batch.client import batch_client, call, request_job_delete, text, translated
 from batchk8s.batch.polling import Waiter, tail
-from batchk8s.errors import ConflictError, InputError, UpstreamError
+from batchk8s.errors import ConflictError, InputError
 from batchk8s.settings import BATCH_ID, Settings
 
 if TYPE_CHECKING:
@@ -24,11 +25,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("batchk8s.batch.jobs")
 
-TASKS_PER_REQUEST = 100
-MAX_CONCURRENT_REQUESTS = 10
 OUTPUT_TASKS = 50  # stdout/stderr tails collected per status call
 OUTPUT_FILES = ("stdout.txt", "stderr.txt")
 LIST_SELECT = ["id", "state", "dependsOn", "executionInfo", "nodeInfo"]
+# A job in these states runs no more tasks (a disabled job's tasks wait until someone enables it).
+STOPPED_JOB_STATES = ("disabling", "disabled", "terminating", "completed", "deleting")
 
 
 def check_id(value: Any, field_name: str) -> str:
@@ -59,8 +60,7 @@ def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str 
         return True
     except ResourceExistsError as exc:
         if getattr(exc.error, "code", None) != "JobExists":
-            raise ConflictError(f"{what}: {getattr(exc.error, 'code', 'Conflict')}",
-                                code=getattr(exc.error, "code", None) or "Conflict") from None
+            raise translated(exc, what) from None  # JobBeingDeleted: the id is not free yet
     except Exception as exc:
         raise translated(exc, what) from None
     existing = call(what, client.get_job, job_id)
@@ -80,44 +80,13 @@ def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str 
 
 
 
-def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTaskCreateOptions]) -> dict[str, int]:
-    """Add any number of tasks: chunks of 100, up to 10 requests in flight; existing ids count as added."""
-    from azure.batch import models as m
+def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTaskCreateOptions],
+              **resubmission: Any) -> dict[str, int]:
+    """Add any number of tasks (see submission): existing ids count as added, `servererror` tasks are
+    resubmitted a bounded number of times, and an error names every task that is not in the job."""
+    from batchk8s.batch import submission
 
-    if not tasks:
-        return {"added": 0, "existing": 0}
-    client = batch_client(settings)
-    chunks = -(-len(tasks) // TASKS_PER_REQUEST)
-    try:
-        result = client.create_tasks(job_id, tasks, max_concurrency=min(MAX_CONCURRENT_REQUESTS, chunks))
-    except m.CreateTasksError as exc:
-        if exc.failure_tasks:
-            raise _refused(job_id, list(exc.failure_tasks)) from None
-        first = exc.errors[0] if exc.errors else exc
-        raise translated(first, f"tasks of job {job_id}") from None
-    except Exception as exc:
-        raise translated(exc, f"tasks of job {job_id}") from None
-    results = result.result_values or []
-    # Checked here too: the SDK only recognises the exact enum spelling of a per-task client error.
-    refused = [r for r in results if text(r.status) != "success" and not (r.error and r.error.code == "TaskExists")]
-    if refused:
-        raise _refused(job_id, refused)
-    existing = sum(1 for r in results if r.error and r.error.code == "TaskExists")
-    return {"added": len(results) - existing, "existing": existing}
-
-
-def _refused(job_id: str, results: list[batch_models.BatchTaskCreateResult]) -> UpstreamError:
-    failures = [{"field": f"tasks.{r.task_id}",
-                 "message": f"{r.error.code}: {_first_line(r.error)}" if r.error else text(r.status) or "refused"}
-                for r in results]
-    codes = sorted({r.error.code for r in results if r.error and r.error.code} or {"TaskNotAdded"})
-    return UpstreamError(f"job {job_id}: Batch refused {len(failures)} task(s): {', '.join(codes)}",
-                         upstream_status=400, code=codes[0], details=failures)
-
-
-def _first_line(error: batch_models.BatchError) -> str:
-    text = error.message.value if error.message and error.message.value else ""
-    return text.splitlines()[0] if text else ""
+    return submission.add_tasks(settings, job_id, tasks, **resubmission)
 
 
 def list_tasks(settings: Settings, job_id: str) -> list[dict[str, Any]]:
@@ -212,14 +181,42 @@ def job_status(settings: Settings, job_id: str, *, outputs: bool = True) -> dict
     return report
 
 
+def _stalled(settings: Settings, job_id: str, report: dict[str, Any]) -> str | None:
+    """Why the job's waiting tasks can never run, or None while they still can.
+
+    Checked only when tasks wait and none runs (two or three extra reads): the job no longer takes
+    tasks to run, or its pool is settled with no node that can run them (every node failed, gone or
+    preempted, or no nodes at all).
+    """
+    from batchk8s.batch.pools import pool_verdict
+
+    waiting = [t for t in report["tasks"] if t["state"] == "active" and not t.get("blocked")]
+    if not waiting or any(t["state"] in ("running", "preparing") for t in report["tasks"]):
+        return None
+    job = call(f"job {job_id}", batch_client(settings).get_job, job_id, select=["id", "state", "poolInfo"])
+    state = text(job.state)
+    if state in STOPPED_JOB_STATES:
+        return f"job {job_id} is {state}: its {len(waiting)} waiting task(s) will not run"
+    pool_id = job.pool_info.pool_id if job.pool_info else None
+    if not pool_id:
+        return None
+    verdict = pool_verdict(settings, pool_id)
+    if verdict.settled and verdict.usable_nodes == 0:
+        return f"pool {pool_id} cannot run the {len(waiting)} waiting task(s): {verdict.reason}"
+    return None
+
+
 def monitor(settings: Settings, job_id: str, *, timeout: float = 3600, waiter: Waiter | None = None,
             outputs: bool = True) -> dict[str, Any]:
-    """List the tasks (with backoff) until every one completed or is blocked; then collect outputs."""
+    """List the tasks (with backoff) until every one completed or is blocked, or until the waiting
+    ones cannot run (`stalled` says why); then collect outputs."""
     check_id(job_id, "jobId")
 
     def probe() -> tuple[bool, dict[str, Any]]:
         report = summarize(job_id, None, None, list_tasks(settings, job_id))
-        return report["complete"], report
+        if not report["complete"]:
+            report["stalled"] = _stalled(settings, job_id, report)
+        return report["complete"] or bool(report.get("stalled")), report
 
     report = (waiter or Waiter()).until(probe, timeout, f"job {job_id}")
     if outputs:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
+from batchk8s.batch.node_states import PoolVerdict, judge_pool, node_class
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
@@ -325,8 +326,7 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                  request.spot_nodes)
     except ResourceExistsError as exc:
         if getattr(exc.error, "code", None) != "PoolExists":
-            raise ConflictError(f"{what}: {getattr(exc.error, 'code', 'Conflict')}",
-                                code=getattr(exc.error, "code", None) or "Conflict") from None
+            raise translated(exc, what) from None  # PoolBeingDeleted: the id is not free yet
         existing = call(what, client.get_pool, request.id)
         differences = spec_differences(spec.as_dict(), existing.as_dict())
         if differences:
@@ -350,8 +350,9 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
 
 def _node_summary(node: batch_models.BatchNode) -> dict[str, Any]:
     info = node.start_task_info
-    summary: dict[str, Any] = {"id": node.id, "state": text(node.state), "dedicated": node.is_dedicated,
-                               "ipAddress": node.ip_address}
+    state = text(node.state)
+    summary: dict[str, Any] = {"id": node.id, "state": state, "class": node_class(state),
+                               "dedicated": node.is_dedicated, "ipAddress": node.ip_address}
     if info is not None:
         start: dict[str, Any] = {"state": text(info.state), "exitCode": info.exit_code,
                                  "retryCount": info.retry_count, "result": text(info.result)}
@@ -384,6 +385,22 @@ def _with_stderr(settings: Settings, pool_id: str, nodes: list[dict[str, Any]]) 
             node["startTask"]["stderrTail"] = text
 
 
+def _resize_errors(pool: batch_models.BatchPool) -> list[dict[str, Any]]:
+    return [{"code": e.code, "message": e.message, "values": {v.name: v.value for v in e.error_values or []}}
+            for e in pool.resize_errors or []]
+
+
+def pool_verdict(settings: Settings, pool_id: str) -> PoolVerdict:
+    """The pool's verdict from two light reads (the pool, and node states only): for waits that only
+    need to know whether the pool can still run tasks."""
+    client = batch_client(settings)
+    what = f"pool {pool_id}"
+    pool = call(what, client.get_pool, pool_id, select=["id", "state", "allocationState", "resizeErrors"])
+    states = [text(n.state) for n in call(what, lambda: list(client.list_nodes(pool_id, select=["id", "state"])))]
+    return judge_pool(text(pool.state), text(pool.allocation_state), states,
+                      [e["code"] for e in _resize_errors(pool)])
+
+
 def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
     client = batch_client(settings)
     what = f"pool {pool_id}"
@@ -394,27 +411,30 @@ def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
     for node in nodes:
         counts[node["state"]] = counts.get(node["state"], 0) + 1
     vm = pool.virtual_machine_configuration
-    errors = [{"code": e.code, "message": e.message,
-               "values": {v.name: v.value for v in e.error_values or []}} for e in pool.resize_errors or []]
+    errors = _resize_errors(pool)
+    verdict = judge_pool(text(pool.state), text(pool.allocation_state), [n["state"] for n in nodes],
+                         [e["code"] for e in errors])
     return {
         "id": pool.id, "state": text(pool.state), "allocationState": text(pool.allocation_state),
         "vmSize": pool.vm_size,
         "image": redacted(vm.image_reference.as_dict()) if vm else None,
         "nodeAgentSkuId": vm.node_agent_sku_id if vm else None,
+        "taskSlotsPerNode": pool.task_slots_per_node or 1,
         "targetDedicatedNodes": pool.target_dedicated_nodes or 0, "targetSpotNodes": pool.target_low_priority_nodes
         or 0, "currentDedicatedNodes": pool.current_dedicated_nodes, "currentSpotNodes":
         pool.current_low_priority_nodes, "resizeErrors": errors, "nodeCounts": counts, "nodes": nodes,
-        "ready": text(pool.allocation_state) == "steady" and bool(nodes)
-        and all(n["state"] in ("idle", "running") for n in nodes),
-        "failed": any(n["state"] in ("starttaskfailed", "unusable") for n in nodes) or bool(errors),
+        **verdict.to_dict(),
     }
 
 
 def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout: float = 1800,
                 waiter: Waiter | None = None) -> dict[str, Any]:
-    """Allocation state, resize errors, node counts by state and each node's start task.
+    """Allocation state, resize errors, node counts by state and class, each node's start task, and
+    the verdict (`ready`, `settled`, `failed`, `reason`; see node_states).
 
-    With `wait`, read again (with backoff) until every node is ready or something failed.
+    With `wait`, read again (with backoff) until the pool is settled: every node ready, or nothing
+    left that can change without an action (a preempted spot node, a failed start task, a pool being
+    deleted). The answer's `reason` says which.
     """
     _check_pool_id(pool_id)
     if not wait:
@@ -422,9 +442,7 @@ def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout
 
     def probe() -> tuple[bool, dict[str, Any]]:
         status = _status(settings, pool_id)
-        settled = status["allocationState"] == "steady" and all(
-            n["state"] in ("idle", "running", "starttaskfailed", "unusable") for n in status["nodes"])
-        return (settled or status["failed"]) and status["allocationState"] == "steady", status
+        return status["settled"], status
 
     return (waiter or Waiter()).until(probe, timeout, f"pool {pool_id}")
 

@@ -155,6 +155,8 @@ def _pool_output(status: dict[str, Any], headline: str, waited: bool) -> Output:
             lines += _tail_lines(start.get("stderrTail"), "    stderr| ")
     if status.get("note"):
         lines.append(f"note: {status['note']}")
+    if waited or not status["ready"]:
+        lines.append(status["reason"])
     return Output(status, "\n".join(lines), EXIT_UPSTREAM if waited and status["failed"] else 0)
 
 
@@ -210,5 +212,7 @@ def _job_output(report: dict[str, Any]) -> Output:
         lines.append(line)
         lines += _tail_lines(task.get("stdoutTail"), "    stdout| ")
         lines += _tail_lines(task.get("stderrTail"), "    stderr| ")
-    failed = report["complete"] and not report["succeeded"]
+    if report.get("stalled"):
+        lines.append(f"stalled: {report['stalled']}")
+    failed = (report["complete"] and not report["succeeded"]) or bool(report.get("stalled"))
     return Output(report, "\n".join(lines), EXIT_UPSTREAM if failed else 0)

@@ -1,29 +1,42 @@
 """A fake of the Azure Batch data plane, driven through the real `azure.batch.BatchClient`.
 
-It answers the REST paths the SDK (azure-batch 15, api-version 2025-06-01) sends, refuses what the
-service refuses with Batch's error codes and JSON shape (`odata.metadata`, `code`, `message.value`,
-`values[key, value]`), and simulates pools, nodes and tasks over a controllable clock:
+It follows the Batch data-plane REST definition, api-version 2025-06-01
+(Azure/azure-rest-api-specs `specification/batch/data-plane/Azure.Batch/stable/2025-06-01/BatchService.json`,
+the version azure-batch 15 sends); the parts it follows are vendored in
+tests/data/batch-service-2025-06-01.excerpt.json and tests/contract/test_fake_batch.py checks its
+answers against them. It refuses what the service refuses with Batch's error codes and JSON shape
+(`odata.metadata`, `code`, `message.value`, `values[key, value]`), and simulates pools, nodes and
+tasks over a controllable clock:
 
 - a pool allocates its nodes (`allocationState` resizing -> steady after `allocation_seconds`);
   nodes go starting -> waitingforstarttask -> idle/running, or starttaskfailed with the start task's
   exit code, failure info and `startup/stderr.txt`; a resize past `node_quota` ends with
   `resizeErrors` (AccountCoreQuotaReached) although the allocation becomes steady;
-- a task runs once a node is usable and every task it depends on completed with exit code 0; it
-  completes `TaskOutcome.seconds` later with its exit code, `stdout.txt` and `stderr.txt`. A task
-  whose dependency failed stays active (Batch's default dependency action is to block). A task with
-  `affinityInfo` runs on the node with that `affinityId` when that node is usable, else on the first
-  usable node (affinity is a preference in Batch too).
+- `set_node_state` puts any node in any of the sixteen `BatchNodeState`s (a preempted spot node,
+  an unusable or offline node, ...): from then on it takes no new task unless the state is idle or
+  running, and tasks running on a node that stops being usable are requeued (`requeueCount`);
+- a task runs once a node is usable, has `requiredSlots` free of the pool's `taskSlotsPerNode`, and
+  every task it depends on completed with exit code 0; tasks beyond the free slots queue (active)
+  until a slot frees. It completes `TaskOutcome.seconds` later with its exit code, `stdout.txt` and
+  `stderr.txt`. A task whose dependency failed stays active (Batch's default dependency action is
+  to block). A task with `affinityInfo` runs on the node with that `affinityId` when that node has
+  a free slot, else on another usable node with one (affinity is a preference in Batch too);
+- deleting a pool or a job leaves it in state `deleting` for `delete_seconds`: meanwhile its id
+  answers 409 PoolBeingDeleted / JobBeingDeleted, as Batch does while it reclaims nodes or tasks;
+- `add_server_errors` makes add-collection answer `servererror` for chosen tasks a number of times;
+- lists page at `maxresults` (at most 1000, the documented limit) with `odata.nextLink`.
 
 State is computed from the clock on every request, so no background thread advances anything and
-tests can say "tasks finish after 120 s" and jump the clock instead of sleeping. Simplifications:
-task slots are unlimited (every ready task runs at once); files exist only for tasks that started.
+tests can say "tasks finish after 120 s" and jump the clock instead of sleeping. Files exist only
+for tasks that started.
 
 `addtaskcollection` accepts at most 100 tasks (the documented limit); more is answered with
-RequestBodyTooLarge, which the SDK's `create_tasks` also understands as "send fewer".
+RequestBodyTooLarge.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import ssl
 import threading
@@ -42,6 +55,16 @@ from tests.fakes.https import FakeService, Request, Response
 BATCH_AUDIENCE = "https://batch.core.windows.net/"
 API_VERSION = "2025-06-01"
 MAX_TASKS_PER_COLLECTION = 100
+MAX_RESULTS = 1000
+# BatchNodeState in BatchService.json 2025-06-01 (tests/contract checks this against the vendored definition).
+NODE_STATES = ("idle", "rebooting", "reimaging", "running", "unusable", "creating", "starting", "waitingforstarttask",
+               "starttaskfailed", "unknown", "leavingpool", "offline", "preempted", "upgradingos", "deallocated",
+               "deallocating")
+USABLE_STATES = ("idle", "running")
+JOB_BEING_DELETED = ("JobBeingDeleted",
+                     "The specified job has been marked for deletion and is being garbage collected.")
+POOL_BEING_DELETED = ("PoolBeingDeleted", "The specified pool has been marked for deletion and is being reclaimed.")
+SERVER_ERROR = ("InternalError", "Server encountered an internal error. Please try again after some time.")
 MAX_BODY = 1024 * 1024
 ID_RULE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
@@ -142,8 +165,13 @@ class FakeBatch(FakeService):
         self.outcome_for: Callable[[dict[str, Any]], TaskOutcome | None] | None = None
         # Like outcome_for, also told the node the task runs on (to run its command line as that node).
         self.outcome_on_node: Callable[[dict[str, Any], str], TaskOutcome | None] | None = None
+        # task id (lower case) -> how many more add-collection answers are `servererror` for it
+        self.add_server_errors: dict[str, float] = {}
         self.pools: dict[str, dict[str, Any]] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
+        self._plan: dict[int, dict[str, Any] | None] | None = None  # task placements, computed once per request
+        # Every answer a handler gave: (method, path, query, status, JSON body), for the contract tests.
+        self.answers: list[tuple[str, str, dict[str, list[str]], int, Any]] = []
         self._state_lock = threading.RLock()
         self._register_routes()
 
@@ -181,9 +209,11 @@ class FakeBatch(FakeService):
             try:
                 self._check_request(request)
                 with self._state_lock:
-                    return handler(request, **groups)
+                    self._plan = None
+                    response = self._selected(request, handler(request, **groups))
             except BatchFault as fault:
-                return self.error(fault.status, fault.code, fault.message, fault.values)
+                response = self.error(fault.status, fault.code, fault.message, fault.values)
+            return self._recorded(request, response)
 
         return serve
 
@@ -201,8 +231,14 @@ class FakeBatch(FakeService):
                              "permissible limit.", {"MaxLimit": str(MAX_BODY)})
 
     def not_found(self, request: Request) -> Response:
-        return self.error(400, "InvalidUri", "The requested URI does not represent any resource on the server.",
-                          {"RequestUri": request.path})
+        return self._recorded(request, self.error(400, "InvalidUri", "The requested URI does not represent any "
+                                                  "resource on the server.", {"RequestUri": request.path}))
+
+    def _recorded(self, request: Request, response: Response) -> Response:
+        if isinstance(response.body, dict):
+            self.answers.append((request.method, request.path, dict(request.query), response.status,
+                                 json.loads(json.dumps(response.body))))
+        return response
 
     def error(self, status: int, code: str, message: str, values: dict[str, str] | None = None) -> Response:
         """Batch's error document (what the SDK's BatchErrorFormat parses)."""
@@ -253,8 +289,28 @@ class FakeBatch(FakeService):
             node = node[name]
         return node
 
+    @staticmethod
+    def _selected(request: Request, response: Response) -> Response:
+        """Apply `$select` (a comma list of top-level properties) to a resource or a list page."""
+        wanted = request.arg("$select")
+        if not wanted or request.method != "GET" or not isinstance(response.body, dict):
+            return response
+        names = {name.strip() for name in wanted.split(",")}
+        trim = lambda item: {k: v for k, v in item.items() if k in names}  # noqa: E731
+        if isinstance(response.body.get("value"), list):
+            response.body["value"] = [trim(item) for item in response.body["value"]]
+        else:
+            response.body = trim(response.body)
+        return response
+
     def _page(self, request: Request, items: list[dict[str, Any]], kind: str) -> Response:
-        limit = int(request.arg("maxresults") or 1000)
+        raw = request.arg("maxresults") or str(MAX_RESULTS)
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_RESULTS:
+            raise BatchFault(400, "InvalidQueryParameterValue", "Value for one of the query parameters specified "
+                             "in the request URI is invalid.", {"QueryParameterName": "maxresults",
+                                                                "QueryParameterValue": raw,
+                                                                "Reason": f"must be from 1 to {MAX_RESULTS}"})
+        limit = int(raw)
         start = int(request.arg("skiptoken") or 0)
         page = items[start:start + limit]
         body: dict[str, Any] = {"odata.metadata": f"{self.url}/$metadata#{kind}", "value": page}
@@ -324,8 +380,7 @@ class FakeBatch(FakeService):
         existing = self.pools.get(pool_id.lower())
         if existing is not None and not self._pool_gone(existing):
             if existing["deleted_at"] is not None:
-                raise BatchFault(409, "PoolBeingDeleted", "The specified pool has been marked for deletion and is "
-                                 "being reclaimed.")
+                raise BatchFault(409, *POOL_BEING_DELETED)
             raise BatchFault(409, "PoolExists", "The specified pool already exists.")
         now = self.clock.now()
         pool = {"spec": body, "created": now, "deleted_at": None, "nodes": [], "resize_errors": [],
@@ -395,8 +450,7 @@ class FakeBatch(FakeService):
     def _delete_pool(self, request: Request, pool_id: str) -> Response:
         pool = self._pool(pool_id)
         if pool["deleted_at"] is not None:
-            raise BatchFault(409, "PoolBeingDeleted", "The specified pool has been marked for deletion and is being "
-                             "reclaimed.")
+            raise BatchFault(409, *POOL_BEING_DELETED)
         pool["deleted_at"] = self.clock.now()
         return Response(202)
 
@@ -404,8 +458,7 @@ class FakeBatch(FakeService):
         pool = self._pool(pool_id)
         body = self._body(request)
         if pool["deleted_at"] is not None:
-            raise BatchFault(409, "PoolBeingDeleted", "The specified pool has been marked for deletion and is being "
-                             "reclaimed.")
+            raise BatchFault(409, *POOL_BEING_DELETED)
         if self.clock.now() < pool["alloc_until"]:
             raise BatchFault(409, "PoolBeingResized", "The specified pool is being resized")
         dedicated = body.get("targetDedicatedNodes", pool["target"][0])
@@ -434,31 +487,75 @@ class FakeBatch(FakeService):
             return end if self.start_task.exit_code == 0 else NEVER
         return begin
 
+    def _usable_window(self, pool: dict[str, Any], node: dict[str, Any]) -> tuple[float, float]:
+        """From when to when new tasks can start on the node (a forced state decides from its moment on)."""
+        ready, until = self.node_ready_at(pool, node), NEVER
+        forced = node.get("forced")
+        if forced is not None:
+            state, since = forced
+            if state in USABLE_STATES:
+                ready = min(ready, since)
+            else:
+                until = min(until, since)
+        return ready, until
+
+    def set_node_state(self, pool_id: str, node: int | str, state: str) -> str:
+        """Put a node (index in the pool, or id) in any BatchNodeState from now on; returns its id.
+
+        A node that is not idle or running takes no new task, and tasks still running on it are
+        requeued (they run again elsewhere or when a node is usable), as Batch does on preemption.
+        """
+        if state not in NODE_STATES:
+            raise ValueError(f"{state!r} is not a BatchNodeState ({', '.join(NODE_STATES)})")
+        with self._state_lock:
+            pool = self.pools[pool_id.lower()]
+            live = self._live_nodes(pool)
+            target = live[node] if isinstance(node, int) else self._find_node(pool, node)
+            now = self.clock.now()
+            target["forced"] = (state, now)
+            if state not in USABLE_STATES:
+                for job in self.jobs.values():
+                    for task in job["tasks"].values():
+                        line = task["line"]
+                        if line and line["node"] == target["id"] and line["end"] > now:
+                            task["line"] = None
+                            task["created"] = now  # back in the queue from now on
+                            task["requeues"] = task.get("requeues", 0) + 1
+            self._plan = None
+            return target["id"]
+
     def _node_view(self, pool: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
         begin, end = self._start_task_window(pool, node)
         ready = self.node_ready_at(pool, node)
         start_task = pool["spec"].get("startTask")
         running = self._tasks_running_on(node["id"], now)
-        if now < begin:
+        forced = node.get("forced")
+        if forced is not None and forced[0] not in USABLE_STATES:
+            state = forced[0]
+        elif forced is None and now < begin:
             state = "starting"
-        elif ready == NEVER and now >= end:
+        elif forced is None and ready == NEVER and now >= end:
             state = "starttaskfailed"
-        elif now < ready:
+        elif forced is None and now < ready:
             state = "waitingforstarttask"
         else:
-            state = "running" if running else "idle"
+            state = "running" if running or (forced and forced[0] == "running") else "idle"
         view: dict[str, Any] = {
             "id": node["id"], "url": f"{self.url}/pools/{pool['spec']['id']}/nodes/{node['id']}",
-            "state": state, "schedulingState": "enabled", "stateTransitionTime": self.clock.iso(),
+            "state": state, "schedulingState": "disabled" if state == "offline" else "enabled",
+            "stateTransitionTime": self.clock.iso(forced[1] if forced else node["created"]),
+            "lastBootTime": self.clock.iso(node["created"]),
             "allocationTime": self.clock.iso(node["created"]), "ipAddress": node["ip"],
-            "vmSize": pool["spec"]["vmSize"].lower(), "totalTasksRun": 0, "runningTasksCount": running,
+            "vmSize": pool["spec"]["vmSize"].lower(), "totalTasksRun": self._tasks_ended_on(node["id"], now),
+            "runningTasksCount": len(running), "runningTaskSlotsCount": sum(slots for _, slots in running),
             "isDedicated": node["dedicated"], "affinityId": _affinity(node["id"]),
             "nodeAgentInfo": {"version": "1.12.9", "lastUpdateTime": self.clock.iso(node["created"])},
             "virtualMachineInfo": {"imageReference": pool["spec"]["virtualMachineConfiguration"]["imageReference"]},
         }
-        if now >= begin:
-            view["lastBootTime"] = self.clock.iso(begin)
+        if state == "unusable":
+            view["errors"] = [{"code": "NodeUnusable", "message": "The node is unusable because of errors.",
+                               "errorDetails": [{"name": "Reason", "value": "set by the test"}]}]
         if start_task:
             view["startTask"] = start_task
             if now >= begin:
@@ -478,14 +575,13 @@ class FakeBatch(FakeService):
                 info["failureInfo"] = _exit_failure()
         return info
 
-    def _tasks_running_on(self, node_id: str, now: float) -> int:
-        count = 0
-        for job in self.jobs.values():
-            for task in job["tasks"].values():
-                line = self._timeline(job, task)
-                if line and line["node"] == node_id and line["start"] <= now < line["end"]:
-                    count += 1
-        return count
+    def _tasks_running_on(self, node_id: str, now: float) -> list[tuple[str, int]]:
+        """(task id, slots) of every task running on the node now."""
+        return [(line["task"], line["slots"]) for line in self._schedule().values()
+                if line and line["node"] == node_id and line["start"] <= now < line["end"]]
+
+    def _tasks_ended_on(self, node_id: str, now: float) -> int:
+        return sum(1 for line in self._schedule().values() if line and line["node"] == node_id and line["end"] <= now)
 
     def _live_nodes(self, pool: dict[str, Any]) -> list[dict[str, Any]]:
         return [n for n in pool["nodes"] if n["removed_at"] is None]
@@ -519,6 +615,10 @@ class FakeBatch(FakeService):
 
     def _job(self, job_id: str) -> dict[str, Any]:
         job = self.jobs.get(job_id.lower())
+        if job is not None and job["deleted_at"] is not None \
+                and self.clock.now() >= job["deleted_at"] + self.delete_seconds:
+            del self.jobs[job_id.lower()]
+            job = None
         if job is None:
             raise BatchFault(404, "JobNotFound", "The specified job does not exist.")
         return job
@@ -530,15 +630,17 @@ class FakeBatch(FakeService):
         if not pool_info.get("poolId") and not pool_info.get("autoPoolSpecification"):
             raise BatchFault(400, "MissingRequiredProperty", "A required property was not specified in the request "
                              "body.", {"PropertyName": "poolId"})
-        existing = self.jobs.get(job_id.lower())
+        try:
+            existing: dict[str, Any] | None = self._job(job_id)
+        except BatchFault:
+            existing = None
         if existing is not None:
             if existing["state"] == "deleting":
-                raise BatchFault(409, "JobBeingDeleted", "The specified job has been marked for deletion and is "
-                                 "being garbage collected.")
+                raise BatchFault(409, *JOB_BEING_DELETED)
             raise BatchFault(409, "JobExists", "The specified job already exists.")
         now = self.clock.now()
         self.jobs[job_id.lower()] = {"spec": body, "created": now, "state": "active", "tasks": {},
-                                     "etag": self._etag(), "order": 0}
+                                     "etag": self._etag(), "order": 0, "deleted_at": None}
         return Response(201, None, {"ETag": self.jobs[job_id.lower()]["etag"],
                                     "Location": f"{self.url}/jobs/{job_id}"})
 
@@ -546,7 +648,8 @@ class FakeBatch(FakeService):
         view = dict(job["spec"])
         view.update({"url": f"{self.url}/jobs/{job['spec']['id']}", "eTag": job["etag"],
                      "lastModified": self.clock.iso(job["created"]), "creationTime": self.clock.iso(job["created"]),
-                     "state": job["state"], "stateTransitionTime": self.clock.iso(job["created"]),
+                     "state": job["state"],
+                     "stateTransitionTime": self.clock.iso(job.get("state_since", job["created"])),
                      "usesTaskDependencies": bool(job["spec"].get("usesTaskDependencies")),
                      "priority": job["spec"].get("priority", 0),
                      "onAllTasksComplete": job["spec"].get("onAllTasksComplete", "noaction"),
@@ -555,7 +658,15 @@ class FakeBatch(FakeService):
         return view
 
     def _list_jobs(self, request: Request) -> Response:
-        return self._page(request, self._filtered(request, [self._job_view(j) for j in self.jobs.values()]), "jobs")
+        live = [job for job in list(self.jobs.values()) if self._job_alive(job)]
+        return self._page(request, self._filtered(request, [self._job_view(j) for j in live]), "jobs")
+
+    def _job_alive(self, job: dict[str, Any]) -> bool:
+        try:
+            self._job(job["spec"]["id"])
+        except BatchFault:
+            return False
+        return True
 
     def _get_job(self, request: Request, job_id: str) -> Response:
         return Response(200, self._job_view(self._job(job_id)))
@@ -563,9 +674,10 @@ class FakeBatch(FakeService):
     def _delete_job(self, request: Request, job_id: str) -> Response:
         job = self._job(job_id)
         if job["state"] == "deleting":
-            raise BatchFault(409, "JobBeingDeleted", "The specified job has been marked for deletion and is being "
-                             "garbage collected.")
-        self.jobs.pop(job_id.lower())  # deletion completes at once in the fake: the poller sees 404
+            raise BatchFault(409, *JOB_BEING_DELETED)
+        job.update({"state": "deleting", "deleted_at": self.clock.now(), "state_since": self.clock.now()})
+        if self.delete_seconds <= 0:
+            del self.jobs[job_id.lower()]  # no delay set: gone at once
         return Response(202)
 
     # -- tasks ------------------------------------------------------------------------------
@@ -590,7 +702,8 @@ class FakeBatch(FakeService):
         if result["status"] != "success":
             error = result["error"]
             values = {v["key"]: v["value"] for v in error.get("values", [])}
-            status = 409 if error["code"] == "TaskExists" else 400
+            status = {"TaskExists": 409, "JobBeingDeleted": 409, "JobNotActive": 409}.get(error["code"], 400)
+            status = 500 if result["status"] == "servererror" else status
             raise BatchFault(status, error["code"], error["message"]["value"].split("\n")[0], values)
         return Response(201, None, {"ETag": result["eTag"], "Location": result["location"]})
 
@@ -601,6 +714,8 @@ class FakeBatch(FakeService):
                 raise BatchFault(400, "InvalidRequestBody", "The specified Request Body is not syntactically valid.")
             self._check_id(task_id)
             self._require(task, "commandLine")
+            if job["state"] == "deleting":
+                raise BatchFault(409, *JOB_BEING_DELETED)
             if job["state"] != "active":
                 raise BatchFault(409, "JobNotActive", "The specified job is not in active state.")
             if task.get("dependsOn") and not job["spec"].get("usesTaskDependencies"):
@@ -608,14 +723,19 @@ class FakeBatch(FakeService):
                                  "other tasks, but the job did not specify that it would use task dependencies.")
             if task_id.lower() in job["tasks"]:
                 raise BatchFault(409, "TaskExists", "The specified task already exists.")
+            if self.add_server_errors.get(task_id.lower(), 0) > 0:
+                self.add_server_errors[task_id.lower()] -= 1
+                raise BatchFault(500, *SERVER_ERROR)
         except BatchFault as fault:
             error = self.error(fault.status, fault.code, fault.message, fault.values).body
             error.pop("odata.metadata", None)
-            return {"status": "clienterror", "taskId": str(task_id), "error": error}
+            status = "servererror" if fault.status >= 500 else "clienterror"
+            return {"status": status, "taskId": str(task_id), "error": error}
         job["order"] += 1
         etag = self._etag()
         job["tasks"][task_id.lower()] = {"spec": task, "created": self.clock.now(), "etag": etag,
-                                         "order": job["order"], "line": None}
+                                         "order": job["order"], "line": None, "requeues": 0}
+        self._plan = None
         return {"status": "success", "taskId": task_id, "eTag": etag, "lastModified": self.clock.iso(),
                 "location": f"{self.url}/jobs/{job_id}/tasks/{task_id}"}
 
@@ -624,39 +744,78 @@ class FakeBatch(FakeService):
         custom = custom or (self.outcome_for(task["spec"]) if self.outcome_for else None)
         return custom or self.task_outcomes.get(task["spec"]["id"].lower()) or self.default_task
 
-    def _timeline(self, job: dict[str, Any], task: dict[str, Any], depth: int = 0) -> dict[str, Any] | None:
-        """When the task starts and ends, and on which node; None while that is not yet decided."""
-        if task["line"] is not None:
-            return task["line"]
-        if depth > 10000:
+    def _schedule(self) -> dict[int, dict[str, Any] | None]:
+        """Where and when every task runs (None: not decided, it waits), computed once per request.
+
+        Tasks are placed in the order they were added (jobs by creation): each starts at the first
+        moment after its creation and its dependencies' ends when a usable node of the job's pool
+        has `requiredSlots` free for the whole run, preferring its affinity node. Placements that
+        have started are kept, so later pool changes do not rewrite history.
+        """
+        if self._plan is not None:
+            return self._plan
+        plan: dict[int, dict[str, Any] | None] = {}
+        busy: dict[str, list[tuple[float, float, int]]] = {}  # node id -> (start, end, slots)
+        ordered = [(job, task) for job in sorted(self.jobs.values(), key=lambda j: j["created"])
+                   for task in sorted(job["tasks"].values(), key=lambda t: t["order"])]
+        for _, task in ordered:
+            if task["line"] is not None:
+                plan[id(task)] = line = task["line"]
+                busy.setdefault(line["node"], []).append((line["start"], line["end"], line["slots"]))
+        for job, task in ordered:
+            self._place(job, task, plan, busy, 0)
+        now = self.clock.now()
+        for _, task in ordered:
+            line = plan.get(id(task))
+            if line is not None and now >= line["start"]:
+                task["line"] = line
+        self._plan = plan
+        return plan
+
+    def _place(self, job: dict[str, Any], task: dict[str, Any], plan: dict[int, dict[str, Any] | None],
+               busy: dict[str, list[tuple[float, float, int]]], depth: int) -> dict[str, Any] | None:
+        if id(task) in plan:
+            return plan[id(task)]
+        plan[id(task)] = None  # while deciding (a dependency cycle waits forever)
+        if depth > 500 or job["state"] == "deleting":
             return None
+        earliest = task["created"]
+        for dep_id in _dependency_ids(task["spec"]):
+            dep = job["tasks"].get(dep_id.lower())
+            line = self._place(job, dep, plan, busy, depth + 1) if dep else None
+            if line is None or line["exit_code"] != 0:
+                return None  # waits (or, after a failure, stays blocked)
+            earliest = max(earliest, line["end"])
         pool = self.pools.get((job["spec"]["poolInfo"].get("poolId") or "").lower())
         if pool is None or pool["deleted_at"] is not None:
             return None
-        ready_nodes = sorted((self.node_ready_at(pool, n), n["id"]) for n in self._live_nodes(pool))
-        if not ready_nodes or ready_nodes[0][0] == NEVER:
-            return None
+        capacity = pool["spec"].get("taskSlotsPerNode") or 1
+        slots = task["spec"].get("requiredSlots") or 1
+        windows = {n["id"]: self._usable_window(pool, n) for n in self._live_nodes(pool)}
         wanted = (task["spec"].get("affinityInfo") or {}).get("affinityId")
-        preferred = [(at, node_id) for at, node_id in ready_nodes if at != NEVER and _affinity(node_id) == wanted]
-        ready_at, node_id = preferred[0] if preferred else ready_nodes[0]  # affinity is a preference only
-        start = max(task["created"], ready_at)
-        for dep_id in _dependency_ids(task["spec"]):
-            dep = job["tasks"].get(dep_id.lower())
-            line = self._timeline(job, dep, depth + 1) if dep else None
-            if line is None or line["exit_code"] != 0:
-                return None  # waits (or, after a failure, stays blocked)
-            start = max(start, line["end"])
-        outcome = self._outcome(task, node_id)
-        line = {"start": start, "end": start + outcome.seconds, "exit_code": outcome.exit_code,
-                "node": node_id, "outcome": outcome}
-        if self.clock.now() >= start:
-            task["line"] = line  # decided once it started: later pool changes do not rewrite history
-        return line
+        order = sorted(windows, key=lambda node_id: (_affinity(node_id) != wanted, windows[node_id][0], node_id))
+        moments = {earliest} | {w[0] for w in windows.values() if earliest < w[0] < NEVER}
+        moments |= {end for spans in busy.values() for _, end, _ in spans if end > earliest}
+        for moment in sorted(moments):
+            for node_id in order:
+                ready, until = windows[node_id]
+                spans = busy.setdefault(node_id, [])
+                if not ready <= moment < until or _load(spans, moment) + slots > capacity:
+                    continue
+                outcome = self._outcome(task, node_id)
+                end = moment + outcome.seconds
+                if any(_load(spans, start) + slots > capacity for start, _, _ in spans if moment < start < end):
+                    continue
+                spans.append((moment, end, slots))
+                plan[id(task)] = {"start": moment, "end": end, "exit_code": outcome.exit_code, "node": node_id,
+                                  "outcome": outcome, "slots": slots, "task": task["spec"]["id"]}
+                return plan[id(task)]
+        return None
 
     def _task_view(self, job: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
         now = self.clock.now()
         spec = task["spec"]
-        line = self._timeline(job, task)
+        line = self._schedule().get(id(task))
         view = dict(spec)
         view.update({"url": f"{self.url}/jobs/{job['spec']['id']}/tasks/{spec['id']}", "eTag": task["etag"],
                      "creationTime": self.clock.iso(task["created"]), "lastModified": self.clock.iso(task["created"]),
@@ -665,13 +824,14 @@ class FakeBatch(FakeService):
                      "requiredSlots": spec.get("requiredSlots", 1)})
         if line is None or now < line["start"]:
             view.update({"state": "active", "stateTransitionTime": self.clock.iso(task["created"]),
-                         "executionInfo": {"retryCount": 0, "requeueCount": 0}})
+                         "executionInfo": {"retryCount": 0, "requeueCount": task.get("requeues", 0)}})
             return view
         node_info = {"affinityId": _affinity(line["node"]), "nodeId": line["node"],
                      "poolId": job["spec"]["poolInfo"]["poolId"],
                      "nodeUrl": f"{self.url}/pools/{job['spec']['poolInfo']['poolId']}/nodes/{line['node']}",
                      "taskRootDirectory": f"workitems/{job['spec']['id']}/job-1/{spec['id']}"}
-        execution: dict[str, Any] = {"startTime": self.clock.iso(line["start"]), "retryCount": 0, "requeueCount": 0}
+        execution: dict[str, Any] = {"startTime": self.clock.iso(line["start"]), "retryCount": 0,
+                                     "requeueCount": task.get("requeues", 0)}
         if now < line["end"]:
             view.update({"state": "running", "stateTransitionTime": self.clock.iso(line["start"]),
                          "previousState": "active", "executionInfo": execution, "nodeInfo": node_info})
@@ -687,12 +847,7 @@ class FakeBatch(FakeService):
     def _list_tasks(self, request: Request, job_id: str) -> Response:
         job = self._job(job_id)
         views = [self._task_view(job, t) for t in sorted(job["tasks"].values(), key=lambda t: t["order"])]
-        views = self._filtered(request, views)
-        selected = request.arg("$select")
-        if selected:
-            names = {name.strip() for name in selected.split(",")}
-            views = [{k: v for k, v in view.items() if k in names} for view in views]
-        return self._page(request, views, "tasks")
+        return self._page(request, self._filtered(request, views), "tasks")
 
     def _task(self, job: dict[str, Any], task_id: str) -> dict[str, Any]:
         task = job["tasks"].get(task_id.lower())
@@ -715,7 +870,7 @@ class FakeBatch(FakeService):
         path = unquote(path)
         job = self._job(job_id)
         task = self._task(job, task_id)
-        line = self._timeline(job, task)
+        line = self._schedule().get(id(task))
         files = {}
         if line is not None and self.clock.now() >= line["start"]:
             done = self.clock.now() >= line["end"]
@@ -746,6 +901,11 @@ class FakeBatch(FakeService):
 def _affinity(node_id: str) -> str:
     """A node's affinityId: opaque to clients (Batch's look like this), and not the node id itself."""
     return f"TVM:{node_id}"
+
+
+def _load(spans: list[tuple[float, float, int]], moment: float) -> int:
+    """Slots in use at `moment` on a node with these runs."""
+    return sum(slots for start, end, slots in spans if start <= moment < end)
 
 
 def _dependency_ids(spec: dict[str, Any]) -> list[str]:

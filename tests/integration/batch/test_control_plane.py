@@ -135,6 +135,25 @@ def test_workflow_tasks_run_on_the_control_plane_node(auto: Settings, batch: Fak
     assert again is not None and again.affinity_id == affinity_id
 
 
+def test_with_one_slot_per_node_parallel_tasks_would_spill_onto_workers(auto: Settings, batch: FakeBatch,
+                                                                       clock: FakeClock, pool_id: str,
+                                                                       nodes_run_commands: dict[str, Path],
+                                                                       tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    """Why `auto` pools get AUTO_TASK_SLOTS: with Batch's default of one slot, the control plane is busy with
+    the first k8s-info task and Batch (affinity being a preference) starts the others on workers."""
+    monkeypatch.setattr(pools, "AUTO_TASK_SLOTS", 1)
+    node_ids = create_auto_pool(auto, clock, pool_id)
+    control = node_ids[-1]
+    lay_out_nodes(nodes_run_commands, tmp_path, node_ids, control)
+    publish(batch, pool_id, control)
+    report = runs.run_workflow(auto, "k8s-info", {"poolId": pool_id, "jobId": "info-1"}, wait=True,
+                               waiter=fake_waiter(clock))["status"]
+    on_workers = [t for t in report["tasks"] if t["nodeId"] != control]
+    assert on_workers and all(t["exitCode"] == NO_KUBECONFIG_EXIT for t in on_workers)
+    assert not report["succeeded"]
+
+
 def test_a_task_that_lands_on_a_worker_fails_naming_the_problem(auto: Settings, batch: FakeBatch, clock: FakeClock,
                                                                 pool_id: str, nodes_run_commands: dict[str, Path],
                                                                 tmp_path: Path):
