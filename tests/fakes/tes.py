@@ -111,6 +111,14 @@ class FakeTES(FakeService):
         with self._state_lock:
             return self._store(task)
 
+    def in_list_order(self, ids: list[str]) -> list[str]:
+        """`ids` (in creation order) as this server lists them: TESK by name, as Kubernetes does."""
+        return sorted(ids) if self.tesk else list(ids)
+
+    def never_ending(self) -> tuple[dict[str, str], str]:
+        """Tags for a task that never ends, and the state it stays in (TESK never pauses: it stays RUNNING)."""
+        return ({"fake-seconds": "1000000"}, "RUNNING") if self.tesk else ({"fake-outcome": "PAUSED"}, "PAUSED")
+
     def state_of(self, task_id: str) -> str:
         with self._state_lock:
             return self._state(self.tasks[task_id])

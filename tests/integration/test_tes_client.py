@@ -87,10 +87,6 @@ def task(name: str = "t", **extra: Any) -> dict[str, Any]:
     return {"name": name, "executors": [{"image": "alpine", "command": ["true"]}], **extra}
 
 
-def listed(tes: FakeTES, ids: list[str]) -> list[str]:
-    """`ids` (in creation order) in the order the server lists them: TESK lists by name, as Kubernetes does."""
-    return sorted(ids) if tes.tesk else list(ids)
-
 
 # -- discovery -------------------------------------------------------------------------------
 
@@ -221,7 +217,7 @@ def test_get_unknown_or_malformed_ids(make: Callable[..., Any]) -> None:
 
 def test_paging_through_1000_tasks(make: Callable[..., Any]) -> None:
     tes, client = make()
-    expected = listed(tes, [tes.add_task(task(f"bulk-{i}")) for i in range(1000)])
+    expected = tes.in_list_order([tes.add_task(task(f"bulk-{i}")) for i in range(1000)])
     client.service_info()
     tes.reset_log()
     assert [t["id"] for t in client.iter_tasks(page_size=100)] == expected
@@ -247,10 +243,10 @@ def test_list_filters_follow_the_spec(make: Callable[..., Any], clock: FakeClock
     def ids(**filters: Any) -> list[str]:
         return [t["id"] for t in client.iter_tasks(**filters)]
 
-    assert ids(name_prefix="align") == listed(tes, [a, b])
-    assert ids(state="canceled") == [b] and ids(state="COMPLETE") == listed(tes, [a, c])
-    assert ids(tags={"project": "alice"}) == listed(tes, [a, c])
-    assert ids(tags={"project": ""}) == listed(tes, [a, b, c])
+    assert ids(name_prefix="align") == tes.in_list_order([a, b])
+    assert ids(state="canceled") == [b] and ids(state="COMPLETE") == tes.in_list_order([a, c])
+    assert ids(tags={"project": "alice"}) == tes.in_list_order([a, c])
+    assert ids(tags={"project": ""}) == tes.in_list_order([a, b, c])
     assert ids(tags={"project": "alice", "stage": "qc"}) == [a]
     assert ids(name_prefix="call", tags={"project": "bob"}) == []
     wire = tes.log[-1][2]
@@ -259,7 +255,7 @@ def test_list_filters_follow_the_spec(make: Callable[..., Any], clock: FakeClock
     else:
         assert wire["tag_key"] == ["project"] and wire["tag_value"] == ["bob"]
     assert client.list(state="COMPLETE", view="MINIMAL")["tasks"] == [{"id": i, "state": "COMPLETE"}
-                                                                       for i in listed(tes, [a, c])]
+                                                                       for i in tes.in_list_order([a, c])]
     with pytest.raises(InputError):
         client.list(state="DONE")
 
@@ -278,7 +274,7 @@ def test_filtered_pages_against_tesk_give_the_same_tasks_as_a_filtering_server(
         token = page.get("next_page_token")
         if not token:
             break
-    assert [t["id"] for page in pages for t in page] == listed(tes, wanted)
+    assert [t["id"] for page in pages for t in page] == tes.in_list_order(wanted)
     assert all(len(page) <= 4 for page in pages)
     assert len(pages) == (8 if tes.tesk else 2)  # TESK: 30 tasks in pages of 4, each filtered here
 
@@ -286,8 +282,11 @@ def test_filtered_pages_against_tesk_give_the_same_tasks_as_a_filtering_server(
 def test_cancel_is_idempotent(make: Callable[..., Any], clock: FakeClock) -> None:
     tes, client = make()
     task_id = client.create(HELLO)
+    tes.reset_log()
     first = client.cancel(task_id)
     assert first.requested and first.to_dict() == {"id": task_id, "canceling": True, "state": "QUEUED"}
+    assert [(method, path) for method, path, _ in tes.log] == [  # a MINIMAL read, then the cancel
+        ("GET", f"/ga4gh/tes/v1/tasks/{task_id}"), ("POST", f"/ga4gh/tes/v1/tasks/{task_id}:cancel")]
     if tes.tesk:  # TES 1.0 has no CANCELING: TESK labels the job and the task is CANCELED at once
         assert client.get(task_id)["state"] == "CANCELED"
     else:
@@ -399,15 +398,10 @@ def test_wait_returns_on_canceled(make: Callable[..., Any]) -> None:
     assert final["state"] == "CANCELED" and seen[0] == ("CANCELED" if tes.tesk else "CANCELING")
 
 
-def stuck(tes: FakeTES) -> tuple[dict[str, str], str]:
-    """Tags for a task that never ends, and the state it stays in (TESK never pauses: it stays RUNNING)."""
-    return ({"fake-seconds": "1000000"}, "RUNNING") if tes.tesk else ({"fake-outcome": "PAUSED"}, "PAUSED")
-
-
 def test_wait_times_out_on_a_task_that_never_ends(make: Callable[..., Any], clock: FakeClock,
                                                   sleeps: Sleeps) -> None:
     tes, client = make()
-    tags, state = stuck(tes)
+    tags, state = tes.never_ending()
     task_id = client.create(task(tags=tags))
     start = clock.now()
     with pytest.raises(TaskWaitTimeout) as caught:

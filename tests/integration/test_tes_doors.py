@@ -60,10 +60,6 @@ def fake(request: pytest.FixtureRequest, fake_service: Callable[..., Any], clock
     return fake_service(FakeTES, mode=request.param, clock=clock)
 
 
-def listed(fake: FakeTES, ids: list[str]) -> list[str]:
-    """`ids` (in creation order) in the order the server lists them: TESK lists by name, as Kubernetes does."""
-    return sorted(ids) if fake.tesk else list(ids)
-
 
 @pytest.fixture
 def env(fake: FakeTES, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
@@ -145,7 +141,7 @@ def test_list_pages_and_repeated_tags(env: dict[str, str], fake: FakeTES) -> Non
         if "next_page_token" not in page:
             break
         status, page, _ = call("tes_list", f"{query}&page_token={page['next_page_token']}")
-    assert [task_id for ids_ in pages for task_id in ids_] == listed(fake, [ids[0], ids[2], ids[4]])
+    assert [task_id for ids_ in pages for task_id in ids_] == fake.in_list_order([ids[0], ids[2], ids[4]])
     if not fake.tesk:  # the server filters, so pages are full; TESK's pages of 2 are filtered afterwards
         assert pages == [[ids[0], ids[2]], [ids[4]]]
 
@@ -359,8 +355,7 @@ def test_cli_submit_file_and_wait(env: dict[str, str], fake: FakeTES, tmp_path: 
 
 
 def test_cli_wait_timeout_is_exit_3(env: dict[str, str], fake: FakeTES, capsys: pytest.CaptureFixture[str]) -> None:
-    # a task that never ends: PAUSED on a spec server; TESK never pauses, so there it stays RUNNING
-    tags, state = ({"fake-seconds": "1000000"}, "RUNNING") if fake.tesk else ({"fake-outcome": "PAUSED"}, "PAUSED")
+    tags, state = fake.never_ending()  # PAUSED on a spec server; TESK never pauses, so there it stays RUNNING
     task_id = fake.add_task({"tags": tags, "executors": [{"image": "a", "command": ["b"]}]})
     fake.clock.advance(5)
     code, _, err = run(capsys, "tes", "wait", task_id, "--timeout", "30")

@@ -14,13 +14,13 @@ import re
 from pathlib import Path
 from typing import Any
 
-import azure.functions as func
 import pytest
 
 from batchk8s import settings as settings_module
 from batchk8s.cli import main
 from batchk8s.settings import TIMERS, env_name, load_settings
 from tests.app_index import indexed_functions
+from tests.unit.test_health_config import call
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = str(ROOT / "local.settings.json.example")
@@ -129,39 +129,29 @@ def test_the_example_runs_both_timers(capsys: pytest.CaptureFixture[str]) -> Non
 # -- the HTTP doors ----------------------------------------------------------------------------
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch):
-    def use(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        settings_module.clear_cache()
-
-    monkeypatch.delenv("VmssTriggerSchedule", raising=False)
-    yield use
+def use_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
     settings_module.clear_cache()
 
 
-def get(name: str, path: str) -> tuple[int, dict[str, Any]]:
-    handler = indexed_functions()[name].get_user_function()
-    response = handler(func.HttpRequest("GET", f"https://app.example.net{path}", body=b"", headers={}, params={}))
-    return response.status_code, json.loads(response.get_body())
-
-
-def test_api_config_lists_the_unresolved_schedule(env: Any) -> None:
-    env(**VMSS)
-    status, body = get("config", "/api/config")
+def test_api_config_lists_the_unresolved_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VmssTriggerSchedule", raising=False)
+    use_env(monkeypatch, **VMSS)
+    status, body = call("config", "/api/config")
     assert status == 200 and [p["field"] for p in body["problems"]] == ["VmssTriggerSchedule"]
-    env(**{"AzureWebJobs.vmss_schedule.Disabled": "true"})
-    status, body = get("config", "/api/config")
+    use_env(monkeypatch, **{"AzureWebJobs.vmss_schedule.Disabled": "true"})
+    status, body = call("config", "/api/config")
     assert status == 200 and body["problems"] == [] and body["features"]["vmss-timer"]["off"] is True
 
 
-def test_api_schedule_says_why_nothing_fires(env: Any) -> None:
-    env(**VMSS)
-    status, body = get("schedule", "/api/schedule")
+def test_api_schedule_says_why_nothing_fires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VmssTriggerSchedule", raising=False)
+    use_env(monkeypatch, **VMSS)
+    status, body = call("schedule", "/api/schedule")
     assert status == 503 and body["error"]["details"][0]["field"] == "VmssTriggerSchedule"
     assert "does not resolve" in body["error"]["message"]
-    env(**{"AzureWebJobs.vmss_schedule.Disabled": "true"})
-    status, body = get("schedule", "/api/schedule")
+    use_env(monkeypatch, **{"AzureWebJobs.vmss_schedule.Disabled": "true"})
+    status, body = call("schedule", "/api/schedule")
     assert status == 503 and body["error"]["code"] == "TimerDisabled"
     assert body["error"]["details"] == [{"field": "AzureWebJobs.vmss_schedule.Disabled", "message": "is true"}]
