@@ -265,11 +265,11 @@ class TesClient:
         what = "TES list tasks"
         result = self._send("GET", self.base + "/tasks", params, None, idempotent=True, what=what)
         if page_token and result.status in (400, 410, 500):
-            first_page = [(name, value) for name, value in params if name != "page_token"]
+            first_page = [("view", "MINIMAL"), ("page_size", "1")]  # the cheapest listing there is
             if result.status != 500 or self._answers("GET", self.base + "/tasks", first_page, what):
                 raise InputError.for_field(
                     "page_token", "TES no longer accepts it: it expired (tesk-api's tokens are Kubernetes continue "
-                    "tokens, which last about 5 minutes) or is not from this listing; list again from the first page")
+                    "tokens, which expire within minutes) or is not from this listing; list again from the first page")
         return self._decode(self._checked(result, what), what)
 
     def _answers(self, method: str, path: str, params: Params, what: str) -> bool:
