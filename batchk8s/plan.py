@@ -52,8 +52,12 @@ def settings_section(settings: Settings, **_: Any) -> Section:
 def vmss_schedule_section(settings: Settings, *, now: datetime, count: int, **_: Any) -> Section:
     from batchk8s.timer_plan import upcoming_firings
 
+    if settings.vmss_timer_disabled:
+        return Section("vmss schedule", {"enabled": False}, [
+            "vmss_schedule is switched off (AzureWebJobs.vmss_schedule.Disabled=true): the host never fires it"])
     if not settings.vmss_schedule:
-        return Section("vmss schedule", None, ["VmssTriggerSchedule is not set: the scheduled timer is off"])
+        return Section("vmss schedule", None, [f"PROBLEM VmssTriggerSchedule {problem.message}"
+                                               for problem in settings.binding_problems()])
     data = upcoming_firings(settings, now, count)
     targets = ", ".join(f"{settings.resource_group}/{name}" for name in settings.vmss_names) or "(no scale set)"
     lines = [f"{settings.vmss_action or '(no action)'} {targets} on '{settings.vmss_schedule}'"

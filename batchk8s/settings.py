@@ -5,6 +5,12 @@ as problems instead of raised one at a time, so `config check` and `GET /api/con
 whole list. What counts as *missing* depends on the operation (a VMSS timer does not need a Batch
 account), so each feature declares what it requires and `Settings.require(feature)` raises a single
 `ConfigError` listing every gap.
+
+The Functions host has binding rules of its own, and the report follows them: a timer whose
+`%Setting%` schedule does not resolve is not loaded at all (the host logs "'%VmssTriggerSchedule%'
+does not resolve to a value" and starts without it), so an unset schedule is a problem, not "timer
+off"; the host's own way to switch a function off is the app setting `AzureWebJobs.<name>.Disabled`
+(true or 1), which TIMERS names for each timer the app registers.
 """
 
 from __future__ import annotations
@@ -190,6 +196,16 @@ def _ncrontab(value: str) -> str:
     return value
 
 
+def _host_flag(value: str) -> bool:
+    """`AzureWebJobs.<name>.Disabled` as the host reads it: true or 1 switch the function off."""
+    lowered = value.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise ValueError("the Functions host switches a function off only for true or 1: use true or false")
+
+
 def _schedules_json(value: str) -> str:
     try:
         json.loads(value)
@@ -235,6 +251,7 @@ class Settings:
                                     default=COMPUTE_API_VERSION)
     vmss_action: str | None = setting("AZURE_VMSS_ACTION", parse=_choice(*VMSS_ACTIONS))
     vmss_schedule: str | None = setting("VmssTriggerSchedule", parse=_ncrontab)
+    vmss_timer_disabled: bool = setting("AzureWebJobs.vmss_schedule.Disabled", parse=_host_flag, default=False)
     # Batch
     batch_account_name: str | None = setting("AZURE_BATCH_ACCOUNT_NAME", parse=_pattern(BATCH_ACCOUNT, _NAME_RULE))
     batch_account_url: str | None = setting("AZURE_BATCH_ACCOUNT_URL", parse=_https_url)
@@ -279,6 +296,8 @@ class Settings:
     schedules_blob: str | None = setting("BATCHK8S_SCHEDULES_BLOB", parse=_pattern(BLOB_PATH, "must be CONTAINER/BLOB"))
     state_container: str = setting("BATCHK8S_STATE_CONTAINER", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
                                    default="batchk8s-state")
+    reconcile_timer_disabled: bool = setting("AzureWebJobs.schedules_reconcile.Disabled", parse=_host_flag,
+                                             default=False)
 
     # Not settings: what loading found.
     problems: tuple[Problem, ...] = ()
@@ -310,6 +329,26 @@ class Settings:
 
     # -- checks ----------------------------------------------------------------------------
 
+    def timer_enabled(self, timer: Timer) -> bool:
+        return not getattr(self, timer.disabled_attr)
+
+    def binding_problems(self) -> list[Problem]:
+        """Timers the Functions host would refuse to load: enabled, with a `%Setting%` schedule that is unset."""
+        return [Problem(env_name(timer.schedule_attr),
+                        f"is not set, so the Functions host does not load {timer.name} "
+                        f"('%{env_name(timer.schedule_attr)}%' does not resolve to a value): set it, or switch "
+                        f"the timer off with {env_name(timer.disabled_attr)}=true")
+                for timer in TIMERS
+                if timer.schedule_attr and self.timer_enabled(timer) and not getattr(self, timer.schedule_attr)]
+
+    def timers(self) -> dict[str, dict[str, Any]]:
+        """Each timer the app registers: whether the host runs it, on which schedule, and the setting that stops it."""
+        return {timer.name: {"enabled": self.timer_enabled(timer),
+                             "schedule": getattr(self, timer.schedule_attr) if timer.schedule_attr else timer.schedule,
+                             "scheduleSetting": env_name(timer.schedule_attr) if timer.schedule_attr else None,
+                             "disabledBy": env_name(timer.disabled_attr)}
+                for timer in TIMERS}
+
     def missing(self, feature: str) -> list[Problem]:
         """What `feature` needs that is not set (each entry: one of these settings is required)."""
         gaps = []
@@ -331,13 +370,23 @@ class Settings:
         return self
 
     def report(self) -> dict[str, Any]:
-        """The settings with secrets masked, every problem, and which features are ready."""
-        features = {name: [p.to_dict() for p in self.missing(name)] for name in REQUIREMENTS}
+        """The settings with secrets masked, every problem, which features are ready and which timers run.
+
+        A timer switched off with `AzureWebJobs.<name>.Disabled` makes its feature "off" (not ready,
+        nothing missing); an enabled timer the host would not load is listed among the problems.
+        """
+        off = {timer.feature for timer in TIMERS if timer.feature and not self.timer_enabled(timer)}
+        features: dict[str, dict[str, Any]] = {}
+        for name in REQUIREMENTS:
+            gaps = [] if name in off else [p.to_dict() for p in self.missing(name)]
+            features[name] = {"ready": name not in off and not gaps and not self.problems, "missing": gaps}
+            if name in off:
+                features[name]["off"] = True
         return {
             "settings": {spec.metadata["names"][0]: _shown(getattr(self, spec.name)) for spec in SPECS},
-            "problems": [p.to_dict() for p in self.problems],
-            "features": {name: {"ready": not gaps and not self.problems, "missing": gaps}
-                         for name, gaps in features.items()},
+            "problems": [p.to_dict() for p in (*self.problems, *self.binding_problems())],
+            "features": features,
+            "timers": self.timers(),
             "warnings": [time_zone_warning(self)] if self.time_zone_ignored else [],
         }
 
@@ -361,6 +410,27 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "tes": (("tes_url", "batch_account_url"),),
     "schedules": (("schedules_json", "schedules_blob"),),
 }
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A timer function the app registers (the tests hold this to function_app's bindings).
+
+    `schedule_attr` names the field behind a `%Setting%` schedule; a literal schedule is `schedule`.
+    """
+
+    name: str
+    disabled_attr: str
+    schedule_attr: str | None = None
+    schedule: str | None = None
+    feature: str | None = None
+
+
+RECONCILE_SCHEDULE = "0 * * * * *"  # every minute: the schedule document's own rules say when anything happens
+TIMERS = (
+    Timer("vmss_schedule", "vmss_timer_disabled", schedule_attr="vmss_schedule", feature="vmss-timer"),
+    Timer("schedules_reconcile", "reconcile_timer_disabled", schedule=RECONCILE_SCHEDULE),
+)
 
 
 @dataclass(frozen=True)

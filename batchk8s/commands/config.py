@@ -24,7 +24,12 @@ def check_config(args: argparse.Namespace, settings: Settings) -> Output:
     lines.append("features:")
     for name, state in report["features"].items():
         gaps = "; ".join(f"{gap['field']} {gap['message']}" for gap in state["missing"])
-        lines.append(f"  {name}: {'ready' if state['ready'] else 'not ready'}{' (' + gaps + ')' if gaps else ''}")
+        verdict = "off" if state.get("off") else "ready" if state["ready"] else "not ready"
+        lines.append(f"  {name}: {verdict}{' (' + gaps + ')' if gaps else ''}")
+    lines.append("timers:")
+    for name, timer in report["timers"].items():
+        lines.append(f"  {name}: " + (f"on, schedule {timer['schedule'] or '(unset)'}" if timer["enabled"]
+                                      else f"off ({timer['disabledBy']})"))
     lines += [f"warning: {warning}" for warning in report["warnings"]]
     if report["problems"]:
         lines.append(f"{len(report['problems'])} problem(s):")

@@ -2,7 +2,8 @@
 
 `tes submit --wait` and `tes wait` exit 0 when the task ends COMPLETE, 1 when it ends in any other
 terminal state (EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED, PREEMPTED), 3 when TES cannot be reached or
-the wait times out, and 2 for bad input or settings.
+the wait times out, and 2 for bad input or settings. `tes cancel` exits 0 for a task it cancels or
+that was already CANCELED, and 2 (TaskAlreadyEnded) for one that already ended otherwise.
 """
 
 from __future__ import annotations
@@ -106,8 +107,9 @@ def list_command(args: argparse.Namespace, settings: Settings) -> Output:
 def cancel_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.tes import client_for
 
-    client_for(settings).cancel(args.id)
-    return Output({"id": args.id, "canceling": True}, f"{args.id}: cancel requested")
+    result = client_for(settings).cancel(args.id)
+    text = f"{args.id}: cancel requested" if result.requested else f"{args.id}: already {result.state}"
+    return Output(result.to_dict(), text)
 
 
 def wait_command(args: argparse.Namespace, settings: Settings) -> Output:

@@ -13,12 +13,10 @@ import azure.functions as func
 
 from batchk8s.errors import BatchK8sError
 from batchk8s.functions.http import endpoint, int_param, json_response
-from batchk8s.settings import Settings, current_settings
+from batchk8s.settings import RECONCILE_SCHEDULE, Settings, current_settings
 
 bp = func.Blueprint()
 log = logging.getLogger("batchk8s.schedules")
-
-RECONCILE_SCHEDULE = "0 * * * * *"
 
 
 @bp.function_name("schedules_reconcile")

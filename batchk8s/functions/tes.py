@@ -3,7 +3,7 @@
 POST /api/tes/tasks                 body = TES task, or ?sample=NAME -> 202 + Location
 GET  /api/tes/tasks/{id}?view=      MINIMAL (default), BASIC or FULL
 GET  /api/tes/tasks                 name_prefix, state, tag_key/tag_value (repeatable), page_size, page_token, view
-POST /api/tes/tasks/{id}/cancel     -> 202 + Location
+POST /api/tes/tasks/{id}/cancel     -> 202 + Location; 200 when already canceled; 409 TaskAlreadyEnded
 GET  /api/tes/service-info
 
 TES is the source of truth: the app stores nothing, a task's status is read back from TES.
@@ -89,9 +89,11 @@ def tes_cancel(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     from batchk8s.tes import client_for
 
     task_id = req.route_params.get("id", "")
-    client_for(settings).cancel(task_id)
+    result = client_for(settings).cancel(task_id)
     location = _location(req, task_id)
-    return accepted({"id": task_id, "canceling": True, "location": location}, location)
+    if not result.requested:
+        return json_response({**result.to_dict(), "location": location})
+    return accepted({**result.to_dict(), "location": location}, location)
 
 
 @bp.function_name("tes_service_info")

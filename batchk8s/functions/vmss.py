@@ -57,9 +57,13 @@ def schedule(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     from batchk8s.timer_plan import upcoming_firings
 
     count = int_param(req, "count", 5, 1, 100)
+    if settings.vmss_timer_disabled:
+        raise ConfigError("vmss_schedule is switched off (AzureWebJobs.vmss_schedule.Disabled=true): it never fires",
+                          code="TimerDisabled",
+                          details=[{"field": "AzureWebJobs.vmss_schedule.Disabled", "message": "is true"}])
     if not settings.vmss_schedule:
-        problems = [p.to_dict() for p in settings.problems if p.setting == "VmssTriggerSchedule"]
-        problems = problems or [{"field": "VmssTriggerSchedule", "message": "is not set: the scheduled timer is off"}]
+        problems = [p.to_dict() for p in (*settings.problems, *settings.binding_problems())
+                    if p.setting == "VmssTriggerSchedule"]
         raise ConfigError(f"VmssTriggerSchedule: {problems[0]['message']}", details=problems)
     return json_response(upcoming_firings(settings, clock.now(), count))
 

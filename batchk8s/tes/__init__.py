@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from batchk8s.settings import Settings
-from batchk8s.tes.client import TaskWaitTimeout, TesClient, is_terminal
+from batchk8s.tes.client import CancelResult, TaskAlreadyEnded, TaskWaitTimeout, TesClient, is_terminal
 from batchk8s.tes.samples import load_sample, mark_placeholders, resolve_blob_inputs, sample_names
 from batchk8s.tes.validation import STATES, TERMINAL_STATES, VIEWS, task_problems, validate_task
 
@@ -20,6 +20,8 @@ __all__ = [
     "STATES",
     "TERMINAL_STATES",
     "VIEWS",
+    "CancelResult",
+    "TaskAlreadyEnded",
     "TaskWaitTimeout",
     "TesClient",
     "clear_cache",
