@@ -91,6 +91,7 @@ def test_the_problem_belongs_to_the_timer_alone() -> None:
     assert not settings.report()["features"]["tes"]["missing"]
 
 
+@pytest.mark.clock  # plan reads the clock
 def test_a_disabled_timer_needs_no_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write_settings(tmp_path, **{"AzureWebJobs.vmss_schedule.Disabled": "true"})
     assert main(["config", "check", "--settings", path]) == 0
@@ -112,6 +113,7 @@ def test_a_disabled_timer_with_a_schedule_is_still_off() -> None:
     assert report["timers"]["vmss_schedule"]["enabled"] is False and not report["problems"]
 
 
+@pytest.mark.clock  # plan reads the clock
 def test_plan_names_the_unresolved_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", "--settings", write_settings(tmp_path, **VMSS)]) == 0
     out = capsys.readouterr().out
