@@ -12,6 +12,8 @@ CHROMIUM := /usr/bin/chromium
 run: $(RUNTIME_STAMP)
 	$(PY) -m batchk8s plan --settings local.settings.json.example
 	$(PY) -m batchk8s schedules plan --file examples/schedules.json --hours 24 --settings local.settings.json.example
+	@mkdir -p out
+	$(PY) -m batchk8s schedules plan --file examples/schedules.json --html out/schedules-week.html --settings local.settings.json.example
 
 test: $(DEV_STAMP) $(NODE_STAMP) $(CHROMIUM) lint
 	$(PY) -m pytest -q

@@ -24,6 +24,9 @@ MAX_HISTORY = 1000
 MAX_VIEW_DAYS = 31
 # Outcomes a timeline reads at most: 200 targets acting twice a day for a month, with room for retries.
 VIEW_HISTORY = 50000
+# The page waits this long for the history: the storage SDK's own retries take over a minute to give up
+# on an unreachable account, and the plan is worth showing without it.
+HISTORY_DEADLINE = 20.0
 
 
 def document_source(settings: Settings) -> str:
@@ -152,7 +155,32 @@ def timeline(settings: Settings, days: int, zone: ZoneInfo, start: datetime | No
     entries: list[dict[str, Any]] = []
     if start < now:
         try:
-            entries = history(settings, VIEW_HISTORY, since=start)["entries"]
+            entries = _history_within(settings, start, HISTORY_DEADLINE)
         except BatchK8sError as error:
             notes.append(f"the history could not be read, so only the plan is shown: {error.message}")
     return build(document, start=start, days=days, zone=zone, now=now, history=entries, notes=notes)
+
+
+def _history_within(settings: Settings, since: datetime, deadline: float) -> list[dict[str, Any]]:
+    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`
+    seconds (the read goes on in a daemon thread and its answer is dropped)."""
+    import threading
+
+    from batchk8s.errors import UpstreamTimeoutError
+
+    result: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            result["entries"] = history(settings, VIEW_HISTORY, since=since)["entries"]
+        except Exception as error:  # handed to the caller's thread, which raises it
+            result["error"] = error
+
+    reader = threading.Thread(target=read, name="timeline-history", daemon=True)
+    reader.start()
+    reader.join(deadline)
+    if "error" in result:
+        raise result["error"]
+    if "entries" not in result:
+        raise UpstreamTimeoutError(f"the history did not answer within {deadline:g} s")
+    return result["entries"]

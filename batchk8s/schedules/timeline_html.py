@@ -6,7 +6,7 @@ text, so the Content-Security-Policy allows it by its SHA-256 hash and forbids e
 (`default-src 'none'`); the policy is also written into the page, so a file opened from disk is held
 to it too. Nothing depends on colour alone: each action has its own shape (start ▲, deallocate ▼,
 resize ◆) and each outcome its own (applied ●, skipped ○ with a slash, failed ✕ with the error code),
-every mark has a text label and a tooltip, is reachable with Tab and announced by its `aria-label`,
+every mark has a text label and a tooltip, is reachable with Tab and named by its `<title>`,
 each group folds with the keyboard (`<details>`), and a table below lists every mark for screen readers.
 """
 
@@ -48,7 +48,8 @@ p { margin: 4px 0; }
 .axis { position: sticky; top: 0; z-index: 2; background: #fff; border-bottom: 1px solid var(--line); }
 svg { display: block; overflow: visible; }
 svg text { font: 11px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; fill: var(--ink); }
-details.group { border-bottom: 1px solid var(--line); }
+details.group { border-bottom: 1px solid var(--line); content-visibility: auto; contain-intrinsic-size: auto 200px; }
+#table tbody { content-visibility: auto; contain-intrinsic-size: auto 120px; }
 details.group > summary { cursor: pointer; padding: 6px 0 4px; font-weight: 600; }
 details.group > summary:focus-visible { outline: 3px solid var(--resize); outline-offset: 2px; }
 summary .rules { font-weight: 400; color: var(--muted); margin-left: 8px; }
@@ -63,7 +64,7 @@ summary .rules { font-weight: 400; color: var(--muted); margin-left: 8px; }
 .dst { stroke: #bc4c00; stroke-width: 1.5; stroke-dasharray: 4 3; }
 .dst-label { fill: #bc4c00; font-weight: 600; }
 .hold { fill: url(#hold-hatch); stroke: #9a6700; stroke-width: 1; }
-.hold-label { fill: #7d4e00; font-style: italic; }
+.hold-label { fill: #7d4e00; font-style: italic; font-size: 11px; }
 .target { font-size: 12px; }
 .target.history { font-style: italic; }
 .kind { fill: var(--muted); font-size: 10px; }
@@ -81,12 +82,13 @@ summary .rules { font-weight: 400; color: var(--muted); margin-left: 8px; }
 .failed .shape { fill: none; stroke: var(--fail); stroke-width: 2.5; }
 .failed text { fill: var(--fail); font-weight: 600; }
 .mark:focus, .outcome:focus { outline: none; }
-.mark:focus-visible .focus, .outcome:focus-visible .focus { stroke: var(--ink); stroke-width: 2; fill: #fff8c5; }
-.focus { fill: none; stroke: none; }
+.mark:focus-visible .shape, .outcome:focus-visible .shape { stroke: #000; stroke-width: 4; paint-order: stroke; }
+.mark:focus-visible text, .outcome:focus-visible text { font-weight: 700; text-decoration: underline; }
 table { border-collapse: collapse; width: 100%; max-width: 1460px; }
 caption { text-align: left; color: var(--muted); padding: 4px 0; }
 th, td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; position: sticky; top: 0; }
+th { background: #f6f8fa; }
+th[scope=rowgroup] { background: #fff; padding-top: 10px; }
 td.when { white-space: nowrap; font-variant-numeric: tabular-nums; }
 a { color: #0550ae; }
 """
@@ -158,7 +160,7 @@ def _defs() -> str:
     return ('<svg width="0" height="0" aria-hidden="true" focusable="false"><defs>'
             '<pattern id="hold-hatch" width="8" height="8" patternUnits="userSpaceOnUse" '
             'patternTransform="rotate(45)"><rect width="8" height="8" fill="#fff8c5"/>'
-            '<line x1="0" y1="0" x2="0" y2="8" stroke="#d4a72c" stroke-width="3"/></pattern></defs></svg>')
+            '<line x1="0" y1="0" x2="0" y2="8" stroke="#ecd58f" stroke-width="3"/></pattern></defs></svg>')
 
 
 def _legend() -> str:
@@ -274,18 +276,27 @@ def _row(timeline: Timeline, index: int, row: Row) -> str:
              f'y2="{y + ROW_HEIGHT}"/>',
              f'<text x="8" y="{y + 18}" class="target{" history" if row.from_history else ""}">'
              f"<title>{_a(row.label)}</title>{_a(label)}</text>",
-             f'<text x="8" y="{y + 34}" class="kind">{_a(kind)}</text>']
+             _kind_line(timeline, row, kind, y)]
     for hold in row.holds:
         x0 = LABEL_WIDTH + hold.x0
         reason = f"held until {_when(hold.until, timeline.zone)}" + (f": {hold.reason}" if hold.reason else "")
         parts.append(f'<g class="hold-span"><title>{_a(reason)}</title><rect class="hold" x="{x0}" y="{y + 3}" '
-                     f'width="{round(hold.x1 - hold.x0, 2)}" height="{ROW_HEIGHT - 6}"/>'
-                     f'<text x="{x0 + 4}" y="{y + ROW_HEIGHT - 6}" class="hold-label">{_a(reason)}</text></g>')
+                     f'width="{round(hold.x1 - hold.x0, 2)}" height="{ROW_HEIGHT - 6}"/></g>')
     parts += [_mark(timeline, row, mark, y) for mark in row.marks]
     parts += [_outcome(timeline, row, outcome, y) for outcome in row.outcomes]
     summary = (f"{row.label}: {len(row.marks)} planned action(s), {len(row.outcomes)} recorded outcome(s)"
                + (f", held until {_when(row.holds[0].until, timeline.zone)}" if row.holds else ""))
     return f'<g role="listitem" aria-label="{_a(summary)}">{"".join(parts)}</g>'
+
+
+def _kind_line(timeline: Timeline, row: Row, kind: str, y: int) -> str:
+    """The second line of a row's label: what the target is, or, while a hold is on, the hold and why."""
+    if not row.holds:
+        return f'<text x="8" y="{y + 34}" class="kind">{_a(kind)}</text>'
+    hold = row.holds[0]
+    text = f"held until {_when(hold.until, timeline.zone)}" + (f": {hold.reason}" if hold.reason else "")
+    short = text if len(text) <= LABEL_CHARS + 4 else text[:LABEL_CHARS + 3] + "…"
+    return f'<text x="8" y="{y + 34}" class="hold-label"><title>{_a(text)}</title>{_a(short)}</text>'
 
 
 def describe_mark(mark: Mark, zone: ZoneInfo) -> str:
@@ -310,9 +321,7 @@ def _mark(timeline: Timeline, row: Row, mark: Mark, y: int) -> str:
         text += f" {mark.dedicated}+{mark.spot}"
     description = f"{row.label}: {describe_mark(mark, timeline.zone)}"
     classes = f"mark {mark.action}" + (" held" if mark.held else "")
-    return (f'<g class="{classes}" tabindex="0" role="img" aria-label="{_a(description)}">'
-            f"<title>{_a(description)}</title>"
-            f'<rect class="focus" x="{cx - 9}" y="{cy - 9}" width="18" height="18" rx="3"/>'
+    return (f'<g class="{classes}" tabindex="0" role="img"><title>{_a(description)}</title>'
             f'{_mark_shape(mark.action, cx, cy)}<text x="{cx + 8}" y="{cy + 4}">{_a(text)}</text></g>')
 
 
@@ -320,39 +329,45 @@ def _outcome(timeline: Timeline, row: Row, outcome: Outcome, y: int) -> str:
     cx, cy = LABEL_WIDTH + outcome.x, y + OUTCOME_Y
     text = outcome.reason if outcome.result in ("failed", "skipped") and outcome.reason else outcome.result
     description = f"{row.label}: {describe_outcome(outcome, timeline.zone)}"
-    return (f'<g class="outcome {_a(outcome.result)}" tabindex="0" role="img" aria-label="{_a(description)}">'
-            f"<title>{_a(description)}</title>"
-            f'<rect class="focus" x="{cx - 9}" y="{cy - 9}" width="18" height="18" rx="3"/>'
+    return (f'<g class="outcome {_a(outcome.result)}" tabindex="0" role="img"><title>{_a(description)}</title>'
             f'{_outcome_shape(outcome.result, cx, cy)}<text x="{cx + 8}" y="{cy + 4}">{_a(text)}</text></g>')
 
 
 def _table(timeline: Timeline) -> str:
+    """Every mark, outcome and hold as rows, one body per target headed by its name and rules."""
     zone = timeline.zone
-    lines = []
+    bodies, total = [], 0
     for group in timeline.groups:
         for row in group.rows:
-            recorded = {(o.firing, o.rule): o for o in row.outcomes}
-            events: list[tuple[datetime, str, str, str]] = []
-            for mark in row.marks:
-                outcome = recorded.pop((mark.at, mark.rule), None)
-                result = describe_outcome(outcome, zone) if outcome else ("held: will be skipped" if mark.held else "")
-                events.append((mark.at, mark.rule, f"{ACTION_SYMBOL.get(mark.action, '')} {mark.effect}", result))
-            for outcome in recorded.values():
-                symbol = ACTION_SYMBOL.get(outcome.action, "")
-                events.append((outcome.firing, outcome.rule, f"{symbol} {outcome.action}",
-                               f"{RESULT_SYMBOL.get(outcome.result, '')} {describe_outcome(outcome, zone)}"))
-            for hold in row.holds:
-                events.append((hold.start, hold.source, "hold", f"held until {_when(hold.until, zone)}"
-                               + (f": {hold.reason}" if hold.reason else "")))
-            for at, rule, action, result in sorted(events, key=lambda event: event[0]):
-                lines.append(f'<tr><td>{_a(row.label)}</td><td>{_a(group.label)}</td>'
-                             f'<td class="when">{_a(_when(at, zone))}</td><td class="when">{_a(_utc(at))}</td>'
-                             f"<td>{_a(rule)}</td><td>{_a(action)}</td><td>{_a(result)}</td></tr>")
-    return (f'<section id="table" tabindex="-1"><h2>Every action</h2><table><caption>{len(lines)} row(s): '
-            f"planned actions, recorded outcomes and holds, times in {_a(zone.key)} and UTC</caption>"
-            "<thead><tr><th scope=\"col\">target</th><th scope=\"col\">rules</th><th scope=\"col\">when</th>"
-            "<th scope=\"col\">UTC</th><th scope=\"col\">rule</th><th scope=\"col\">action</th>"
-            f"<th scope=\"col\">outcome</th></tr></thead><tbody>{''.join(lines)}</tbody></table></section>")
+            events = _events(row, zone)
+            total += len(events)
+            lines = "".join(f'<tr><td class="when">{_a(_when(at, zone))}</td><td class="when">{_a(_utc(at))}</td>'
+                            f"<td>{_a(rule)}</td><td>{_a(action)}</td><td>{_a(result)}</td></tr>"
+                            for at, rule, action, result in events)
+            bodies.append(f'<tbody><tr><th scope="rowgroup" colspan="5">{_a(row.label)} '
+                          f'<span class="muted">({_a(group.label)})</span></th></tr>{lines}</tbody>')
+    return (f'<section id="table" tabindex="-1"><h2>Every action</h2><table><caption>{total} row(s): '
+            f"planned actions, recorded outcomes and holds per target, times in {_a(zone.key)} and UTC</caption>"
+            '<thead><tr><th scope="col">when</th><th scope="col">UTC</th><th scope="col">rule</th>'
+            f'<th scope="col">action</th><th scope="col">outcome</th></tr></thead>{"".join(bodies)}</table></section>')
+
+
+def _events(row: Row, zone: ZoneInfo) -> list[tuple[datetime, str, str, str]]:
+    """(when, rule, action, outcome) per mark (with its recorded outcome), unplanned outcome and hold."""
+    recorded = {(o.firing, o.rule): o for o in row.outcomes}
+    events: list[tuple[datetime, str, str, str]] = []
+    for mark in row.marks:
+        outcome = recorded.pop((mark.at, mark.rule), None)
+        result = (f"{RESULT_SYMBOL.get(outcome.result, '')} {describe_outcome(outcome, zone)}" if outcome
+                  else "held: will be skipped" if mark.held else "")
+        events.append((mark.at, mark.rule, f"{ACTION_SYMBOL.get(mark.action, '')} {mark.effect}", result))
+    for outcome in recorded.values():
+        events.append((outcome.firing, outcome.rule, f"{ACTION_SYMBOL.get(outcome.action, '')} {outcome.action}",
+                       f"{RESULT_SYMBOL.get(outcome.result, '')} {describe_outcome(outcome, zone)}"))
+    for hold in row.holds:
+        events.append((hold.start, hold.source, "hold",
+                       f"held until {_when(hold.until, zone)}" + (f": {hold.reason}" if hold.reason else "")))
+    return sorted(events, key=lambda event: event[0])
 
 
 def _utc(instant: datetime) -> str:

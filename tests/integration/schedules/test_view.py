@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from html import escape
+import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from html import escape
 from pathlib import Path
-from typing import Any
 
 import azure.functions as func
 import pytest
@@ -100,6 +101,22 @@ def test_the_example_week_from_monday_with_the_policy_headers(bare_env: Callable
     assert page.count('role="listitem"') == 4
     # The past part of the window wants the history, which needs storage: the page says so and plans anyway.
     assert "the history could not be read" in page
+
+
+def test_a_history_slower_than_the_deadline_leaves_the_plan_and_a_note(bare_env: Callable[..., None],
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    from batchk8s.schedules import service
+
+    release = threading.Event()
+    monkeypatch.setattr(service, "history", lambda *args, **kwargs: release.wait(10) and {"entries": []})
+    monkeypatch.setattr(service, "HISTORY_DEADLINE", 0.2)
+    bare_env(BATCHK8S_SCHEDULES=EXAMPLE.read_text())
+    started = time.monotonic()
+    page = view(after=MONDAY).get_body().decode()
+    release.set()
+    assert time.monotonic() - started < 5
+    assert "the history could not be read, so only the plan is shown: the history did not answer within 0.2 s" in page
+    assert marks(page) == 33
 
 
 @pytest.mark.azurite
