@@ -157,8 +157,13 @@ def test_two_hundred_targets_for_a_week_render_within_a_second(context: Any, ser
     # The hostile hold reason is text on the page, and nothing ran.
     assert visit.page.get_by_text(HOSTILE_REASON).count() >= 1
     assert visit.page.title().startswith("Schedules ") and visit.count("script") == 0
-    timing = visit.timing()
-    assert 0 < timing["load"] < RENDER_BUDGET_MS, timing
+    # Rendered within a second: the median load event of three loads (HTML over loopback, parse, layout, paint).
+    loads = [visit.timing()["load"]]
+    for _ in range(2):
+        again = Visit(context, f"{server.url}/fleet")
+        loads.append(again.timing()["load"])
+        again.page.close()
+    assert 0 < sorted(loads)[1] < RENDER_BUDGET_MS, loads
     shot = visit.page.screenshot(path=str(tmp_path / "fleet.png"))
     assert png_size(shot) == (VIEWPORT["width"], VIEWPORT["height"]) and len(shot) > 50_000
     visit.page.close()
