@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 MAX_HOURS = 168
 MAX_HISTORY = 1000
 MAX_VIEW_DAYS = 31
+MAX_VIEW_DISTANCE = timedelta(days=100 * 366)  # `after` within a century of now (year 9999 is where dates end)
 # Outcomes a timeline reads at most: 200 targets acting twice a day for a month, with room for retries.
 VIEW_HISTORY = 50000
 # The page waits this long for the history: the storage SDK's own retries take over a minute to give up
@@ -138,6 +139,8 @@ def view_start(value: str | None, now: datetime) -> datetime:
     instant = parse_instant(value)
     if instant is None:
         raise InputError.for_field("after", f"{value!r} is not an ISO 8601 time such as 2026-11-30T00:00:00Z")
+    if abs(instant - now) > MAX_VIEW_DISTANCE:
+        raise InputError.for_field("after", f"{value!r} is more than {MAX_VIEW_DISTANCE.days} days from now")
     return instant
 
 

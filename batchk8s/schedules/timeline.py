@@ -26,6 +26,8 @@ MAX_DAYS = 31
 PLOT_WIDTH = 1120.0
 NIGHT_STARTS, NIGHT_ENDS = 19, 7  # local hours: shaded from 19:00 to 07:00 in the viewer's zone
 OUTCOMES = ("applied", "skipped", "failed")
+# A rule firing every minute would put 10,080 marks a week on each of its rows: draw its first ones only.
+MAX_FIRINGS_PER_RULE = 1000
 
 
 def utc_text(instant: datetime) -> str:
@@ -358,7 +360,9 @@ def build(document: Document, *, start: datetime, days: int, zone: ZoneInfo, now
             if spec.key not in rows:
                 rows[spec.key] = Row(spec.key, spec.label, spec.kind)
                 group_for(tuple(r.index for r in document.by_key[spec.key])).rows.append(rows[spec.key])
-    for entry in window(document, axis.start - timedelta(seconds=1), axis.end):
+    planned = window(document, axis.start - timedelta(seconds=1), axis.end, limit=MAX_FIRINGS_PER_RULE)
+    notes = [*notes, *_dense_rules(planned)]
+    for entry in planned:
         rows[entry["key"]].marks.extend(
             Mark(at, axis.x(at), firing["action"], firing["rule"], firing["local"], firing["timeZone"],
                  firing.get("dedicated"), firing.get("spot"))
@@ -387,6 +391,20 @@ def build(document: Document, *, start: datetime, days: int, zone: ZoneInfo, now
     ordered = sorted(groups.items(), key=lambda item: item[0] or (len(document.rules),))
     return Timeline(axis, zone, days, now, document.source, days_in, shades(axis, zone, days_in),
                     dst_changes(axis, zones.values()), [group for _, group in ordered], list(notes))
+
+
+def _dense_rules(planned: list[dict[str, Any]]) -> list[str]:
+    """A note for each rule that reached MAX_FIRINGS_PER_RULE in the window (and so was cut there)."""
+    counts: dict[str, int] = {}
+    for entry in planned:
+        per_rule: dict[str, int] = {}
+        for firing in entry["firings"]:
+            per_rule[firing["rule"]] = per_rule.get(firing["rule"], 0) + 1
+        for rule, count in per_rule.items():
+            counts[rule] = max(counts.get(rule, 0), count)
+    return [f"rule {rule} fires {MAX_FIRINGS_PER_RULE} times or more in this window: only its first "
+            f"{MAX_FIRINGS_PER_RULE} firings are drawn" for rule, count in counts.items()
+            if count >= MAX_FIRINGS_PER_RULE]
 
 
 def _held(mark: Mark, holds: list[HoldSpan]) -> Mark:

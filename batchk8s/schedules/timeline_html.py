@@ -22,9 +22,10 @@ from batchk8s.schedules.timeline import Day, Mark, Outcome, Row, Timeline
 
 LABEL_WIDTH = 300
 ROW_HEIGHT = 44
-AXIS_HEIGHT = 46
+AXIS_HEIGHT = 60  # day labels, hour labels, clock-change labels
 PLAN_Y, OUTCOME_Y = 15, 33  # lane centres within a row
 LABEL_CHARS = 44
+CHAR_PX = 6.0  # width of a character of an 10 px mark label, near enough to keep labels apart
 DOCS = "docs/timeline.md"
 
 CSS = """
@@ -211,24 +212,34 @@ def _axis(timeline: Timeline) -> str:
     parts = [f'<text x="8" y="18" class="day-label">{_a(zone.key)}</text>',
              '<text x="8" y="36" class="hour-label">time on the viewer\'s clock</text>']
     hours_every = 6 if timeline.days <= 7 else (12 if timeline.days <= 14 else 0)
+    month_shown = False
     for day in timeline.day_list:
         x0 = LABEL_WIDTH + day.x0
         parts.append(f'<line class="day-line" x1="{x0}" y1="0" x2="{x0}" y2="{AXIS_HEIGHT}"/>')
-        if day.x1 - day.x0 >= 40:
-            label = f"{day.day:%a %d %b}" if day.x1 - day.x0 >= 70 else f"{day.day:%a %d}"
-            extra = f" ({day.hours:g} h)" if day.hours not in (24.0,) and _whole_day(day, zone) else ""
+        wide = day.x1 - day.x0
+        if wide >= 18:
+            label = f"{day.day:%a %d %b}" if wide >= 70 else f"{day.day:%a %d}" if wide >= 40 else f"{day.day:%d}"
+            extra = f" ({day.hours:g} h)" if day.hours != 24 and wide >= 100 and _whole_day(day, zone) else ""
             parts.append(f'<text x="{x0 + 4}" y="18" class="day-label">{_a(label + extra)}</text>')
+            if wide < 70 and (day.day.day == 1 or not month_shown):
+                parts.append(f'<text x="{x0 + 4}" y="36" class="hour-label">{day.day:%b}</text>')
+            month_shown = True
         if hours_every:
             for hour in range(hours_every, 24, hours_every):
                 instant = datetime(day.day.year, day.day.month, day.day.day, hour, tzinfo=zone)
                 if day.start <= instant < day.end:
                     x = LABEL_WIDTH + axis.x(instant)
-                    parts.append(f'<line class="hour-line" x1="{x}" y1="26" x2="{x}" y2="{AXIS_HEIGHT}"/>'
+                    parts.append(f'<line class="hour-line" x1="{x}" y1="26" x2="{x}" y2="42"/>'
                                  f'<text x="{x + 3}" y="38" class="hour-label">{hour:02d}</text>')
-    for change in timeline.dst:
-        x = LABEL_WIDTH + change.x
-        parts.append(f'<line class="dst" x1="{x}" y1="22" x2="{x}" y2="{AXIS_HEIGHT}"/>'
-                     f'<text x="{x + 3}" y="{AXIS_HEIGHT - 2}" class="dst-label">{_a(change.label)}</text>')
+    same_instant: dict[tuple[float, str], list[str]] = {}
+    for change in timeline.dst:  # zones that change together (most of Europe) share one label
+        same_instant.setdefault((change.x, change.label.rpartition(" clocks ")[2]), []).append(change.zone)
+    for (x, shift), zones in same_instant.items():
+        zones_text = zones[0] if len(zones) == 1 else f"{zones[0]} +{len(zones) - 1} zone(s)"
+        parts.append(f'<line class="dst" x1="{LABEL_WIDTH + x}" y1="0" x2="{LABEL_WIDTH + x}" y2="{AXIS_HEIGHT}"/>'
+                     f'<text x="{LABEL_WIDTH + x + 3}" y="{AXIS_HEIGHT - 5}" class="dst-label">'
+                     f"<title>{_a(', '.join(zones))} clocks {_a(shift)}</title>{_a(zones_text)} clocks {_a(shift)}"
+                     "</text>")
     return (f'<svg class="axis" width="{width}" height="{AXIS_HEIGHT + 2}" role="img" '
             f'aria-label="{_a(_axis_description(timeline))}">{"".join(parts)}</svg>')
 
@@ -282,8 +293,10 @@ def _row(timeline: Timeline, index: int, row: Row) -> str:
         reason = f"held until {_when(hold.until, timeline.zone)}" + (f": {hold.reason}" if hold.reason else "")
         parts.append(f'<g class="hold-span"><title>{_a(reason)}</title><rect class="hold" x="{x0}" y="{y + 3}" '
                      f'width="{round(hold.x1 - hold.x0, 2)}" height="{ROW_HEIGHT - 6}"/></g>')
-    parts += [_mark(timeline, row, mark, y) for mark in row.marks]
-    parts += [_outcome(timeline, row, outcome, y) for outcome in row.outcomes]
+    end = timeline.axis.width + 24
+    parts += [_mark(timeline, row, mark, y, room) for mark, room in zip(row.marks, _rooms(row.marks, end), strict=True)]
+    parts += [_outcome(timeline, row, outcome, y, room)
+              for outcome, room in zip(row.outcomes, _rooms(row.outcomes, end), strict=True)]
     summary = (f"{row.label}: {len(row.marks)} planned action(s), {len(row.outcomes)} recorded outcome(s)"
                + (f", held until {_when(row.holds[0].until, timeline.zone)}" if row.holds else ""))
     return f'<g role="listitem" aria-label="{_a(summary)}">{"".join(parts)}</g>'
@@ -314,23 +327,43 @@ def describe_outcome(outcome: Outcome, zone: ZoneInfo) -> str:
             f"recorded {outcome.recorded}{tries}{detail}")
 
 
-def _mark(timeline: Timeline, row: Row, mark: Mark, y: int) -> str:
+def _rooms(items: list[Mark] | list[Outcome], end: float) -> list[float]:
+    """Pixels free for each item's label: up to the next item in its lane (items are in time order)."""
+    xs = [item.x for item in items]
+    return [following - x - 12 for x, following in zip(xs, [*xs[1:], end], strict=False)]
+
+
+def fit(text: str, room: float, *, cut: bool) -> str:
+    """`text` if it fits in `room` pixels; else cut with an ellipsis (`cut`) or nothing. The tooltip and the
+    table always carry the whole text."""
+    if len(text) * CHAR_PX <= room:
+        return text
+    keep = int(room // CHAR_PX) - 1
+    return text[:keep] + "…" if cut and keep >= 3 else ""
+
+
+def _label(text: str, x: float, y: float) -> str:
+    return f'<text x="{x}" y="{y}">{_a(text)}</text>' if text else ""
+
+
+def _mark(timeline: Timeline, row: Row, mark: Mark, y: int, room: float) -> str:
     cx, cy = LABEL_WIDTH + mark.x, y + PLAN_Y
     text = f"{mark.at.astimezone(timeline.zone):%H:%M}"
     if mark.action == "resize":
-        text += f" {mark.dedicated}+{mark.spot}"
+        counts = f"{text} {mark.dedicated}+{mark.spot}"
+        text = counts if len(counts) * CHAR_PX <= room else f"{mark.dedicated}+{mark.spot}"
     description = f"{row.label}: {describe_mark(mark, timeline.zone)}"
     classes = f"mark {mark.action}" + (" held" if mark.held else "")
     return (f'<g class="{classes}" tabindex="0" role="img"><title>{_a(description)}</title>'
-            f'{_mark_shape(mark.action, cx, cy)}<text x="{cx + 8}" y="{cy + 4}">{_a(text)}</text></g>')
+            f'{_mark_shape(mark.action, cx, cy)}{_label(fit(text, room, cut=False), cx + 8, cy + 4)}</g>')
 
 
-def _outcome(timeline: Timeline, row: Row, outcome: Outcome, y: int) -> str:
+def _outcome(timeline: Timeline, row: Row, outcome: Outcome, y: int, room: float) -> str:
     cx, cy = LABEL_WIDTH + outcome.x, y + OUTCOME_Y
     text = outcome.reason if outcome.result in ("failed", "skipped") and outcome.reason else outcome.result
     description = f"{row.label}: {describe_outcome(outcome, timeline.zone)}"
     return (f'<g class="outcome {_a(outcome.result)}" tabindex="0" role="img"><title>{_a(description)}</title>'
-            f'{_outcome_shape(outcome.result, cx, cy)}<text x="{cx + 8}" y="{cy + 4}">{_a(text)}</text></g>')
+            f'{_outcome_shape(outcome.result, cx, cy)}{_label(fit(text, room, cut=True), cx + 8, cy + 4)}</g>')
 
 
 def _table(timeline: Timeline) -> str:

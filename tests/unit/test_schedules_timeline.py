@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from batchk8s.schedules.document import Document, parse_document
-from batchk8s.schedules.timeline import Axis, build, day_list, dst_changes, shades, window_end
+from batchk8s.schedules.timeline import MAX_FIRINGS_PER_RULE, Axis, build, day_list, dst_changes, shades, window_end
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)  # a Tuesday
@@ -211,3 +211,12 @@ def test_recorded_outcomes_of_the_past_part_sit_on_their_rows_newest_record_winn
         "scale set rg/tagged", True, ["skipped"])
     assert [r.key for r in timeline.groups[0].rows] == ["vmss/rg/a", "tag/*/schedule=eu", "vmss/rg/tagged"]
     assert timeline.to_dict()["counts"]["outcomes"] == 3
+
+
+def test_a_rule_firing_every_minute_is_drawn_up_to_the_limit_with_a_note():
+    document = doc(rule("busy", "0 * * * * *"), rule("calm", "0 0 8 * * *", "start", targets=[{"name": "b"}]))
+    timeline = build(document, start=utc("2026-11-30T00:00:00+00:00"), days=7, zone=ZoneInfo("UTC"), now=NOW,
+                     notes=["first"])
+    assert [len(row.marks) for row in timeline.rows] == [MAX_FIRINGS_PER_RULE, 7]
+    assert timeline.notes == ["first", f"rule busy fires {MAX_FIRINGS_PER_RULE} times or more in this window: "
+                                       f"only its first {MAX_FIRINGS_PER_RULE} firings are drawn"]

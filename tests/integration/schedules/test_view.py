@@ -63,6 +63,7 @@ def marks(page: str, kind: str = "mark") -> int:
     ({"days": "0"}, "days"), ({"days": "32"}, "days"), ({"days": "week"}, "days"), ({"days": "1.5"}, "days"),
     ({"tz": "Mars/Olympus_Mons"}, "tz"), ({"tz": "../../etc/passwd"}, "tz"), ({"tz": "Europe/Berlin "}, None),
     ({"after": "yesterday"}, "after"), ({"after": "2026-13-01"}, "after"), ({"after": "2026-11-30"}, None),
+    ({"after": "9999-12-31T00:00:00Z"}, "after"), ({"after": "0001-01-01"}, "after"),
 ])
 def test_bad_parameters_are_a_400_naming_the_parameter(bare_env: Callable[..., None], params: dict[str, str],
                                                        field: str | None):
