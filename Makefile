@@ -44,7 +44,8 @@ $(NODE_STAMP): package.json package-lock.json
 # The timeline page is tested in a real browser: Debian's Chromium (never a browser build fetched at run time).
 $(CHROMIUM):
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+			{ echo "error: apt-get could not install chromium (needed by the timeline page's browser tests)" >&2; exit 1; }; \
 	else \
 		echo "error: $(CHROMIUM) is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2; \
 		exit 1; \

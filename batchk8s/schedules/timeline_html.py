@@ -27,6 +27,7 @@ PLAN_Y, OUTCOME_Y = 15, 33  # lane centres within a row
 LABEL_CHARS = 44
 CHAR_PX = 6.0  # width of a character of an 10 px mark label, near enough to keep labels apart
 DOCS = "docs/timeline.md"
+APP_SETTINGS_DOCS = "https://learn.microsoft.com/azure/azure-functions/functions-how-to-use-azure-function-app-settings"
 
 CSS = """
 :root { color-scheme: light; --ink: #1f2328; --muted: #59636e; --line: #d1d9e0; --start: #1a7f37;
@@ -131,7 +132,8 @@ def render_unconfigured(docs: str = DOCS) -> str:
             f"<code>BATCHK8S_SCHEDULES_BLOB</code> to <code>CONTAINER/BLOB</code> in the app's storage account, "
             f"and this page shows a week of its start, deallocate and resize actions.</p>"
             f'<p>How to write one and read this page: <a href="{_a(docs)}">{_a(docs)}</a> in the batchk8s '
-            f"repository (the Scheduling section of its README).</p></header>")
+            f"repository (and the Scheduling section of its README); how to set an app setting: "
+            f'<a href="{APP_SETTINGS_DOCS}">Azure Functions app settings</a>.</p></header>')
     return _page("Schedules: no document configured", body)
 
 
