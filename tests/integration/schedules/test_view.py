@@ -137,6 +137,16 @@ def test_the_past_part_shows_what_the_history_recorded(azurite: str, bare_env: C
     history.append("vmss/rg-eu/vmss-eu-1", tagged, [
         {"at": "2026-11-30T07:00:01+00:00", "firing": "2026-11-30T07:00:00+00:00", "rule": "eu-open",
          "action": "start", "result": "applied"}], datetime(2026, 11, 30, 7, tzinfo=UTC))
+    history.append("vmss/rg-us/vmss-us", us, [
+        {"at": "2026-10-30T12:00:03+00:00", "firing": "2026-10-30T12:00:00+00:00", "rule": "us-open",
+         "action": "start", "result": "applied"}], datetime(2026, 10, 30, 12, tzinfo=UTC))
+    # The reader skips the months before the window's: October's blob is never read.
+    from batchk8s.schedules.service import history as read_history
+
+    since = read_history(current_settings(), 1000, since=datetime(2026, 11, 30, tzinfo=UTC))
+    assert since["requests"] == {"list": 1, "read": 3}  # vmss-us: December and November; vmss-eu-1: November
+    assert sorted(e["firing"][:10] for e in since["entries"]) == ["2026-11-30", "2026-11-30", "2026-12-01"]
+    assert len(read_history(current_settings(), 1000)["entries"]) == 4
     page = view(after=MONDAY).get_body().decode()
     assert "the history could not be read" not in page
     assert marks(page, "outcome") == 3
