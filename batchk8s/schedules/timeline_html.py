@@ -382,7 +382,8 @@ def _table(timeline: Timeline) -> str:
             bodies.append(f'<tbody><tr><th scope="rowgroup" colspan="5">{_a(row.label)} '
                           f'<span class="muted">({_a(group.label)})</span></th></tr>{lines}</tbody>')
     return (f'<section id="table" tabindex="-1"><h2>Every action</h2><table><caption>{total} row(s): '
-            f"planned actions, recorded outcomes and holds per target, times in {_a(zone.key)} and UTC</caption>"
+            f"planned actions, recorded outcomes and holds per target, times in "
+            f"{_a(zone.key) + ' and UTC' if zone.key != 'UTC' else 'UTC'}</caption>"
             '<thead><tr><th scope="col">when</th><th scope="col">UTC</th><th scope="col">rule</th>'
             f'<th scope="col">action</th><th scope="col">outcome</th></tr></thead>{"".join(bodies)}</table></section>')
 
