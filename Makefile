@@ -5,14 +5,17 @@ PY := $(VENV)/bin/python
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := node_modules/.installed
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test lint unit bench clean
 
 run: $(RUNTIME_STAMP)
 	$(PY) -m batchk8s plan --settings local.settings.json.example
 	$(PY) -m batchk8s schedules plan --file examples/schedules.json --hours 24 --settings local.settings.json.example
+	@mkdir -p out
+	$(PY) -m batchk8s schedules plan --file examples/schedules.json --html out/schedules-week.html --settings local.settings.json.example
 
-test: $(DEV_STAMP) $(NODE_STAMP) lint
+test: $(DEV_STAMP) $(NODE_STAMP) $(CHROMIUM) lint
 	$(PY) -m pytest -q
 
 lint: $(DEV_STAMP)
@@ -37,6 +40,16 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The timeline page is tested in a real browser: Debian's Chromium (never a browser build fetched at run time).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+			{ echo "error: apt-get could not install chromium (needed by the timeline page's browser tests)" >&2; exit 1; }; \
+	else \
+		echo "error: $(CHROMIUM) is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2; \
+		exit 1; \
+	fi
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -13,13 +13,19 @@ from batchk8s.settings import Settings
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS
+    from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS, MAX_VIEW_DAYS
 
     schedules = subparsers.add_parser("schedules", help="the schedule document (BATCHK8S_SCHEDULES)")
     verbs = schedules.add_subparsers(dest="verb", required=True, metavar="VERB")
     plan = verbs.add_parser("plan", parents=[common], help="every firing in the next hours, per target")
     plan.add_argument("--hours", type=positive_int(1, MAX_HOURS), default=24, help="window (1-168, default 24)")
     plan.add_argument("--file", metavar="FILE", help="plan this document instead of the configured one")
+    plan.add_argument("--html", metavar="FILE", help="write the timeline page (the same as GET /api/schedules/view) "
+                                                     "to FILE instead of listing firings")
+    plan.add_argument("--days", type=positive_int(1, MAX_VIEW_DAYS), default=7,
+                      help="with --html: window in days (1-31, default 7)")
+    plan.add_argument("--tz", metavar="ZONE", help="with --html: the clock to read it on (IANA, default UTC)")
+    plan.add_argument("--after", metavar="TIME", help="with --html: where the window starts (ISO 8601, default now)")
     plan.set_defaults(handler=show_plan)
     validate = verbs.add_parser("validate", parents=[common], help="validate a document and list every problem")
     validate.add_argument("file", metavar="FILE", nargs="?",
@@ -40,6 +46,8 @@ def _file_text(path: str | None) -> str | None:
 def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.schedules.service import upcoming
 
+    if args.html:
+        return write_timeline(args, settings)
     data = upcoming(settings, args.hours, text=_file_text(args.file), source=args.file)
     lines = [f"{data['firings']} firing(s) from {data['from']} to {data['to']}"]
     for entry in data["targets"]:
@@ -47,6 +55,32 @@ def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
         lines += [f"  {format_firing(f)}" for f in entry["firings"]] or ["  (no firing in the window)"]
     lines += [format_hold(hold) for hold in data["holds"]]
     return Output(data, "\n".join(lines))
+
+
+def write_timeline(args: argparse.Namespace, settings: Settings) -> Output:
+    from pathlib import Path
+
+    from batchk8s.errors import InputError
+    from batchk8s.schedules import service
+    from batchk8s.schedules.timeline_html import render, render_unconfigured
+
+    zone = service.view_zone(args.tz)
+    start = service.view_start(args.after, clock.now())
+    text = _file_text(args.file)
+    if text is None and not service.configured(settings):
+        page, data = render_unconfigured(), {"configured": False}
+    else:
+        timeline = service.timeline(settings, args.days, zone, start, text=text, source=args.file)
+        page, data = render(timeline), {"configured": True, **timeline.counts()}
+    path = Path(args.html).resolve()
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InputError.for_field("--html", f"cannot write {path}: {exc.strerror}") from None
+    data["file"] = str(path)
+    summary = (f" ({data['rows']} target(s), {data['marks']} planned action(s), {data['outcomes']} outcome(s))"
+               if data["configured"] else " (no schedule document is configured)")
+    return Output(data, f"wrote {path}{summary}")
 
 
 def validate_document(args: argparse.Namespace, settings: Settings) -> Output:

@@ -11,6 +11,7 @@ import logging
 
 import azure.functions as func
 
+from batchk8s import clock
 from batchk8s.errors import BatchK8sError
 from batchk8s.functions.http import endpoint, int_param, json_response
 from batchk8s.settings import RECONCILE_SCHEDULE, Settings, current_settings
@@ -60,3 +61,21 @@ def schedules_history(req: func.HttpRequest, settings: Settings) -> func.HttpRes
     from batchk8s.schedules.service import MAX_HISTORY, history
 
     return json_response(history(settings, int_param(req, "limit", 100, 1, MAX_HISTORY)))
+
+
+@bp.function_name("schedules_view")
+@bp.route(route="schedules/view", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@endpoint
+def schedules_view(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+    """The timeline page: `days` (1-31, default 7) from `after` (ISO time, default now), on the clock of
+    `tz` (IANA, default UTC); one self-contained HTML document under a strict Content-Security-Policy."""
+    from batchk8s.schedules import service
+    from batchk8s.schedules.timeline_html import HEADERS, render, render_unconfigured
+
+    days = int_param(req, "days", 7, 1, service.MAX_VIEW_DAYS)
+    zone = service.view_zone(req.params.get("tz"))
+    now = clock.now()
+    start = service.view_start(req.params.get("after"), now)
+    page = (render(service.timeline(settings, days, zone, start, now)) if service.configured(settings)
+            else render_unconfigured())
+    return func.HttpResponse(page, status_code=200, headers=HEADERS, mimetype="text/html", charset="utf-8")

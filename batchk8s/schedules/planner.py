@@ -168,7 +168,8 @@ def window(document: Document, start: datetime, end: datetime, limit: int = 1000
             times.append(Firing(following, rule).to_dict())
             current = following
         for spec in rule.targets:
-            entry = per_target.setdefault(spec.key, {"target": spec.to_dict(), "label": spec.label, "firings": []})
+            entry = per_target.setdefault(spec.key, {"key": spec.key, "target": spec.to_dict(), "label": spec.label,
+                                                     "firings": []})
             entry["firings"].extend(times)
     for entry in per_target.values():
         entry["firings"].sort(key=lambda firing: firing["utc"])

@@ -8,16 +8,27 @@ obvious to whoever edits the other.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batchk8s import clock
-from batchk8s.errors import ConfigError
-from batchk8s.schedules.document import Document, DocumentError, parse_cached
+from batchk8s.errors import BatchK8sError, ConfigError, InputError
+from batchk8s.schedules.document import Document, DocumentError, parse_cached, parse_instant
 from batchk8s.schedules.planner import window
 from batchk8s.settings import Settings
 
+if TYPE_CHECKING:
+    from batchk8s.schedules.timeline import Timeline
+
 MAX_HOURS = 168
 MAX_HISTORY = 1000
+MAX_VIEW_DAYS = 31
+MAX_VIEW_DISTANCE = timedelta(days=100 * 366)  # `after` within a century of now (year 9999 is where dates end)
+# Outcomes a timeline reads at most: 200 targets acting twice a day for a month, with room for retries.
+VIEW_HISTORY = 50000
+# The page waits this long for the history: the storage SDK's own retries take over a minute to give up
+# on an unreachable account, and the plan is worth showing without it.
+HISTORY_DEADLINE = 20.0
 
 
 def document_source(settings: Settings) -> str:
@@ -66,7 +77,7 @@ def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: 
     }
 
 
-def history(settings: Settings, limit: int = 100) -> dict[str, Any]:
+def history(settings: Settings, limit: int = 100, since: datetime | None = None) -> dict[str, Any]:
     """What the reconciler applied, skipped (hold, already in state, missed) or failed, newest first.
 
     One listing of `schedules/` finds every target's history blobs and any state blob an earlier
@@ -86,9 +97,13 @@ def history(settings: Settings, limit: int = 100) -> dict[str, Any]:
     legacy = [key_of(name) for name, listed in listing.items()
               if name.startswith(PREFIX) and is_legacy(listed.metadata)]
 
+    oldest = log.blob_name("", since) if since else ""
+
     def newest(names: list[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         for name in sorted(names, reverse=True):  # YYYY-MM sorts by time
+            if name.rpartition("/")[2] < oldest.rpartition("/")[2]:
+                break
             found.extend(log.parse_lines(store.read_text(name) or ""))
             if len(found) >= limit:
                 break
@@ -102,3 +117,74 @@ def history(settings: Settings, limit: int = 100) -> dict[str, Any]:
     entries += [entry for found in store.fan_out(embedded, legacy) for entry in found]
     entries.sort(key=lambda entry: (str(entry.get("at", "")), str(entry.get("firing", ""))), reverse=True)
     return {"entries": entries[:limit], "total": len(entries), "requests": dict(store.requests)}
+
+
+def configured(settings: Settings) -> bool:
+    return bool(settings.schedules_json or settings.schedules_blob)
+
+
+def view_zone(value: str | None) -> ZoneInfo:
+    """The viewer's IANA zone (default UTC), or a 400 naming `tz`."""
+    name = (value or "UTC").strip()
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InputError.for_field("tz", f"{value!r} is not an IANA time zone name (e.g. Europe/Berlin, "
+                                         "America/New_York)") from None
+
+
+def view_start(value: str | None, now: datetime) -> datetime:
+    """Where the window starts: `value` (ISO 8601, no offset means UTC) or `now`; a 400 naming `after`."""
+    if value is None or value == "":
+        return now
+    instant = parse_instant(value)
+    if instant is None:
+        raise InputError.for_field("after", f"{value!r} is not an ISO 8601 time such as 2026-11-30T00:00:00Z")
+    if abs(instant - now) > MAX_VIEW_DISTANCE:
+        raise InputError.for_field("after", f"{value!r} is more than {MAX_VIEW_DISTANCE.days} days from now")
+    return instant
+
+
+def timeline(settings: Settings, days: int, zone: ZoneInfo, start: datetime | None = None,
+             now: datetime | None = None, text: str | None = None, source: str | None = None) -> Timeline:
+    """The document's firings over `days` days of `zone` from `start` (default now), and for the part of
+    the window already past, what the history recorded. A history that cannot be read leaves a note on
+    the page instead of failing it: the plan is still worth seeing."""
+    from batchk8s.schedules.timeline import build, selector_note
+
+    now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
+    start = start or now
+    document = load_document(settings, now, text, source)
+    notes = [note] if (note := selector_note(document)) else []
+    entries: list[dict[str, Any]] = []
+    if start < now:
+        try:
+            entries = _history_within(settings, start, HISTORY_DEADLINE)
+        except BatchK8sError as error:
+            notes.append(f"the history could not be read, so only the plan is shown: {error.message}")
+    return build(document, start=start, days=days, zone=zone, now=now, history=entries, notes=notes)
+
+
+def _history_within(settings: Settings, since: datetime, deadline: float) -> list[dict[str, Any]]:
+    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`
+    seconds (the read goes on in a daemon thread and its answer is dropped)."""
+    import threading
+
+    from batchk8s.errors import UpstreamTimeoutError
+
+    result: dict[str, Any] = {}
+
+    def read() -> None:
+        try:
+            result["entries"] = history(settings, VIEW_HISTORY, since=since)["entries"]
+        except Exception as error:  # handed to the caller's thread, which raises it
+            result["error"] = error
+
+    reader = threading.Thread(target=read, name="timeline-history", daemon=True)
+    reader.start()
+    reader.join(deadline)
+    if "error" in result:
+        raise result["error"]
+    if "entries" not in result:
+        raise UpstreamTimeoutError(f"the history did not answer within {deadline:g} s")
+    return result["entries"]

@@ -36,6 +36,7 @@ HTTP = {
     "tes_service_info": ("GET", "tes/service-info", "FUNCTION"),
     "schedules": ("GET", "schedules", "FUNCTION"),
     "schedules_history": ("GET", "schedules/history", "FUNCTION"),
+    "schedules_view": ("GET", "schedules/view", "FUNCTION"),
 }
 TIMERS = {
     "vmss_schedule": "%VmssTriggerSchedule%",
