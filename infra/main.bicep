@@ -77,14 +77,18 @@ param batchVmSize string = 'STANDARD_D2_V3'
 @description('Dedicated Batch nodes (AZURE_BATCH_VM_NODE_COUNT).')
 param batchNodeCount int = 1
 
-@description('Schedule document JSON (BATCHK8S_SCHEDULES); empty: the reconcile timer is disabled.')
+@description('Schedule document JSON (BATCHK8S_SCHEDULES); with schedulesBlob empty too, the reconcile timer is disabled.')
 param schedulesDocument string = ''
+
+@maxLength(1088)
+@description('Schedule document as CONTAINER/BLOB in the app storage (BATCHK8S_SCHEDULES_BLOB).')
+param schedulesBlob string = ''
 
 var tags = { 'azd-env-name': environmentName, app: 'batchk8s' }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var vmssEnabled = !empty(vmssResourceGroup) && !empty(vmssNames)
 var batchEnabled = createBatchAccount || !empty(existingBatchAccountId)
-var schedulesEnabled = !empty(schedulesDocument)
+var schedulesEnabled = !empty(schedulesDocument) || !empty(schedulesBlob)
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -189,7 +193,7 @@ var batchSettings = {
   AZURE_BATCH_VM_NODE_COUNT: string(batchNodeCount)
 }
 var imageSettings = { AZURE_BATCH_VM_IMAGE_ID: batchVmImageId }
-var scheduleSettings = { BATCHK8S_SCHEDULES: schedulesDocument }
+var scheduleSettings = union(empty(schedulesDocument) ? {} : { BATCHK8S_SCHEDULES: schedulesDocument }, empty(schedulesBlob) ? {} : { BATCHK8S_SCHEDULES_BLOB: schedulesBlob })
 var appSettings = union(baseSettings, vmssEnabled ? vmssSettings : {}, batchEnabled ? batchSettings : {}, empty(batchVmImageId) ? {} : imageSettings, schedulesEnabled ? scheduleSettings : {})
 
 module app 'modules/app.bicep' = {
@@ -214,5 +218,5 @@ module app 'modules/app.bicep' = {
 
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.name
-output AZURE_CLIENT_ID string = identity.outputs.clientId
+output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_STORAGE_ACCOUNT string = storage.outputs.name

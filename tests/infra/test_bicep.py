@@ -205,3 +205,19 @@ def test_app_is_flex_consumption_python_311_with_identity_storage():
     assert host["AzureWebJobsStorage__credential"] == "managedidentity"
     assert template("infra/modules/monitoring.bicep")["resources"]["appInsights"]["config"]["properties"][
         "DisableLocalAuth"] is True
+
+
+def test_azd_parameter_file_maps_onto_main_parameters():
+    """azd fills infra/main.parameters.json from the environment (`azd env set NAME value`)."""
+    import json
+
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    parameters = template("infra/main.bicep")["parameters"]
+    assert set(mapped) <= set(parameters), set(mapped) - set(parameters)
+    required = {name for name, parameter in parameters.items() if "default" not in parameter}
+    assert required <= set(mapped), required - set(mapped)
+    for name, entry in mapped.items():
+        variable = re.fullmatch(r"\$\{(?P<var>\w+)(=(?P<default>[^}]*))?\}", entry["value"])
+        assert variable, f"{name}: {entry['value']}"
+        if variable["default"] is not None:
+            assert variable["default"] == str(parameters[name].get("default", "")).replace("False", "false"), name
