@@ -60,17 +60,18 @@ class ConnectionString(Secret):
     __slots__ = ()
     SECRET_KEYS = ("accountkey", "sharedaccesssignature")
 
-    def is_connection_string(self) -> bool:
-        """Whether the value names an account or endpoint (anything else cannot reach storage)."""
-        keys = {part.split("=", 1)[0].strip().lower() for part in self._value.split(";") if "=" in part}
-        return bool(keys & {"accountname", "blobendpoint", "usedevelopmentstorage"})
-
     def masked(self) -> str:
         parts = []
         for part in self._value.split(";"):
             key, sep, _ = part.partition("=")
             parts.append(f"{key}{sep}***" if key.strip().lower() in self.SECRET_KEYS else part)
         return ";".join(parts)
+
+
+def is_connection_string(value: str) -> bool:
+    """Whether a storage connection string names an account or endpoint (anything else cannot reach storage)."""
+    keys = {part.split("=", 1)[0].strip().lower() for part in value.split(";") if "=" in part}
+    return bool(keys & {"accountname", "blobendpoint", "usedevelopmentstorage"})
 
 
 # --- value rules -----------------------------------------------------------------------------
@@ -313,7 +314,7 @@ class Settings:
         account, key = self.storage_account_name, self.storage_account_key
         if account and key:
             return StorageAccess("account key", self.storage_blob_endpoint or _blob_endpoint(account))
-        if isinstance(self.webjobs_storage, ConnectionString) and self.webjobs_storage.is_connection_string():
+        if self.webjobs_storage and is_connection_string(self.webjobs_storage.reveal()):
             return StorageAccess("connection string", None)
         if account:
             return StorageAccess("identity", self.storage_blob_endpoint or _blob_endpoint(account),
