@@ -57,6 +57,7 @@ MAX_DELEGATION = timedelta(days=7)
 # the SAS URLs for one pool costs one key request, not one per URL.
 DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
+STORAGE_SCOPE = "https://storage.azure.com/.default"
 CONTAINER_PERMISSIONS = "racwdlt"
 
 T = TypeVar("T")
@@ -123,7 +124,20 @@ def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
     from batchk8s.credentials import get_credential, get_managed_identity
 
     credential = get_managed_identity(access.client_id) if access.managed_identity else get_credential(settings)
+    _first_token(credential, access.endpoint or "")
     return BlobServiceClient(access.endpoint, credential=credential)
+
+
+def _first_token(credential: Any, endpoint: str) -> None:
+    """Ask for a token once before any storage call: the storage SDK retries a refused token like a
+    network error (backoffs of 15 s and more, over a minute in all), so a wrong identity would
+    otherwise fail slowly. The credential caches the token, so the first real call costs nothing more."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    try:
+        credential.get_token(STORAGE_SCOPE)
+    except ClientAuthenticationError as exc:
+        raise from_azure(exc, f"storage at {endpoint}") from None
 
 
 def clear_cache() -> None:

@@ -9,6 +9,7 @@ OAuth). The host's identity-based storage (AzureWebJobsStorage__*) is exercised 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -174,15 +175,12 @@ def test_host_identity_storage_uploads_and_signs_user_delegation_sas(host_storag
 
 def test_host_storage_credential_uses_only_the_named_identity(host_storage: dict[str, str],
                                                              msi: FakeManagedIdentity):
-    """`__credential=managedidentity` with a client id the app does not have: no fallback to another credential.
-
-    (Asked at the credential: the storage SDK's own retry policy retries a refused token with 15 s+
-    backoffs before giving up, so a storage call takes over a minute to show the same refusal.)"""
-    from azure.identity import CredentialUnavailableError
-
+    """`__credential=managedidentity` with a client id the app does not have: no fallback to another
+    credential, and a refusal within seconds (the storage SDK alone would retry it for over a minute)."""
     settings = load_settings({**host_storage, "AzureWebJobsStorage__clientId": OTHER_IDENTITY})
-    credential = storage.blob_service(settings).credential
-    with pytest.raises(CredentialUnavailableError, match="Unable to load the proper Managed Identity"):
-        credential.get_token("https://storage.azure.com/.default")
-    assert token_requests(msi) == [{"api-version": "2019-08-01", "resource": "https://storage.azure.com",
-                                    "client_id": OTHER_IDENTITY}]
+    started = time.monotonic()
+    with pytest.raises(UpstreamError) as refused:
+        storage.ensure_containers(settings)
+    assert refused.value.code == "AuthenticationFailed" and time.monotonic() - started < 10
+    assert {(r["resource"], r["client_id"]) for r in token_requests(msi)} == {
+        ("https://storage.azure.com", OTHER_IDENTITY)}
