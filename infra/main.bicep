@@ -68,7 +68,7 @@ param batchVmImageId string = ''
 @description('Batch pool id (AZURE_BATCH_POOL_ID).')
 param batchPoolId string = 'k8s-pool'
 
-@minLength(9)
+@minLength(8)
 @description('Batch node VM size (AZURE_BATCH_VM_SIZE).')
 param batchVmSize string = 'STANDARD_D2_V3'
 
