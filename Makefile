@@ -6,6 +6,9 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 NODE_STAMP := node_modules/.installed
 CHROMIUM := /usr/bin/chromium
+# checkov, pycep-parser, azure-functions-doctor, actionlint: their own venv (checkov's pins conflict with ours).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: run test lint unit bench clean
 
@@ -15,7 +18,7 @@ run: $(RUNTIME_STAMP)
 	@mkdir -p out
 	$(PY) -m batchk8s schedules plan --file examples/schedules.json --html out/schedules-week.html --settings local.settings.json.example
 
-test: $(DEV_STAMP) $(NODE_STAMP) $(CHROMIUM) lint
+test: $(DEV_STAMP) $(NODE_STAMP) $(TOOLS_STAMP) $(CHROMIUM) lint
 	$(PY) -m pytest -q
 
 lint: $(DEV_STAMP)
@@ -37,6 +40,14 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@ $(RUNTIME_STAMP)
 
+$(TOOLS)/bin/python:
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install -q --upgrade pip
+
+$(TOOLS_STAMP): requirements-tools.txt | $(TOOLS)/bin/python
+	$(TOOLS)/bin/python -m pip install -q -r requirements-tools.txt
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -52,4 +63,4 @@ $(CHROMIUM):
 	fi
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache

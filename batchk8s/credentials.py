@@ -29,13 +29,18 @@ KNOWN_AUTHORITIES = frozenset({
 
 
 def get_credential(settings: Settings) -> TokenCredential:
-    """One credential per distinct identity, so its token cache is shared by every client."""
+    """One credential per distinct identity, so its token cache is shared by every client.
+
+    Without a service principal, AZURE_CLIENT_ID picks the user-assigned managed identity (a Function
+    app with several identities, or only a user-assigned one, gets no token without it)."""
     secret = settings.client_secret.reveal() if settings.client_secret else None
-    return _credential(settings.authority_host, settings.tenant_id, settings.client_id, secret)
+    return _credential(settings.authority_host, settings.tenant_id, settings.client_id, secret,
+                       settings.managed_identity_client_id)
 
 
 @lru_cache(maxsize=8)
-def _credential(authority: str, tenant: str | None, client_id: str | None, secret: str | None) -> TokenCredential:
+def _credential(authority: str, tenant: str | None, client_id: str | None, secret: str | None,
+                identity_client_id: str | None) -> TokenCredential:
     discovery_off = urlparse(authority).hostname not in KNOWN_AUTHORITIES
     if client_id and secret and tenant:
         from azure.identity import ClientSecretCredential
@@ -45,9 +50,20 @@ def _credential(authority: str, tenant: str | None, client_id: str | None, secre
     from azure.identity import DefaultAzureCredential
 
     return DefaultAzureCredential(authority=authority, disable_instance_discovery=discovery_off,
+                                  managed_identity_client_id=identity_client_id,
                                   exclude_interactive_browser_credential=True)
+
+
+@lru_cache(maxsize=4)
+def get_managed_identity(client_id: str | None) -> TokenCredential:
+    """The managed identity alone (user-assigned when `client_id` is given), as the Functions host uses
+    it for `AzureWebJobsStorage__credential=managedidentity`: no fallback to another credential."""
+    from azure.identity import ManagedIdentityCredential
+
+    return ManagedIdentityCredential(client_id=client_id)
 
 
 def clear_cache() -> None:
     """Forget cached credentials (settings changed, e.g. between tests)."""
     _credential.cache_clear()
+    get_managed_identity.cache_clear()

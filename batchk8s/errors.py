@@ -6,6 +6,7 @@ Services raise these; the two doors (HTTP and CLI) translate them with `status`/
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 EXIT_INPUT = 2
@@ -127,8 +128,11 @@ def from_azure(exc: Exception, what: str) -> BatchK8sError:
     if isinstance(exc, ResourceExistsError):
         return ConflictError(f"{what} already exists", code=upstream_code or "Conflict")
     if isinstance(exc, ClientAuthenticationError) and status is None:
-        return UpstreamError(f"could not get a token for {what}: check the service principal settings",
-                             code="AuthenticationFailed")
+        # Entra ID's AADSTS number says what was refused (500011: unknown resource, 7000215: bad secret)
+        # and carries nothing secret; the rest of the message can.
+        aadsts = sorted(set(re.findall(r"AADSTS\d+", str(exc))))
+        return UpstreamError(f"could not get a token for {what}{' (' + ', '.join(aadsts) + ')' if aadsts else ''}: "
+                             "check the service principal or managed identity settings", code="AuthenticationFailed")
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return UpstreamError(f"{what}: could not reach the service ({type(exc).__name__})",
                              code="ServiceUnreachable")

@@ -74,6 +74,12 @@ class ConnectionString(Secret):
         return ";".join(parts)
 
 
+def is_connection_string(value: str) -> bool:
+    """Whether a storage connection string names an account or endpoint (anything else cannot reach storage)."""
+    keys = {part.split("=", 1)[0].strip().lower() for part in value.split(";") if "=" in part}
+    return bool(keys & {"accountname", "blobendpoint", "usedevelopmentstorage"})
+
+
 # --- value rules -----------------------------------------------------------------------------
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -233,6 +239,14 @@ class Settings:
 
     # Functions host
     webjobs_storage: Secret | None = setting("AzureWebJobsStorage", secret=True)
+    # The host's identity-based connection (Flex Consumption's default): no key anywhere, only where and who.
+    webjobs_storage_account: str | None = setting("AzureWebJobsStorage__accountName",
+                                                  parse=_pattern(STORAGE_ACCOUNT, _NAME_RULE))
+    webjobs_storage_blob_uri: str | None = setting("AzureWebJobsStorage__blobServiceUri", parse=_https_url)
+    webjobs_storage_credential: str | None = setting("AzureWebJobsStorage__credential",
+                                                     parse=_choice("managedidentity"))
+    webjobs_storage_client_id: str | None = setting("AzureWebJobsStorage__clientId",
+                                                    parse=_pattern(GUID, "must be a GUID (the identity's client id)"))
     time_zone: str = setting("WEBSITE_TIME_ZONE", parse=_time_zone, default="UTC")
     worker_runtime: str = setting("FUNCTIONS_WORKER_RUNTIME", parse=_choice("python"), default="python")
     website_sku: str | None = setting("WEBSITE_SKU")
@@ -241,6 +255,8 @@ class Settings:
     authority_host: str = setting("AZURE_AD_TOKEN_EP", parse=_https_url, default="https://login.microsoftonline.com")
     client_id: str | None = setting("AZURE_SP_CLIENT_ID", "AZURE_AD_SP_CLIENT_ID")
     client_secret: Secret | None = setting("AZURE_SP_CLIENT_SECRET", "AZURE_AD_SP_CLIENT_SECRET", secret=True)
+    managed_identity_client_id: str | None = setting("AZURE_CLIENT_ID", parse=_pattern(
+        GUID, "must be a GUID (the user-assigned identity's client id)"))
     arm_endpoint: str = setting("AZURE_SP_APP_ID_URI", parse=_https_url, default="https://management.azure.com")
     # Scale sets
     subscription_id: str | None = setting("AZURE_SUBSCRIPTION_ID", parse=_pattern(GUID, "must be a GUID"))
@@ -313,6 +329,25 @@ class Settings:
     @property
     def uses_service_principal(self) -> bool:
         return bool(self.client_id and self.client_secret)
+
+    def storage_access(self) -> StorageAccess | None:
+        """How artifact and state storage is reached, first match wins: an account key; the
+        AzureWebJobsStorage connection string; AZURE_STORAGE_ACCOUNT_NAME with the app's credential;
+        the host's identity-based connection (AzureWebJobsStorage__*) with the identity it names."""
+        account, key = self.storage_account_name, self.storage_account_key
+        if account and key:
+            return StorageAccess("account key", self.storage_blob_endpoint or _blob_endpoint(account))
+        if self.webjobs_storage and is_connection_string(self.webjobs_storage.reveal()):
+            return StorageAccess("connection string", None)
+        if account:
+            return StorageAccess("identity", self.storage_blob_endpoint or _blob_endpoint(account),
+                                 client_id=self.managed_identity_client_id)
+        if self.webjobs_storage_blob_uri or self.webjobs_storage_account:
+            endpoint = self.webjobs_storage_blob_uri or _blob_endpoint(self.webjobs_storage_account or "")
+            managed = self.webjobs_storage_credential == "managedidentity"
+            return StorageAccess("identity", endpoint, managed_identity=managed,
+                                 client_id=self.webjobs_storage_client_id or self.managed_identity_client_id)
+        return None
 
     @property
     def time_zone_ignored(self) -> bool:
@@ -387,6 +422,7 @@ class Settings:
             "problems": [p.to_dict() for p in (*self.problems, *self.binding_problems())],
             "features": features,
             "timers": self.timers(),
+            "storage": access.to_dict() if (access := self.storage_access()) else None,
             "warnings": [time_zone_warning(self)] if self.time_zone_ignored else [],
         }
 
@@ -406,7 +442,7 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "vmss-timer": (("subscription_id",), ("resource_group",), ("vmss_names",), ("vmss_action",),
                    ("vmss_schedule",)),
     "batch": (("batch_account_url",),),
-    "storage": (("webjobs_storage", "storage_account_name"),),
+    "storage": (("webjobs_storage", "storage_account_name", "webjobs_storage_account", "webjobs_storage_blob_uri"),),
     "tes": (("tes_url", "batch_account_url"),),
     "schedules": (("schedules_json", "schedules_blob"),),
 }
@@ -431,6 +467,28 @@ TIMERS = (
     Timer("vmss_schedule", "vmss_timer_disabled", schedule_attr="vmss_schedule", feature="vmss-timer"),
     Timer("schedules_reconcile", "reconcile_timer_disabled", schedule=RECONCILE_SCHEDULE),
 )
+
+
+@dataclass(frozen=True)
+class StorageAccess:
+    """Which way storage is reached; `managed_identity` means the host's `__credential=managedidentity`
+    (that identity and no other), otherwise the app's credential chain."""
+
+    mode: str  # "account key", "connection string" or "identity"
+    endpoint: str | None
+    managed_identity: bool = False
+    client_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        shown: dict[str, Any] = {"mode": self.mode, "endpoint": self.endpoint}
+        if self.mode == "identity":
+            shown["credential"] = "managedidentity" if self.managed_identity else "app credential"
+            shown["clientId"] = self.client_id
+        return shown
+
+
+def _blob_endpoint(account: str) -> str:
+    return f"https://{account}.blob.core.windows.net"
 
 
 @dataclass(frozen=True)
@@ -503,8 +561,27 @@ def _contradictions(values: dict[str, Any]) -> list[Problem]:
         problems.append(Problem("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY"))
     if bool(values.get("tes_user")) != bool(values.get("tes_password")):
         problems.append(Problem("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD"))
+    problems.extend(_host_storage_contradictions(values))
     if values.get("tes_transport") == "direct" and not values.get("tes_url"):
         problems.append(Problem("TESK_API_URL", "is required when TES_TRANSPORT=direct"))
+    return problems
+
+
+def _host_storage_contradictions(values: dict[str, Any]) -> list[Problem]:
+    """The host reads AzureWebJobsStorage either as a connection string or as the __ section, never both."""
+    identity_based = values.get("webjobs_storage_account") or values.get("webjobs_storage_blob_uri")
+    problems = []
+    if values.get("webjobs_storage") and identity_based:
+        problems.append(Problem("AzureWebJobsStorage", "is a connection string while AzureWebJobsStorage__accountName "
+                                "or __blobServiceUri is also set: keep one form (identity-based needs no key)"))
+    if (values.get("webjobs_storage_credential") or values.get("webjobs_storage_client_id")) and not identity_based:
+        problems.append(Problem("AzureWebJobsStorage__accountName",
+                                "is required with AzureWebJobsStorage__credential / __clientId "
+                                "(or set AzureWebJobsStorage__blobServiceUri)"))
+    if values.get("webjobs_storage_client_id") and values.get("webjobs_storage_credential") != "managedidentity":
+        problems.append(Problem("AzureWebJobsStorage__credential",
+                                "must be managedidentity when AzureWebJobsStorage__clientId names a user-assigned "
+                                "identity"))
     return problems
 
 

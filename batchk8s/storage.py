@@ -6,10 +6,12 @@ blob (or to one container when Batch needs a container URL), never the seed's ac
 permission. The account key, connection strings and SAS tokens never reach a log line or an error
 message; URLs are logged with their query string masked.
 
-Which identity signs depends on the settings: an account key when AZURE_STORAGE_ACCOUNT_NAME and
-AZURE_STORAGE_ACCOUNT_KEY are given; otherwise the AzureWebJobsStorage connection string; otherwise
-the account name with the app's Azure credential (managed identity), in which case SAS URLs are
-signed with a user delegation key, which Azure limits to seven days.
+Which identity signs depends on the settings (`Settings.storage_access` decides): an account key when
+AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY are given; otherwise the AzureWebJobsStorage
+connection string; otherwise the account name with the app's Azure credential; otherwise the host's
+identity-based connection (AzureWebJobsStorage__accountName / __blobServiceUri, with the managed
+identity __credential / __clientId name). With an identity, SAS URLs are signed with a user
+delegation key, which Azure limits to seven days.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from batchk8s.errors import ConfigError, ConflictError, InputError, from_azure
-from batchk8s.settings import CONTAINER_NAME, Settings
+from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient, UserDelegationKey
@@ -55,6 +57,7 @@ MAX_DELEGATION = timedelta(days=7)
 # the SAS URLs for one pool costs one key request, not one per URL.
 DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
+STORAGE_SCOPE = "https://storage.azure.com/.default"
 CONTAINER_PERMISSIONS = "racwdlt"
 
 T = TypeVar("T")
@@ -66,9 +69,8 @@ T = TypeVar("T")
 class _Identity(NamedTuple):
     """What decides which account and credential a client uses; equal identities share one client."""
 
-    account: str | None
+    access: StorageAccess | None
     key: str | None
-    endpoint: str | None
     connection_string: str | None
     authority: str
     tenant: str | None
@@ -82,9 +84,9 @@ _clients_lock = threading.Lock()
 
 def _identity(settings: Settings) -> _Identity:
     reveal = lambda secret: secret.reveal() if secret else None  # noqa: E731
-    return _Identity(settings.storage_account_name, reveal(settings.storage_account_key),
-                     settings.storage_blob_endpoint, reveal(settings.webjobs_storage), settings.authority_host,
-                     settings.tenant_id, settings.client_id, reveal(settings.client_secret))
+    return _Identity(settings.storage_access(), reveal(settings.storage_account_key),
+                     reveal(settings.webjobs_storage), settings.authority_host, settings.tenant_id,
+                     settings.client_id, reveal(settings.client_secret))
 
 
 def blob_service(settings: Settings) -> BlobServiceClient:
@@ -102,31 +104,40 @@ def blob_service(settings: Settings) -> BlobServiceClient:
 def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
     from azure.storage.blob import BlobServiceClient
 
-    account = identity.account
-    if account and identity.key:
-        endpoint = identity.endpoint or f"https://{account}.blob.core.windows.net"
-        return BlobServiceClient(endpoint, credential={"account_name": account, "account_key": identity.key})
-    if identity.connection_string and _is_connection_string(identity.connection_string):
+    access = identity.access
+    if access is None:
+        raise ConfigError("AzureWebJobsStorage is not a storage connection string and neither "
+                          "AZURE_STORAGE_ACCOUNT_NAME nor AzureWebJobsStorage__accountName is set: set one of them",
+                          details=[{"field": "AZURE_STORAGE_ACCOUNT_NAME",
+                                    "message": "required without a connection string"}])
+    if access.mode == "account key":
+        return BlobServiceClient(access.endpoint, credential={"account_name": settings.storage_account_name,
+                                                              "account_key": identity.key})
+    if access.mode == "connection string":
         try:
-            return BlobServiceClient.from_connection_string(identity.connection_string)
+            return BlobServiceClient.from_connection_string(identity.connection_string or "")
         except ValueError:
             # The SDK's message is generic; never echo the string itself, it carries the key.
             raise ConfigError("AzureWebJobsStorage: is not a usable storage connection string",
                               details=[{"field": "AzureWebJobsStorage", "message": "malformed connection string"}],
                               ) from None
-    if account:
-        from batchk8s.credentials import get_credential
+    from batchk8s.credentials import get_credential, get_managed_identity
 
-        endpoint = identity.endpoint or f"https://{account}.blob.core.windows.net"
-        return BlobServiceClient(endpoint, credential=get_credential(settings))
-    raise ConfigError("AzureWebJobsStorage is not a storage connection string and AZURE_STORAGE_ACCOUNT_NAME is "
-                      "not set: set one of them", details=[{"field": "AZURE_STORAGE_ACCOUNT_NAME",
-                                                           "message": "required without a connection string"}])
+    credential = get_managed_identity(access.client_id) if access.managed_identity else get_credential(settings)
+    _first_token(credential, access.endpoint or "")
+    return BlobServiceClient(access.endpoint, credential=credential)
 
 
-def _is_connection_string(value: str) -> bool:
-    keys = {part.split("=", 1)[0].strip().lower() for part in value.split(";") if "=" in part}
-    return bool(keys & {"accountname", "blobendpoint", "usedevelopmentstorage"})
+def _first_token(credential: Any, endpoint: str) -> None:
+    """Ask for a token once before any storage call: the storage SDK retries a refused token like a
+    network error (backoffs of 15 s and more, over a minute in all), so a wrong identity would
+    otherwise fail slowly. The credential caches the token, so the first real call costs nothing more."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    try:
+        credential.get_token(STORAGE_SCOPE)
+    except ClientAuthenticationError as exc:
+        raise from_azure(exc, f"storage at {endpoint}") from None
 
 
 def clear_cache() -> None:

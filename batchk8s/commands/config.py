@@ -21,6 +21,11 @@ def check_config(args: argparse.Namespace, settings: Settings) -> Output:
     report = settings.report()
     lines = ["settings:"]
     lines += [f"  {name} = {value}" for name, value in report["settings"].items() if value not in (None, [])]
+    access = report["storage"]
+    if access:
+        identity = access["mode"] == "identity"
+        who = f" ({access['credential']}, client id {access['clientId'] or 'default'})" if identity else ""
+        lines.append(f"storage: {access['mode']}{who}" + (f" at {access['endpoint']}" if access["endpoint"] else ""))
     lines.append("features:")
     for name, state in report["features"].items():
         gaps = "; ".join(f"{gap['field']} {gap['message']}" for gap in state["missing"])

@@ -135,6 +135,11 @@ class FakeARM(FakeService):
         route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/locations/(?P<location>[^/]+)"
                      r"/operations/(?P<op>[^/]+)")(self._operation)
 
+    def start(self) -> FakeARM:
+        super().start()
+        self.aad.register(self.audience or self.url)  # the tenant knows this ARM endpoint as a resource
+        return self
+
     # -- seeding and observation --------------------------------------------------------------
 
     def add_scale_set(self, rg: str, name: str, instances: dict[str, str] | None = None,

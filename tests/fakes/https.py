@@ -75,7 +75,7 @@ Handler = Callable[..., Response]
 class FakeService:
     """Routes requests to handlers; records them; injects latency and faults."""
 
-    def __init__(self, ssl_context: ssl.SSLContext, latency: float = 0.0):
+    def __init__(self, ssl_context: ssl.SSLContext | None, latency: float = 0.0):
         self.ssl_context = ssl_context
         self.latency = latency
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
@@ -123,7 +123,8 @@ class FakeService:
     @property
     def url(self) -> str:
         assert self._server is not None, "start() the fake first"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        scheme = "https" if self.ssl_context else "http"  # plain http only for a platform-local endpoint
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> FakeService:
         service = self
@@ -139,6 +140,8 @@ class FakeService:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 with service._lock:
                     service.connections += 1
+                if service.ssl_context is None:
+                    return sock, address
                 return service.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
 
         class RequestHandler(_Handler):
@@ -190,6 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeService
 
     def setup(self) -> None:
+        if not isinstance(self.request, ssl.SSLSocket):
+            super().setup()
+            return
         try:
             self.request.do_handshake()
         except (ssl.SSLError, OSError):
