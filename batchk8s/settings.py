@@ -331,17 +331,18 @@ class Settings:
         return bool(self.client_id and self.client_secret)
 
     def storage_access(self) -> StorageAccess | None:
-        """How artifact and state storage is reached, first match wins: an account key; the
-        AzureWebJobsStorage connection string; AZURE_STORAGE_ACCOUNT_NAME with the app's credential;
-        the host's identity-based connection (AzureWebJobsStorage__*) with the identity it names."""
+        """How artifact and state storage is reached, first match wins: AZURE_STORAGE_ACCOUNT_NAME with
+        its key, or without one with the app's credential (an account named for artifacts is never
+        overridden by the host's); the AzureWebJobsStorage connection string; the host's identity-based
+        connection (AzureWebJobsStorage__*) with the identity it names."""
         account, key = self.storage_account_name, self.storage_account_key
         if account and key:
             return StorageAccess("account key", self.storage_blob_endpoint or _blob_endpoint(account))
-        if self.webjobs_storage and is_connection_string(self.webjobs_storage.reveal()):
-            return StorageAccess("connection string", None)
         if account:
             return StorageAccess("identity", self.storage_blob_endpoint or _blob_endpoint(account),
                                  client_id=self.managed_identity_client_id)
+        if self.webjobs_storage and is_connection_string(self.webjobs_storage.reveal()):
+            return StorageAccess("connection string", None)
         if self.webjobs_storage_blob_uri or self.webjobs_storage_account:
             endpoint = self.webjobs_storage_blob_uri or _blob_endpoint(self.webjobs_storage_account or "")
             managed = self.webjobs_storage_credential == "managedidentity"

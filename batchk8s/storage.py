@@ -7,8 +7,8 @@ permission. The account key, connection strings and SAS tokens never reach a log
 message; URLs are logged with their query string masked.
 
 Which identity signs depends on the settings (`Settings.storage_access` decides): an account key when
-AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY are given; otherwise the AzureWebJobsStorage
-connection string; otherwise the account name with the app's Azure credential; otherwise the host's
+AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY are given; the account name alone with the app's
+Azure credential; otherwise the AzureWebJobsStorage connection string; otherwise the host's
 identity-based connection (AzureWebJobsStorage__accountName / __blobServiceUri, with the managed
 identity __credential / __clientId name). With an identity, SAS URLs are signed with a user
 delegation key, which Azure limits to seven days.

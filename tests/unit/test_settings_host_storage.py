@@ -8,8 +8,10 @@ from batchk8s.commands.config import check_config
 from batchk8s.settings import load_settings
 
 CLIENT = "0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d"
+# What the deployment sets: identity-based host storage, the scale-set timer switched off as the host wants.
 FLEX = {"AzureWebJobsStorage__accountName": "stbatchk8s", "AzureWebJobsStorage__credential": "managedidentity",
-        "AzureWebJobsStorage__clientId": CLIENT}
+        "AzureWebJobsStorage__clientId": CLIENT, "VmssTriggerSchedule": "0 0 19 * * Mon-Fri",
+        "AzureWebJobs.vmss_schedule.Disabled": "true"}
 
 
 def test_identity_based_host_storage_is_storage_enough():
@@ -64,3 +66,13 @@ def test_config_check_shows_how_storage_is_reached():
     azurite = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true"})
     connection = check_config(argparse.Namespace(), azurite)
     assert connection.data["storage"] == {"mode": "connection string", "endpoint": None}
+
+
+def test_an_artifact_account_named_without_a_key_wins_over_the_host_connection_string():
+    """AZURE_STORAGE_ACCOUNT_NAME names where artifacts live; the host's Azurite or account string must not
+    silently take its place (it did: the name was ignored whenever AzureWebJobsStorage held a string)."""
+    settings = load_settings({"AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                              "AZURE_STORAGE_ACCOUNT_NAME": "startifacts"})
+    assert settings.storage_access().to_dict() == {
+        "mode": "identity", "endpoint": "https://startifacts.blob.core.windows.net",
+        "credential": "app credential", "clientId": None}
