@@ -6,8 +6,9 @@ service refuses with Batch's error codes and JSON shape (`odata.metadata`, `code
 
 - a pool allocates its nodes (`allocationState` resizing -> steady after `allocation_seconds`);
   nodes go starting -> waitingforstarttask -> idle/running, or starttaskfailed with the start task's
-  exit code, failure info and `startup/stderr.txt`; a resize past `node_quota` ends with
-  `resizeErrors` (AccountCoreQuotaReached) although the allocation becomes steady;
+  exit code, failure info and `startup/stderr.txt`; a resize past `node_quota` (`spot_node_quota`) ends
+  with `resizeErrors` (AccountCoreQuotaReached, AccountLowPriorityCoreQuotaReached) although the
+  allocation becomes steady;
 - a task runs once a node is usable and every task it depends on completed with exit code 0; it
   completes `TaskOutcome.seconds` later with its exit code, `stdout.txt` and `stderr.txt`. A task
   whose dependency failed stays active (Batch's default dependency action is to block). A task with
@@ -136,6 +137,7 @@ class FakeBatch(FakeService):
         self.node_boot_seconds = 60.0
         self.delete_seconds = 0.0
         self.node_quota: int | None = None
+        self.spot_node_quota: int | None = None  # the account's separate low-priority (spot) core quota
         self.start_task = TaskOutcome(seconds=120.0, stdout="kubernetes control plane ready\n")
         self.default_task = TaskOutcome()
         self.task_outcomes: dict[str, TaskOutcome] = {}  # task id (lower case) -> outcome
@@ -344,12 +346,16 @@ class FakeBatch(FakeService):
         live = [n for n in pool["nodes"] if n["removed_at"] is None]
         for dedicated_flag, target in ((True, dedicated), (False, spot)):
             kind = [n for n in live if n["dedicated"] == dedicated_flag]
-            if self.node_quota is not None and dedicated_flag and target > self.node_quota:
+            quota = self.node_quota if dedicated_flag else self.spot_node_quota
+            if quota is not None and target > quota:
+                code, kind_name = (("AccountCoreQuotaReached", "dedicated") if dedicated_flag
+                                   else ("AccountLowPriorityCoreQuotaReached", "spot"))
                 pool["resize_errors"].append({
-                    "code": "AccountCoreQuotaReached",
-                    "message": "The specified account has reached VM core quota.",
-                    "values": [{"name": "Reason", "value": f"at most {self.node_quota} dedicated nodes"}]})
-                target = self.node_quota
+                    "code": code,
+                    "message": f"The specified account has reached VM {'low priority ' if not dedicated_flag else ''}"
+                               "core quota.",
+                    "values": [{"name": "Reason", "value": f"at most {quota} {kind_name} nodes"}]})
+                target = quota
             for node in kind[target:]:
                 node["removed_at"] = now
             for _ in range(target - len(kind)):
