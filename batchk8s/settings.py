@@ -75,12 +75,13 @@ RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
 VMSS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$")
 BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
-VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE)
+# ASCII: without it IGNORECASE also folds U+017F (long s) to 's' and U+212A (Kelvin) to 'k', which Azure refuses.
+VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE | re.ASCII)
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 GALLERY_IMAGE_ID = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+"
     r"/images/[^/]+(/versions/[^/]+)?$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 K8S_MINOR = re.compile(r"^1\.\d{1,2}$")
 BATCH_ACCOUNT = STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
@@ -91,7 +92,7 @@ CONSUMPTION_SKUS = ("dynamic", "flexconsumption")
 
 
 def is_vmss_name(value: str) -> bool:
-    return bool(VMSS_NAME.match(value))
+    return bool(VMSS_NAME.fullmatch(value))
 
 
 def _str(value: str) -> str:

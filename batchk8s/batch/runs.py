@@ -36,7 +36,7 @@ def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
     pool_id = body.get("poolId", settings.pool_id)
     job_id = body.get("jobId", f"{name}-{stamp}")
     for field_name, value in (("poolId", pool_id), ("jobId", job_id)):
-        if not isinstance(value, str) or not BATCH_ID.match(value):
+        if not isinstance(value, str) or not BATCH_ID.fullmatch(value):
             problems.append({"field": field_name, "message": "must be 1-64 letters, digits, '-' or '_'"})
     if problems:
         raise InputError.from_problems(problems, "invalid workflow run")

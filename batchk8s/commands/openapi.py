@@ -27,4 +27,5 @@ def print_openapi(args: argparse.Namespace, settings: Settings) -> Output:
     if server is not None and not server.startswith(("https://", "http://")):
         raise InputError.for_field("--server", "must be an http(s) URL such as https://myapp.azurewebsites.net")
     spec = document(server.rstrip("/") if server else None)
-    return Output(spec, markdown(spec) if args.markdown else json.dumps(spec, indent=2))
+    # print() ends the text with the newline the Markdown file ends with.
+    return Output(spec, markdown(spec).rstrip("\n") if args.markdown else json.dumps(spec, indent=2))

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS
-from batchk8s.settings import VMSS_ACTIONS
+from batchk8s.settings import BATCH_ID, VMSS_ACTIONS
 from batchk8s.tes.client import MAX_PAGE_SIZE, TASK_ID
 from batchk8s.tes.samples import sample_names
 from batchk8s.tes.validation import STATES, VIEWS
+from batchk8s.workflows import workflows
 
 UPSTREAM = (500, 502, 503, 504)  # anything that reaches Azure or TES
 LOCAL = (500,)  # answered from the app alone
@@ -51,6 +52,10 @@ class Operation:
         return [p["name"] for p in self.parameters if p["in"] == "path"]
 
 
+def workflow_names() -> list[str]:
+    return [workflow.name for workflow in workflows()]
+
+
 def path(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema, "description": description}
 
@@ -69,8 +74,8 @@ def repeated(description: str) -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string"}, "description": description}
 
 
-POOL_ID = path("id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "pool id")
-JOB_ID = path("id", {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}, "job id")
+POOL_ID = path("id", {"type": "string", "pattern": BATCH_ID.pattern}, "pool id")
+JOB_ID = path("id", {"type": "string", "pattern": BATCH_ID.pattern}, "job id")
 TES_ID = path("id", {"type": "string", "pattern": f"^{TASK_ID.pattern}$"}, "TES task id")
 VIEW = query("view", {"type": "string", "enum": list(VIEWS)},
              "how much of each task TES returns (default MINIMAL: id and state); case-insensitive")
@@ -85,66 +90,68 @@ def tes_link(operation: str) -> dict[str, Any]:
 
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("health", "get", "health", "app", "Liveness: answers without a key and says nothing about the "
+    Operation("health", "get", "health", "App", "Liveness: answers without a key and says nothing about the "
               "configuration", result="Health", errors=(), anonymous=True),
-    Operation("openapi", "get", "openapi.json", "app", "This document", result="OpenApiDocument", errors=LOCAL,
+    Operation("openapi", "get", "openapi.json", "App", "This document", result="OpenApiDocument", errors=LOCAL,
               description="Needs a function key like every route but health: it names no secret, but it maps "
                           "every operation the app offers. `python -m batchk8s openapi` prints the same document "
                           "without a deployed app."),
-    Operation("config", "get", "config", "app", "The settings report: secrets masked, problems, feature readiness",
+    Operation("config", "get", "config", "App", "The settings report: secrets masked, problems, feature readiness",
               result="ConfigReport", errors=LOCAL),
-    Operation("schedule", "get", "schedule", "scale sets", "The next firings of VmssTriggerSchedule, in UTC and the "
+    Operation("schedule", "get", "schedule", "Scale sets", "The next firings of VmssTriggerSchedule, in UTC and the "
               "configured zone", result="TimerFirings", errors=(400, 500, 503),
               parameters=(query("count", whole(1, 100, 5), "how many firings"),)),
-    Operation("vmss_status", "get", "vmss", "scale sets", "Power state per scale set and instance",
+    Operation("vmss_status", "get", "vmss", "Scale sets", "Power state per scale set and instance",
               result="VmssStatus", errors=(400, 404, 409, *UPSTREAM),
               parameters=(query("name", repeated("scale sets (repeat, or comma-separate); default AZURE_VMSS_NAME"),
                                 "scale sets to read", style="form", explode=True),)),
-    Operation("vmss_action", "post", "vmss/{action}", "scale sets", "Start or deallocate scale sets",
-              ok=202, also_ok=(200,), result="VmssActionResult", errors=(400, 404, 409, 413, *UPSTREAM), body="VmssAction",
+    Operation("vmss_action", "post", "vmss/{action}", "Scale sets", "Start or deallocate scale sets",
+              ok=202, also_ok=(200,), result="VmssActionResult", errors=(400, 404, 409, 413, *UPSTREAM),
+              body="VmssAction",
               parameters=(path("action", {"type": "string", "enum": list(VMSS_ACTIONS)}, "what to do"),),
               location="/api/vmss?name=...",
               description="202 while operations run (poll `Location`, the power-state read, until every "
                           "instance is in the wanted state); 200 when nothing is left to run (dry run, already "
                           "in state, or finished within `waitSeconds`)."),
-    Operation("schedules", "get", "schedules", "scheduling", "Every firing of the schedule document in the next "
+    Operation("schedules", "get", "schedules", "Scheduling", "Every firing of the schedule document in the next "
               "hours, per target", result="ScheduleWindow", errors=(400, *UPSTREAM),
               parameters=(query("hours", whole(1, MAX_HOURS, 24), "window length in hours"),)),
-    Operation("schedules_history", "get", "schedules/history", "scheduling", "What the reconciler applied, "
+    Operation("schedules_history", "get", "schedules/history", "Scheduling", "What the reconciler applied, "
               "skipped or failed, newest first", result="ScheduleHistory", errors=(400, *UPSTREAM),
               parameters=(query("limit", whole(1, MAX_HISTORY, 100), "most entries returned"),)),
-    Operation("artifacts_upload", "post", "artifacts/upload", "artifacts", "Upload the deployed scripts, manifests "
+    Operation("artifacts_upload", "post", "artifacts/upload", "Artifacts", "Upload the deployed scripts, manifests "
               "and TES samples to their containers", result="UploadReport", errors=(400, 413, *UPSTREAM),
               body="EmptyBody"),
-    Operation("pool_create", "post", "pools", "pools", "Create the Kubernetes pool, or reuse an identical one",
+    Operation("pool_create", "post", "pools", "Pools", "Create the Kubernetes pool, or reuse an identical one",
               ok=202, result="PoolStatus", errors=(400, 409, 413, *UPSTREAM), body="PoolCreate",
               location="/api/pools/{id}",
               description="409 PoolExistsWithDifferentSpec (one detail per differing field) when a pool of that id "
                           "exists with another spec; `created: false` when an identical one was reused.",
               links={"GetPool": pool_link("pool_show"), "ResizePool": pool_link("pool_resize"),
                      "DeletePool": pool_link("pool_delete")}),
-    Operation("pool_show", "get", "pools/{id}", "pools", "Allocation state, resize errors and every node's start "
+    Operation("pool_show", "get", "pools/{id}", "Pools", "Allocation state, resize errors and every node's start "
               "task", result="PoolStatus", errors=(400, 404, *UPSTREAM), parameters=(POOL_ID,)),
-    Operation("pool_resize", "post", "pools/{id}/resize", "pools", "Change the node counts", ok=202,
+    Operation("pool_resize", "post", "pools/{id}/resize", "Pools", "Change the node counts", ok=202,
               result="PoolStatus", errors=(400, 404, 409, 413, *UPSTREAM), body="PoolResize", body_required=True,
               parameters=(POOL_ID,), location="/api/pools/{id}",
               links={"GetPool": pool_link("pool_show"), "DeletePool": pool_link("pool_delete")}),
-    Operation("pool_delete", "delete", "pools/{id}", "pools", "Delete the pool", ok=202, result="Deleting",
+    Operation("pool_delete", "delete", "pools/{id}", "Pools", "Delete the pool", ok=202, result="Deleting",
               errors=(400, 404, 409, *UPSTREAM), parameters=(POOL_ID,), location="/api/pools/{id}",
               description="Poll `Location` until it answers 404."),
-    Operation("workflow_list", "get", "workflows", "workflows", "The registered workflows", result="Workflows",
+    Operation("workflow_list", "get", "workflows", "Workflows", "The registered workflows", result="Workflows",
               errors=LOCAL),
-    Operation("workflow_run", "post", "workflows/{name}/runs", "workflows", "Run a workflow as a Batch job on "
+    Operation("workflow_run", "post", "workflows/{name}/runs", "Workflows", "Run a workflow as a Batch job on "
               "the pool", ok=202, result="WorkflowRunResult", errors=(400, 404, 409, 413, *UPSTREAM),
-              body="WorkflowRun", parameters=(path("name", {"type": "string"}, "workflow name (GET /api/workflows)"),),
+              body="WorkflowRun", parameters=(path("name", {"type": "string", "enum": workflow_names()},
+                                                     "a registered workflow (GET /api/workflows)"),),
               location="/api/jobs/{jobId}",
               description="404 for an unknown workflow or pool; 409 JobExistsWithDifferentSpec when the job exists "
                           "on another pool.",
               links={"GetJob": {"operationId": "job_show", "parameters": {"id": "$response.body#/jobId"}}}),
-    Operation("job_show", "get", "jobs/{id}", "workflows", "Every task's state, exit code and output tails",
+    Operation("job_show", "get", "jobs/{id}", "Workflows", "Every task's state, exit code and output tails",
               result="JobStatus", errors=(400, 404, *UPSTREAM), parameters=(JOB_ID,),
               description="Done when `complete` is true; `succeeded` says how."),
-    Operation("job_delete", "delete", "jobs/{id}", "workflows", "Delete the job and its tasks", ok=202,
+    Operation("job_delete", "delete", "jobs/{id}", "Workflows", "Delete the job and its tasks", ok=202,
               result="Deleting", errors=(400, 404, 409, *UPSTREAM), parameters=(JOB_ID,),
               location="/api/jobs/{id}"),
     Operation("tes_create", "post", "tes/tasks", "TES", "Submit a TES task (the body, or a bundled sample)",

@@ -91,9 +91,10 @@ POOL_CREATE: Schema = {
     "description": "Every field optional; the settings' defaults fill the rest.",
     "properties": {
         "id": BATCH_ID_SCHEMA,
-        "vmSize": {"type": "string", "pattern": any_case(VM_SIZE), "example": "STANDARD_D2_V3"},
-        "dedicatedNodes": NODE_COUNT,
-        "spotNodes": NODE_COUNT,
+        "vmSize": {"type": "string", "pattern": any_case(VM_SIZE), "example": "STANDARD_D2_V3",
+                   "description": "Azure VM size, any case; default AZURE_BATCH_VM_SIZE"},
+        "dedicatedNodes": {**NODE_COUNT, "description": "default AZURE_BATCH_VM_NODE_COUNT"},
+        "spotNodes": {**NODE_COUNT, "description": "spot (low-priority) nodes"},
         "imageId": {"type": "string", "nullable": True, "pattern": any_case(GALLERY_IMAGE_ID),
                     "description": "Shared Image Gallery image (version) resource id; null for the marketplace "
                                    "Ubuntu LTS image even when AZURE_BATCH_VM_IMAGE_ID is set"},

@@ -17,6 +17,7 @@ import pytest
 from batchk8s import settings as settings_module
 from batchk8s import storage, tes
 from batchk8s.batch import client as batch_client_module
+from batchk8s.batch.pools import create_pool
 from batchk8s.settings import load_settings
 from tests.app_index import indexed_functions
 from tests.conftest import AZURITE_ACCOUNT, AZURITE_KEY
@@ -77,6 +78,7 @@ def app_env(services: dict[str, Any], azurite: str) -> Iterator[dict[str, str]]:
             patch.setenv(name, value)
         settings_module.clear_cache()
         storage.upload_artifacts(load_settings(env))  # what a pool's start task and workflows read
+        create_pool(load_settings(env))  # the default pool, so a workflow run without a poolId has one
         yield env
     settings_module.clear_cache()
     tes.clear_cache()
