@@ -95,7 +95,8 @@ class FunctionsWsgi:
             return self._reply(start_response, 401)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
-        origin = f"{environ.get('wsgi.url_scheme', 'https')}://{environ['HTTP_HOST']}" if environ.get("HTTP_HOST") else HOST
+        host = environ.get("HTTP_HOST")
+        origin = f"{environ.get('wsgi.url_scheme', 'https')}://{host}" if host else HOST
         request = func.HttpRequest(method, origin + raw, headers=headers, params=params,
                                    route_params=route_params, body=body)
         started = time.monotonic()

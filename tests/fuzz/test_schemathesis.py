@@ -17,7 +17,6 @@ the adapter stands in for).
 from __future__ import annotations
 
 import os
-from collections import Counter
 from typing import Any
 
 import pytest
