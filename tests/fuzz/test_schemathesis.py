@@ -2,8 +2,10 @@
 functions, with the fakes and Azurite behind.
 
 Checks: no server error, status codes, content types and headers as documented, bodies valid against
-their schemas, invalid (negative) inputs refused with a documented 4xx; the stateful phase follows the
-document's links (create a pool -> read -> resize -> delete; submit a TES task -> get -> cancel).
+their schemas, invalid (negative) inputs refused with a documented 4xx. schemathesis' stateful phase
+walks the document's links (and links it infers) at random; the chain test below follows the two
+lifecycles every run, step by step through the links, with every check on every answer (create a pool
+-> read -> resize -> read -> delete; submit a TES task -> get -> cancel -> get).
 
 `make test` runs a bounded number of examples per operation with a fixed seed; `make fuzz` sets
 BATCHK8S_FUZZ_EXAMPLES higher and BATCHK8S_FUZZ_SEED=random for a longer, different run each time.
