@@ -97,7 +97,8 @@ class FunctionsWsgi:
         body = environ["wsgi.input"].read(length) if length else b""
         host = environ.get("HTTP_HOST")
         origin = f"{environ.get('wsgi.url_scheme', 'https')}://{host}" if host else HOST
-        request = func.HttpRequest(method, origin + raw, headers=headers, params=params,
+        url = origin + raw_path + (f"?{query}" if query else "")  # the test client may keep the query out of RAW_URI
+        request = func.HttpRequest(method, url, headers=headers, params=params,
                                    route_params=route_params, body=body)
         started = time.monotonic()
         response = route.call(request)

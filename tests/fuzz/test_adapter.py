@@ -40,11 +40,15 @@ def test_literal_segments_win_and_encoded_slashes_stay_in_a_parameter() -> None:
     for route in wsgi.routes:
         if route.name in ("tes_get", "tes_service_info"):
             object.__setattr__(route, "call", lambda request, name=route.name: seen.append(
-                (name, dict(request.route_params), request.params)) or _ok())
+                (name, dict(request.route_params), dict(request.params), request.url)) or _ok())
     client = Client(wsgi)
     client.get("/api/tes/service-info", headers={"x-functions-key": KEY})
     client.get("/api/tes/tasks/a%2Fb?view=BASIC&view=FULL", headers={"x-functions-key": KEY})
-    assert seen == [("tes_service_info", {}, {}), ("tes_get", {"id": "a/b"}, {"view": "BASIC,FULL"})]
+    client.get("/api/tes/tasks/x", query_string="tag_key=a&tag_key=", headers={"x-functions-key": KEY})
+    assert seen == [("tes_service_info", {}, {}, "http://localhost/api/tes/service-info"),
+                    ("tes_get", {"id": "a/b"}, {"view": "BASIC,FULL"},
+                     "http://localhost/api/tes/tasks/a%2Fb?view=BASIC&view=FULL"),
+                    ("tes_get", {"id": "x"}, {"tag_key": "a,"}, "http://localhost/api/tes/tasks/x?tag_key=a&tag_key=")]
 
 
 def _ok() -> Any:
