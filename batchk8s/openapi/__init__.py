@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from batchk8s import __version__
-from batchk8s.openapi.operations import OPERATIONS, STATUS_TEXT, Operation
+from batchk8s.openapi.operations import STATUS_TEXT, Operation, operations
 from batchk8s.openapi.schemas import COMPONENTS, ref
 
 OPENAPI_VERSION = "3.0.3"
 DEFAULT_SERVER = "https://{app}.azurewebsites.net"
 KEY_SCHEMES = ("functionKeyHeader", "functionKeyQuery")
 
-__all__ = ["OPENAPI_VERSION", "OPERATIONS", "Operation", "document", "markdown"]
+__all__ = ["OPENAPI_VERSION", "Operation", "document", "markdown", "operations"]
 
 
 def _error(status: int) -> dict[str, Any]:
@@ -63,7 +63,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
 def document(server: str | None = None) -> dict[str, Any]:
     """The whole OpenAPI document; `server` is the app's base URL (scheme and host) when known."""
     paths: dict[str, dict[str, Any]] = {}
-    for operation in OPERATIONS:
+    listed = operations()
+    for operation in listed:
         paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
     servers: list[dict[str, Any]] = [{"url": server}] if server else [{
         "url": DEFAULT_SERVER, "description": "the function app",
@@ -77,7 +78,7 @@ def document(server: str | None = None) -> dict[str, Any]:
                            "is `{\"error\": {\"code\", \"message\", \"details\"}}`.",
         },
         "servers": servers,
-        "tags": [{"name": name} for name in dict.fromkeys(operation.tag for operation in OPERATIONS)],
+        "tags": [{"name": name} for name in dict.fromkeys(operation.tag for operation in listed)],
         "paths": paths,
         "components": {
             "schemas": COMPONENTS,
