@@ -33,6 +33,7 @@ MARKETPLACE_IMAGE = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku
 START_TASK_RETRIES = 3
 MAX_NODES = 1000
 STDERR_NODES = 32  # start-task stderr tails fetched per status call (failed nodes first)
+NODE_AGENT_SKU = re.compile(r"^batch\.node\.[a-z0-9. ]{1,60}$")
 OVERRIDE_FIELDS = ("id", "vmSize", "dedicatedNodes", "spotNodes", "imageId", "nodeAgentSkuId", "metadata")
 SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
 # Workflow tasks are kubectl/curl clients (the work runs in Kubernetes pods). On an `auto` pool they all go to
@@ -81,7 +82,7 @@ def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) ->
         bad("imageId", "must be a Shared Image Gallery image or image version resource id "
                        "(/subscriptions/.../galleries/G/images/I[/versions/V])")
     sku = overrides.get("nodeAgentSkuId")
-    if sku is not None and (not isinstance(sku, str) or not re.match(r"^batch\.node\.[a-z0-9. ]{1,60}$", sku)):
+    if sku is not None and (not isinstance(sku, str) or not NODE_AGENT_SKU.fullmatch(sku)):
         bad("nodeAgentSkuId", "must be a Batch node agent SKU id such as 'batch.node.ubuntu 24.04'")
     metadata = overrides.get("metadata")
     metadata = {} if metadata is None else metadata

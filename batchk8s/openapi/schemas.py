@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from batchk8s.batch.pools import MAX_NODES
+from batchk8s.batch.pools import MAX_NODES, NODE_AGENT_SKU
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, VMSS_NAME
 from batchk8s.tes.validation import FILE_TYPES, INT32_MAX, STATES
 from batchk8s.vmss import MAX_TARGETS, MAX_WAIT_SECONDS
@@ -98,7 +98,7 @@ POOL_CREATE: Schema = {
         "imageId": {"type": "string", "nullable": True, "pattern": any_case(GALLERY_IMAGE_ID),
                     "description": "Shared Image Gallery image (version) resource id; null for the marketplace "
                                    "Ubuntu LTS image even when AZURE_BATCH_VM_IMAGE_ID is set"},
-        "nodeAgentSkuId": {"type": "string", "nullable": True, "pattern": r"^batch\.node\.[a-z0-9. ]{1,60}$",
+        "nodeAgentSkuId": {"type": "string", "nullable": True, "pattern": NODE_AGENT_SKU.pattern,
                            "example": "batch.node.ubuntu 24.04"},
         "metadata": {**string_map("pool metadata items (name -> value)"), "nullable": True},
     },
