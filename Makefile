@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: run test lint unit bench clean
+.PHONY: run test fuzz lint unit bench clean
 
 run: $(RUNTIME_STAMP)
 	$(PY) -m batchk8s plan --settings local.settings.json.example
@@ -20,6 +20,12 @@ run: $(RUNTIME_STAMP)
 
 test: $(DEV_STAMP) $(NODE_STAMP) $(TOOLS_STAMP) $(CHROMIUM) lint
 	$(PY) -m pytest -q
+
+# A longer schemathesis run than `make test`'s (fixed seed, 20 examples per operation): new inputs every time.
+FUZZ_EXAMPLES ?= 200
+fuzz: $(DEV_STAMP) $(NODE_STAMP)
+	BATCHK8S_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BATCHK8S_FUZZ_SEED=random $(PY) -m pytest -q -p no:cacheprovider \
+		-o timeout=3600 tests/fuzz
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "batchk8s.commands.artifacts",
     "batchk8s.commands.batch",
     "batchk8s.commands.config",
+    "batchk8s.commands.openapi",
     "batchk8s.commands.plan",
     "batchk8s.commands.schedule",
     "batchk8s.commands.schedules",

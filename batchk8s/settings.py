@@ -91,12 +91,13 @@ API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 # VM list with instance views, and single-VM start/deallocate). Pinned so that what ARM answers does
 # not depend on which azure-mgmt-compute pip installed; AZURE_VMSS_API_VER overrides it.
 COMPUTE_API_VERSION = "2025-04-01"
-VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE)
+# ASCII: without it IGNORECASE also folds U+017F (long s) to 's' and U+212A (Kelvin) to 'k', which Azure refuses.
+VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE | re.ASCII)
 CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
 GALLERY_IMAGE_ID = re.compile(
     r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+"
     r"/images/[^/]+(/versions/[^/]+)?$",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 K8S_MINOR = re.compile(r"^1\.\d{1,2}$")
 BATCH_ACCOUNT = STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
@@ -107,7 +108,7 @@ CONSUMPTION_SKUS = ("dynamic", "flexconsumption")
 
 
 def is_vmss_name(value: str) -> bool:
-    return bool(VMSS_NAME.match(value))
+    return bool(VMSS_NAME.fullmatch(value))
 
 
 def _str(value: str) -> str:

@@ -34,6 +34,7 @@ MARKETPLACE_IMAGE = {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku
 START_TASK_RETRIES = 3
 MAX_NODES = 1000
 STDERR_NODES = 32  # start-task stderr tails fetched per status call (failed nodes first)
+NODE_AGENT_SKU = re.compile(r"^batch\.node\.[a-z0-9. ]{1,60}$")
 OVERRIDE_FIELDS = ("id", "vmSize", "dedicatedNodes", "spotNodes", "imageId", "nodeAgentSkuId", "metadata")
 SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
 # Workflow tasks are kubectl/curl clients (the work runs in Kubernetes pods). On an `auto` pool they all go to
@@ -66,10 +67,10 @@ def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) ->
     for name in sorted(set(overrides) - set(OVERRIDE_FIELDS)):
         bad(name, f"unknown field; expected one of {', '.join(OVERRIDE_FIELDS)}")
     pool_id = overrides.get("id", settings.pool_id)
-    if not isinstance(pool_id, str) or not BATCH_ID.match(pool_id):
+    if not isinstance(pool_id, str) or not BATCH_ID.fullmatch(pool_id):
         bad("id", "must be 1-64 letters, digits, '-' or '_'")
     vm_size = overrides.get("vmSize", settings.vm_size)
-    if not isinstance(vm_size, str) or not VM_SIZE.match(vm_size):
+    if not isinstance(vm_size, str) or not VM_SIZE.fullmatch(vm_size):
         bad("vmSize", "must be an Azure VM size such as STANDARD_D2_V3")
     counts = {}
     for name, default in (("dedicatedNodes", settings.node_count), ("spotNodes", settings.spot_node_count)):
@@ -78,13 +79,14 @@ def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) ->
             bad(name, f"must be a whole number from 0 to {MAX_NODES}")
         counts[name] = value
     image_id = overrides.get("imageId", settings.vm_image_id)
-    if image_id is not None and (not isinstance(image_id, str) or not GALLERY_IMAGE_ID.match(image_id)):
+    if image_id is not None and (not isinstance(image_id, str) or not GALLERY_IMAGE_ID.fullmatch(image_id)):
         bad("imageId", "must be a Shared Image Gallery image or image version resource id "
                        "(/subscriptions/.../galleries/G/images/I[/versions/V])")
     sku = overrides.get("nodeAgentSkuId")
-    if sku is not None and (not isinstance(sku, str) or not re.match(r"^batch\.node\.[a-z0-9. ]{1,60}$", sku)):
+    if sku is not None and (not isinstance(sku, str) or not NODE_AGENT_SKU.fullmatch(sku)):
         bad("nodeAgentSkuId", "must be a Batch node agent SKU id such as 'batch.node.ubuntu 24.04'")
-    metadata = overrides.get("metadata") or {}
+    metadata = overrides.get("metadata")
+    metadata = {} if metadata is None else metadata
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
                                                  for k, v in metadata.items()):
         bad("metadata", "must be an object of non-empty names to string values")
@@ -448,7 +450,7 @@ def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout
 
 
 def _check_pool_id(pool_id: str, field_name: str = "poolId") -> None:
-    if not isinstance(pool_id, str) or not BATCH_ID.match(pool_id):
+    if not isinstance(pool_id, str) or not BATCH_ID.fullmatch(pool_id):
         raise InputError.for_field(field_name, "must be 1-64 letters, digits, '-' or '_'")
 
 

@@ -33,10 +33,10 @@ def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
     problems = [{"field": key, "message": f"unknown field; expected {' and/or '.join(RUN_FIELDS)}"}
                 for key in sorted(set(body) - set(RUN_FIELDS))]
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    pool_id = body.get("poolId") or settings.pool_id
-    job_id = body.get("jobId") or f"{name}-{stamp}"
+    pool_id = body.get("poolId", settings.pool_id)
+    job_id = body.get("jobId", f"{name}-{stamp}")
     for field_name, value in (("poolId", pool_id), ("jobId", job_id)):
-        if not isinstance(value, str) or not BATCH_ID.match(value):
+        if not isinstance(value, str) or not BATCH_ID.fullmatch(value):
             problems.append({"field": field_name, "message": "must be 1-64 letters, digits, '-' or '_'"})
     if problems:
         raise InputError.from_problems(problems, "invalid workflow run")

@@ -54,11 +54,14 @@ def endpoint(handler: Callable[[func.HttpRequest, Settings], func.HttpResponse])
 
 
 def read_json(req: func.HttpRequest, *, required: bool = False) -> dict[str, Any]:
-    """The JSON object in the body ({} when empty and not required)."""
+    """The JSON object in the body ({} when there is none and none is required).
+
+    Only a body of no bytes is "no body": whitespace alone is malformed JSON, as it is to every parser.
+    """
     body = req.get_body() or b""
     if len(body) > MAX_BODY:
         raise PayloadTooLargeError(f"request body is {len(body)} bytes; the limit is {MAX_BODY}")
-    if not body.strip():
+    if not body:
         if required:
             raise InputError.for_field("body", "a JSON object is required")
         return {}

@@ -400,7 +400,7 @@ def parse_target(item: Any, path: str, default_rg: str | None, problems: _Proble
     if "pool" in item:
         problems.unknown_keys(path, item, POOL_KEYS | set(extra_keys))
         pool = item["pool"]
-        if not isinstance(pool, str) or not BATCH_ID.match(pool):
+        if not isinstance(pool, str) or not BATCH_ID.fullmatch(pool):
             problems.add(f"{path}.pool", "must be a Batch pool id: 1-64 letters, digits, '-' or '_'")
         return PoolTarget(pool) if len(problems.items) == before else None
     if "tag" in item or "value" in item:

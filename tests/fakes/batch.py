@@ -10,8 +10,9 @@ tasks over a controllable clock:
 
 - a pool allocates its nodes (`allocationState` resizing -> steady after `allocation_seconds`);
   nodes go starting -> waitingforstarttask -> idle/running, or starttaskfailed with the start task's
-  exit code, failure info and `startup/stderr.txt`; a resize past `node_quota` ends with
-  `resizeErrors` (AccountCoreQuotaReached) although the allocation becomes steady;
+  exit code, failure info and `startup/stderr.txt`; a resize past `node_quota` (`spot_node_quota`) ends
+  with `resizeErrors` (AccountCoreQuotaReached, AccountLowPriorityCoreQuotaReached) although the
+  allocation becomes steady;
 - `set_node_state` puts any node in any of the sixteen `BatchNodeState`s (a preempted spot node,
   an unusable or offline node, ...): from then on it takes no new task unless the state is idle or
   running, and tasks running on a node that stops being usable are requeued (`requeueCount`);
@@ -159,6 +160,7 @@ class FakeBatch(FakeService):
         self.node_boot_seconds = 60.0
         self.delete_seconds = 0.0
         self.node_quota: int | None = None
+        self.spot_node_quota: int | None = None  # the account's separate low-priority (spot) core quota
         self.start_task = TaskOutcome(seconds=120.0, stdout="kubernetes control plane ready\n")
         self.default_task = TaskOutcome()
         self.task_outcomes: dict[str, TaskOutcome] = {}  # task id (lower case) -> outcome
@@ -399,12 +401,16 @@ class FakeBatch(FakeService):
         live = [n for n in pool["nodes"] if n["removed_at"] is None]
         for dedicated_flag, target in ((True, dedicated), (False, spot)):
             kind = [n for n in live if n["dedicated"] == dedicated_flag]
-            if self.node_quota is not None and dedicated_flag and target > self.node_quota:
+            quota = self.node_quota if dedicated_flag else self.spot_node_quota
+            if quota is not None and target > quota:
+                code, kind_name = (("AccountCoreQuotaReached", "dedicated") if dedicated_flag
+                                   else ("AccountLowPriorityCoreQuotaReached", "spot"))
                 pool["resize_errors"].append({
-                    "code": "AccountCoreQuotaReached",
-                    "message": "The specified account has reached VM core quota.",
-                    "values": [{"name": "Reason", "value": f"at most {self.node_quota} dedicated nodes"}]})
-                target = self.node_quota
+                    "code": code,
+                    "message": f"The specified account has reached VM {'low priority ' if not dedicated_flag else ''}"
+                               "core quota.",
+                    "values": [{"name": "Reason", "value": f"at most {quota} {kind_name} nodes"}]})
+                target = quota
             for node in kind[target:]:
                 node["removed_at"] = now
             for _ in range(target - len(kind)):

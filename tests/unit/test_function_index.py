@@ -17,6 +17,7 @@ HTTP = {
     # name: (methods, route, auth level)
     "health": ("GET", "health", "ANONYMOUS"),
     "config": ("GET", "config", "FUNCTION"),
+    "openapi": ("GET", "openapi.json", "FUNCTION"),
     "schedule": ("GET", "schedule", "FUNCTION"),
     "vmss_status": ("GET", "vmss", "FUNCTION"),
     "vmss_action": ("POST", "vmss/{action}", "FUNCTION"),

@@ -1,0 +1,98 @@
+"""The OpenAPI 3.0 document of the HTTP API, built from the operations and schemas beside this module.
+
+`document()` is pure and cheap (no Azure SDK is imported), so `GET /api/openapi.json` and
+`python -m batchk8s openapi` build it on each call; docs/http-api.md is `markdown(document())`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from batchk8s import __version__
+from batchk8s.openapi.operations import STATUS_TEXT, Operation, operations
+from batchk8s.openapi.schemas import COMPONENTS, ref
+
+OPENAPI_VERSION = "3.0.3"
+DEFAULT_SERVER = "https://{app}.azurewebsites.net"
+KEY_SCHEMES = ("functionKeyHeader", "functionKeyQuery")
+
+__all__ = ["OPENAPI_VERSION", "Operation", "document", "markdown", "operations"]
+
+
+def _error(status: int) -> dict[str, Any]:
+    if status == 401:
+        return {"description": STATUS_TEXT[401]}
+    return {"description": STATUS_TEXT[status], "content": {"application/json": {"schema": ref("Error")}}}
+
+
+def _success(operation: Operation, status: int) -> dict[str, Any]:
+    response: dict[str, Any] = {"description": STATUS_TEXT[status]}
+    if operation.result:
+        response["content"] = {"application/json": {"schema": ref(operation.result)}}
+    if status == 202:
+        response["headers"] = {"Location": {
+            "description": f"the status URL to poll ({operation.location}) until the operation is done",
+            "required": True, "schema": {"type": "string", "format": "uri"}}}
+    if operation.links and status == operation.ok:
+        response["links"] = operation.links
+    return response
+
+
+def _operation(operation: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(status): _success(operation, status)
+                                 for status in sorted((operation.ok, *operation.also_ok))}
+    errors = set(operation.errors) | (set() if operation.anonymous else {401})
+    if operation.body:
+        errors |= {400, 413}
+    responses.update({str(status): _error(status) for status in sorted(errors)})
+    body: dict[str, Any] = {
+        "operationId": operation.name, "tags": [operation.tag], "summary": operation.summary,
+        "responses": dict(sorted(responses.items())),
+    }
+    if operation.description:
+        body["description"] = operation.description
+    if operation.parameters:
+        body["parameters"] = [dict(parameter) for parameter in operation.parameters]
+    if operation.body:
+        body["requestBody"] = {"required": operation.body_required,
+                               "content": {"application/json": {"schema": ref(operation.body)}}}
+    body["security"] = [] if operation.anonymous else [{scheme: []} for scheme in KEY_SCHEMES]
+    return body
+
+
+def document(server: str | None = None) -> dict[str, Any]:
+    """The whole OpenAPI document; `server` is the app's base URL (scheme and host) when known."""
+    paths: dict[str, dict[str, Any]] = {}
+    listed = operations()
+    for operation in listed:
+        paths.setdefault(operation.path, {})[operation.method] = _operation(operation)
+    servers: list[dict[str, Any]] = [{"url": server}] if server else [{
+        "url": DEFAULT_SERVER, "description": "the function app",
+        "variables": {"app": {"default": "APP", "description": "the function app's name"}}}]
+    return {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "batchk8s", "version": __version__,
+            "description": "Scheduled compute control, Kubernetes on Azure Batch, workflows and GA4GH TES on "
+                           "Azure Functions. Long operations answer 202 with a `Location` to poll. Every error "
+                           "is `{\"error\": {\"code\", \"message\", \"details\"}}`.",
+        },
+        "servers": servers,
+        "tags": [{"name": name} for name in dict.fromkeys(operation.tag for operation in listed)],
+        "paths": paths,
+        "components": {
+            "schemas": COMPONENTS,
+            "securitySchemes": {
+                "functionKeyHeader": {"type": "apiKey", "in": "header", "name": "x-functions-key",
+                                      "description": "a function or host key of the app"},
+                "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code",
+                                     "description": "the same key as a query parameter"},
+            },
+        },
+    }
+
+
+def markdown(spec: dict[str, Any]) -> str:
+    from batchk8s.openapi.render import render
+
+    return render(spec)
