@@ -28,7 +28,7 @@ def _error(status: int) -> dict[str, Any]:
 def _success(operation: Operation, status: int) -> dict[str, Any]:
     response: dict[str, Any] = {"description": STATUS_TEXT[status]}
     if operation.result:
-        response["content"] = {"application/json": {"schema": ref(operation.result)}}
+        response["content"] = {operation.media: {"schema": ref(operation.result)}}
     if status == 202:
         response["headers"] = {"Location": {
             "description": f"the status URL to poll ({operation.location}) until the operation is done",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS
+from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS, MAX_VIEW_DAYS
 from batchk8s.settings import BATCH_ID, VMSS_ACTIONS
 from batchk8s.tes.client import MAX_PAGE_SIZE, TASK_ID
 from batchk8s.tes.samples import sample_names
@@ -35,6 +35,7 @@ class Operation:
     ok: int = 200
     also_ok: tuple[int, ...] = ()
     result: str | None = None
+    media: str = "application/json"
     errors: tuple[int, ...] = UPSTREAM
     parameters: tuple[dict[str, Any], ...] = ()
     body: str | None = None
@@ -118,6 +119,15 @@ def operations() -> tuple[Operation, ...]:
         Operation("schedules_history", "get", "schedules/history", "Scheduling", "What the reconciler applied, "
                   "skipped or failed, newest first", result="ScheduleHistory", errors=(400, *UPSTREAM),
                   parameters=(query("limit", whole(1, MAX_HISTORY, 100), "most entries returned"),)),
+        Operation("schedules_view", "get", "schedules/view", "Scheduling", "The schedule document's timeline: "
+                  "planned actions, holds and recorded outcomes on one self-contained HTML page",
+                  result="HtmlPage", media="text/html", errors=(400, *UPSTREAM),
+                  description="Served under a strict Content-Security-Policy (no script, no external resource); "
+                              "with no document configured the page says so, still 200.",
+                  parameters=(query("days", whole(1, MAX_VIEW_DAYS, 7), "days shown"),
+                              query("tz", {"type": "string"}, "IANA zone whose nights and weekends are shaded "
+                                    "(default UTC)"),
+                              query("after", {"type": "string"}, "ISO 8601 start of the window (default now)"))),
         Operation("artifacts_upload", "post", "artifacts/upload", "Artifacts", "Upload the deployed scripts, manifests "
                   "and TES samples to their containers", result="UploadReport", errors=(400, 413, *UPSTREAM),
                   body="EmptyBody"),
@@ -179,10 +189,12 @@ def operations() -> tuple[Operation, ...]:
                                     "tasks per page (the server's default when absent)"),
                               query("page_token", {"type": "string"}, "next_page_token of the previous page"),
                               VIEW)),
-        Operation("tes_cancel", "post", "tes/tasks/{id}/cancel", "TES", "Cancel a TES task", ok=202,
+        Operation("tes_cancel", "post", "tes/tasks/{id}/cancel", "TES", "Cancel a TES task", ok=202, also_ok=(200,),
                   result="TesAccepted", errors=(400, 404, 409, *UPSTREAM), parameters=(TES_ID,),
-                  location="/api/tes/tasks/{id}", description="Poll `Location` until the state is CANCELED (or "
-                                                              "another terminal state)."),
+                  location="/api/tes/tasks/{id}",
+                  description="202: the cancel was sent; poll `Location` until the state is CANCELED. 200: the task "
+                              "was already CANCELED (or CANCELING), nothing was sent. 409 TaskAlreadyEnded: it "
+                              "ended otherwise, and the error names its final state."),
         Operation("tes_service_info", "get", "tes/service-info", "TES", "The TES server's service-info, its API root "
                   "and transport", result="TesService", errors=UPSTREAM),
     )

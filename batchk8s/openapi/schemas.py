@@ -330,7 +330,9 @@ JOB_STATUS: Schema = {
 
 TES_ACCEPTED: Schema = {"type": "object", "required": ["id", "location"],
                         "properties": {"id": {"type": "string"}, "location": {"type": "string"},
-                                       "canceling": {"type": "boolean"}}}
+                                       "canceling": {"type": "boolean"},
+                                       "state": {"type": "string", "enum": list(STATES),
+                                                 "description": "the task's state when the cancel was asked"}}}
 
 TES_TASK_VIEW: Schema = {
     "type": "object", "required": ["id"],
@@ -346,8 +348,14 @@ TES_SERVICE: Schema = {
     "type": "object", "required": ["tesVersion", "apiRoot", "transport", "serviceInfo"],
     "properties": {"tesVersion": {"type": "string", "enum": ["1.0", "1.1"]}, "apiRoot": {"type": "string"},
                    "transport": {"type": "string", "enum": ["direct", "relay"]},
+                   "versionFrom": {"type": "string", "description": "where tesVersion was read: service-info or "
+                                   "the API path"},
+                   "serverFilters": {"type": "boolean", "description": "whether the server applies the list filters "
+                                     "itself (TES 1.1); batchk8s applies them otherwise"},
                    "serviceInfo": {"type": "object", "description": "the TES server's service-info document"}},
 }
+
+HTML_PAGE: Schema = {"type": "string", "description": "a self-contained HTML document"}
 
 OPENAPI_DOCUMENT: Schema = {"type": "object", "required": ["openapi", "info", "paths"],
                             "properties": {"openapi": {"type": "string"}, "info": {"type": "object"},
@@ -361,5 +369,5 @@ COMPONENTS: dict[str, Schema] = {
     "ScheduleHistory": SCHEDULE_HISTORY, "UploadReport": UPLOAD_REPORT, "PoolStatus": POOL_STATUS,
     "Deleting": DELETING, "Workflows": WORKFLOWS, "WorkflowRunResult": WORKFLOW_RUN_RESULT, "JobStatus": JOB_STATUS,
     "TesAccepted": TES_ACCEPTED, "TesTaskView": TES_TASK_VIEW, "TesPage": TES_PAGE, "TesService": TES_SERVICE,
-    "OpenApiDocument": OPENAPI_DOCUMENT,
+    "OpenApiDocument": OPENAPI_DOCUMENT, "HtmlPage": HTML_PAGE,
 }

@@ -89,3 +89,14 @@ def app_env(services: dict[str, Any], azurite: str) -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def wsgi_app(app_env: dict[str, str]) -> FunctionsWsgi:
     return FunctionsWsgi(indexed_functions(), KEY)
+
+
+@pytest.fixture(autouse=True)
+def stated_instant(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fuzzer's requests reach the schedule routes, which read the clock: they see one stated instant (a
+    Thursday noon), so a failure found on one day reproduces on any other."""
+    from datetime import UTC, datetime
+
+    from batchk8s import clock
+
+    monkeypatch.setattr(clock, "now", lambda: datetime(2026, 6, 4, 12, 0, tzinfo=UTC))
