@@ -14,7 +14,7 @@ import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,6 +40,11 @@ SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
 # the control-plane node, and Batch's affinity is only a preference: with one slot, parallel tasks (k8s-info)
 # would overflow onto workers, which have no kubeconfig. 4 is within Batch's limit for any size (4 x vCPUs).
 AUTO_TASK_SLOTS = 4
+# A claim on a cluster container by a pool that does not exist is honoured this long (the claimer may still be
+# creating its pool) before another pool id may take the container over.
+CLAIM_GRACE = timedelta(minutes=10)
+# `pool show` warns when the start task's SAS URLs expire within this window (nodes allocated later cannot start).
+SAS_WARNING = timedelta(hours=48)
 
 
 @dataclass(frozen=True)
@@ -262,6 +267,75 @@ def redacted(document: Any) -> Any:
     return document
 
 
+# --- the start task's SAS lifetime -------------------------------------------------------------
+
+
+def _start_task_urls(start_task: Any) -> list[tuple[Any, str]]:
+    """(model, attribute) of every URL in a start task that can carry a SAS."""
+    if start_task is None:
+        return []
+    places: list[tuple[Any, str]] = []
+    for resource in start_task.resource_files or []:
+        places += [(resource, name) for name in ("http_url", "storage_container_url") if getattr(resource, name)]
+    places += [(env, "value") for env in start_task.environment_settings or []
+               if isinstance(env.value, str) and env.value.startswith(("http://", "https://"))]
+    return places
+
+
+def start_task_sas_expiry(pool: batch_models.BatchPool) -> datetime | None:
+    """When the first SAS in the pool's start task expires (None: it carries none)."""
+    from batchk8s import storage
+
+    expiries = [storage.sas_expiry(getattr(model, name)) for model, name in _start_task_urls(pool.start_task)]
+    return min((e for e in expiries if e is not None), default=None)
+
+
+def renew_start_task(settings: Settings, pool: batch_models.BatchPool) -> datetime | None:
+    """Re-sign every SAS in the pool's start task (same blob or container, same permissions, a full
+    lifetime from now) and PATCH the start task; returns the new earliest expiry.
+
+    Called whenever batchk8s touches a pool (create-or-reuse, resize, a schedule's scale-up): a
+    node allocated later, or one that reboots and reruns its start task, then gets URLs that work.
+    Nodes already set up are not affected (Batch applies a new start task to nodes that join or
+    restart). A pool whose start task carries no SAS of this app's storage account is left alone,
+    and the PATCH is conditional on the pool's ETag, so a concurrent change is not overwritten.
+    """
+    from azure.batch import models as m
+    from azure.core import MatchConditions
+
+    from batchk8s import storage
+
+    places = _start_task_urls(pool.start_task)
+    renewed = [(model, name, storage.renewed_sas_url(settings, getattr(model, name))) for model, name in places]
+    renewed = [(model, name, url) for model, name, url in renewed if url]
+    if not renewed:
+        return None
+    for model, name, url in renewed:
+        setattr(model, name, url)
+    client = batch_client(settings)
+    call(f"pool {pool.id}", client.update_pool, pool.id, m.BatchPoolUpdateOptions(start_task=pool.start_task),
+         etag=pool.etag, match_condition=MatchConditions.IfNotModified)
+    expiry = start_task_sas_expiry(pool)
+    log.info("pool %s: renewed %d start-task SAS URL(s), now valid until %s", pool.id, len(renewed),
+             expiry.isoformat() if expiry else "?")
+    return expiry
+
+
+def sas_report(pool: batch_models.BatchPool, now: datetime) -> dict[str, Any]:
+    """`startTaskSasExpiry` and, when it is near or past, a warning that says what breaks and what renews it."""
+    expiry = start_task_sas_expiry(pool)
+    report: dict[str, Any] = {"startTaskSasExpiry": expiry.isoformat().replace("+00:00", "Z") if expiry else None,
+                              "warnings": []}
+    if expiry is not None and expiry - now < SAS_WARNING:
+        when = "expired" if expiry <= now else "expires"
+        report["warnings"].append({
+            "code": "StartTaskSasExpiring",
+            "message": f"the SAS URLs in pool {pool.id}'s start task {when} at {report['startTaskSasExpiry']}: a node "
+                       "allocated or rebooted after that cannot download its bootstrap (or join an auto cluster); "
+                       "create the pool again with the same spec or resize it to renew them"})
+    return report
+
+
 # --- effects -----------------------------------------------------------------------------------
 
 
@@ -270,33 +344,53 @@ def supported_images(settings: Settings) -> list[dict[str, Any]]:
     return [image.as_dict() for image in call("supported images", lambda: list(client.list_supported_images()))]
 
 
-def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
-    """The bootstrap's read SAS and, for an `auto` pool, its cluster container's SAS.
+def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None, bool]:
+    """The bootstrap's read SAS and, for an `auto` pool, its cluster container's SAS, and whether this
+    call claimed the container for a pool that does not exist yet (to release it if creation fails).
 
-    The cluster container outlives a pool deleted under the same id; when no pool of this id exists,
-    what is left in it is stale and is removed before the new pool's nodes start electing.
+    The container is claimed atomically (`storage.claim_container`): of two pools whose ids map to
+    one container, created at the same moment, exactly one gets it and the other a 409. The cluster
+    container outlives a pool deleted under the same id; when no pool of this id exists, what is left
+    in it is stale and is removed before the new pool's nodes start electing.
     """
     from batchk8s import storage
 
     start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     if settings.k8s_node_role != "auto":
-        return start_task_url, None
+        return start_task_url, None, False
     name = cluster_container(request.id)
     sharing = _pools_with_container(settings, name)
     others = sorted(pool for pool in sharing if pool.lower() != request.id.lower())
     if others:
         # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
         # handing out its SAS would break the live cluster of the other pool and join the two.
-        raise ConflictError(f"pool {request.id} would share its cluster container {name} with the existing pool "
-                            f"{others[0]}: choose an id that differs from it in more than '_' and '-'",
-                            code="ClusterContainerInUse",
-                            details=[{"field": "id", "message": f"shares cluster container {name} with {others[0]}"}])
+        raise _container_in_use(request.id, name, others[0], "the existing pool")
     container = storage.ensure_container(settings, name)
+    claim = storage.claim_container(settings, container, request.id, live_owners=sharing, grace=CLAIM_GRACE)
+    if not claim.won:
+        raise _container_in_use(request.id, name, claim.holder, "the pool being created or deleted as")
+    if claim.replaced:
+        log.warning("cluster container %s: took over the claim of pool %s, which no longer exists", container,
+                    claim.replaced)
     if not sharing:
-        stale = storage.empty_container(settings, container)
+        stale = storage.empty_container(settings, container, keep=(storage.CLAIM_BLOB,))
         if stale:
             log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
-    return start_task_url, storage.container_sas_url(settings, container, permission="racwl")
+    return start_task_url, storage.container_sas_url(settings, container, permission="racwl"), not sharing
+
+
+def _container_in_use(pool_id: str, container: str, holder: str, whose: str) -> ConflictError:
+    return ConflictError(f"pool {pool_id} would share its cluster container {container} with {whose} {holder}: "
+                         "choose an id that differs from it in more than '_' and '-'", code="ClusterContainerInUse",
+                         details=[{"field": "id", "message": f"shares cluster container {container} with {holder}"}])
+
+
+def _release(settings: Settings, request: PoolRequest, claimed: bool) -> None:
+    """Give the cluster container back after a create that failed, so another id need not wait out the grace."""
+    if claimed:
+        from batchk8s import storage
+
+        storage.release_claim(settings, cluster_container(request.id), request.id)
 
 
 def _pools_with_container(settings: Settings, container: str) -> list[str]:
@@ -315,7 +409,7 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
     request = pool_request(settings, overrides)
     client = batch_client(settings)
     sku = resolve_node_agent_sku(supported_images(settings), request)
-    start_task_url, cluster_url = _urls(settings, request)
+    start_task_url, cluster_url, claimed = _urls(settings, request)
     spec = build_pool_spec(settings, request, start_task_url=start_task_url, cluster_sas_url=cluster_url,
                            node_agent_sku=sku)
     what = f"pool {request.id}"
@@ -326,6 +420,7 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                  request.spot_nodes)
     except ResourceExistsError as exc:
         if getattr(exc.error, "code", None) != "PoolExists":
+            _release(settings, request, claimed)
             raise translated(exc, what) from None  # PoolBeingDeleted: the id is not free yet
         existing = call(what, client.get_pool, request.id)
         differences = spec_differences(spec.as_dict(), existing.as_dict())
@@ -336,7 +431,10 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                                 details=[{"field": d["field"], "message": d["message"]} for d in differences],
                                 ) from None
         created = False
+        # Reused: its nodes' SAS URLs are renewed, so a node the pool allocates later can still start.
+        renew_start_task(settings, existing)
     except Exception as exc:
+        _release(settings, request, claimed)
         raise translated(exc, what) from None
     result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter)
     result["created"] = created
@@ -423,7 +521,7 @@ def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
         "targetDedicatedNodes": pool.target_dedicated_nodes or 0, "targetSpotNodes": pool.target_low_priority_nodes
         or 0, "currentDedicatedNodes": pool.current_dedicated_nodes, "currentSpotNodes":
         pool.current_low_priority_nodes, "resizeErrors": errors, "nodeCounts": counts, "nodes": nodes,
-        **verdict.to_dict(),
+        **verdict.to_dict(), **sas_report(pool, datetime.now(UTC)),
     }
 
 
@@ -471,6 +569,8 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
         raise InputError.from_problems(problems, "invalid resize request")
     client = batch_client(settings)
     what = f"pool {pool_id}"
+    # A resize (a schedule's morning scale-up among them) allocates nodes that run the start task now.
+    renew_start_task(settings, call(what, client.get_pool, pool_id, select=["id", "eTag", "startTask"]))
     options = m.BatchPoolResizeOptions(target_dedicated_nodes=body.get("dedicatedNodes"),
                                        target_low_priority_nodes=body.get("spotNodes"))
     request_pool_resize(client, pool_id, options, what)

@@ -168,6 +168,7 @@ class FakeBatch(FakeService):
         # task id (lower case) -> how many more add-collection answers are `servererror` for it
         self.add_server_errors: dict[str, float] = {}
         self.pools: dict[str, dict[str, Any]] = {}
+        self.patches: list[tuple[str, dict[str, Any]]] = []  # (pool id, body) of every accepted Pool - Patch
         self.jobs: dict[str, dict[str, Any]] = {}
         self._plan: dict[int, dict[str, Any] | None] | None = None  # task placements, computed once per request
         # Every answer a handler gave: (method, path, query, status, JSON body), for the contract tests.
@@ -186,6 +187,7 @@ class FakeBatch(FakeService):
             ("GET", pool, self._get_pool),
             ("HEAD", pool, self._pool_exists),
             ("DELETE", pool, self._delete_pool),
+            ("PATCH", pool, self._patch_pool),
             ("POST", pool + r"/resize", self._resize_pool),
             ("GET", pool + r"/nodes", self._list_nodes),
             ("GET", pool + r"/nodes/(?P<node_id>[^/]+)", self._get_node),
@@ -453,6 +455,33 @@ class FakeBatch(FakeService):
             raise BatchFault(409, *POOL_BEING_DELETED)
         pool["deleted_at"] = self.clock.now()
         return Response(202)
+
+    # Pool - Patch (2025-06-01): the properties BatchPoolUpdateOptions lets a PATCH change; an element given
+    # replaces the pool's one wholly (a startTask replaces the start task), one left out is unchanged.
+    PATCHABLE = ("startTask", "metadata", "applicationPackageReferences", "targetNodeCommunicationMode",
+                 "displayName", "vmSize", "enableInterNodeCommunication", "taskSlotsPerNode", "taskSchedulingPolicy",
+                 "networkConfiguration", "resourceTags", "userAccounts", "mountConfiguration", "upgradePolicy",
+                 "virtualMachineConfiguration")
+
+    def _patch_pool(self, request: Request, pool_id: str) -> Response:
+        pool = self._pool(pool_id)
+        body = self._body(request)
+        if pool["deleted_at"] is not None:
+            raise BatchFault(409, *POOL_BEING_DELETED)
+        match = request.headers.get("If-Match")
+        if match and match not in ("*", pool["etag"]):
+            raise BatchFault(412, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is "
+                             "not met.")
+        for name in body:
+            if name not in self.PATCHABLE:
+                raise BatchFault(400, "InvalidPropertyValue", "The value provided for one of the properties in the "
+                                 "request body is invalid.", {"PropertyName": name})
+        if body.get("startTask") is not None:
+            self._require(body, "startTask", "commandLine")
+        pool["spec"].update(body)
+        self.patches.append((pool["spec"]["id"], body))
+        pool["etag"] = self._etag()
+        return Response(200, None, {"ETag": pool["etag"]})
 
     def _resize_pool(self, request: Request, pool_id: str) -> Response:
         pool = self._pool(pool_id)

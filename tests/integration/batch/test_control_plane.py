@@ -217,7 +217,8 @@ def test_a_new_pool_clears_what_an_earlier_pool_of_its_id_left(auto: Settings, b
     BlobLeaseClient(service.get_blob_client(container, "control-plane.lock")).acquire(lease_duration=-1)
 
     node_ids = create_auto_pool(auto, clock, pool_id)
-    assert [b.name for b in service.get_container_client(container).list_blobs()] == []
+    assert [b.name for b in service.get_container_client(container).list_blobs()] == [storage.CLAIM_BLOB]
+    assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == pool_id  # the claim names its pool
 
     publish(batch, pool_id, node_ids[0])
     pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 3})  # reused: its cluster's state is left alone
@@ -236,3 +237,63 @@ def test_a_pool_id_that_would_share_a_live_pools_cluster_container_is_a_409(auto
     assert twin.lower() not in {key.lower() for key in batch.pools}
     record = storage.read_blob_text(auto, pools.cluster_container(pool_id), CONTROL_PLANE_BLOB)
     assert json.loads(record)["nodeId"] == node_ids[0]  # the live cluster's state is untouched
+
+
+def test_two_pools_claiming_one_cluster_container_at_the_same_moment_one_wins(auto: Settings, batch: FakeBatch,
+                                                                              pool_id: str):
+    """'x_y' and 'x-y' created at the same instant (threads released together, real Azurite): exactly one pool
+    is created, the other is a 409 ClusterContainerInUse, whatever the interleaving."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(5):
+        ids = [f"{pool_id}-r{round_}", f"{pool_id}_r{round_}"]
+        barrier = threading.Barrier(len(ids))
+
+        def create(one: str, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            try:
+                pools.create_pool(auto, {"id": one, "dedicatedNodes": 1})
+                return "created"
+            except ConflictError as error:
+                return error.code
+
+        with ThreadPoolExecutor(len(ids)) as executor:
+            results = list(executor.map(create, ids))
+        assert sorted(results) == ["ClusterContainerInUse", "created"], results
+        winner = ids[results.index("created")]
+        assert {key.lower() for key in batch.pools} >= {winner.lower()}
+        assert ids[results.index("ClusterContainerInUse")].lower() not in batch.pools
+        container = pools.cluster_container(winner)
+        assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == winner.lower()
+
+
+def test_a_claim_by_a_pool_that_is_gone_is_taken_over_after_the_grace(auto: Settings, batch: FakeBatch,
+                                                                      pool_id: str, monkeypatch: pytest.MonkeyPatch):
+    from datetime import timedelta
+
+    twin = pool_id.replace("-", "_")
+    container = storage.ensure_container(auto, pools.cluster_container(pool_id))
+    claim = storage.claim_container(auto, container, twin, live_owners=(), grace=timedelta(minutes=10))
+    assert claim.won and claim.holder == twin.lower()
+    with pytest.raises(ConflictError) as caught:  # twin may be being created right now
+        pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
+    assert caught.value.code == "ClusterContainerInUse" and twin.lower() in caught.value.message
+    assert pool_id not in batch.pools
+
+    monkeypatch.setattr(pools, "CLAIM_GRACE", timedelta(0))  # twin never appeared: its claim is stale
+    pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
+    assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == pool_id
+
+
+def test_a_create_that_batch_refuses_gives_the_claim_back(auto: Settings, batch: FakeBatch, pool_id: str):
+    from batchk8s.errors import UpstreamError
+
+    batch.inject(method="POST", path=r"^/pools$", status=400, body={
+        "code": "InvalidPropertyValue", "message": {"lang": "en-US", "value": "The value provided for one of the "
+                                                    "properties in the request body is invalid."}})
+    with pytest.raises(UpstreamError):
+        pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
+    service = storage.blob_service(auto)
+    blobs = [b.name for b in service.get_container_client(pools.cluster_container(pool_id)).list_blobs()]
+    assert storage.CLAIM_BLOB not in blobs
