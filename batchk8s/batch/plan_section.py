@@ -63,8 +63,7 @@ def workflows_section(settings: Settings, *, now: datetime, **_: Any) -> Section
                      f"(task dependencies on), {len(run['tasks'])} task(s)")
         for task in run["tasks"]:
             after = task.get("dependsOn", {}).get("taskIds") or []
-            files = ", ".join(f"{f['blobPrefix']} from {f['storageContainerUrl']}" for f in task.get("resourceFiles")
-                              or [])
+            files = ", ".join(f"{f['filePath']} from {f['httpUrl']}" for f in task.get("resourceFiles") or [])
             lines.append(f"  {task['id']}" + (f" after {', '.join(after)}" if after else "")
                          + (f"; files {files}" if files else "")
                          + ("; on the control-plane node" if task.get("affinityInfo") else ""))

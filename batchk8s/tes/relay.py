@@ -173,8 +173,8 @@ class RelayTransport:
             log.warning("could not delete relay task %s: %s", task_id, type(exc).__name__)
 
 
-def _no_containers(container: str) -> str:
-    raise AssertionError(f"relay tasks have no resource files (asked for {container})")
+def _no_containers(files: Any) -> list[tuple[str, str]]:
+    raise AssertionError(f"relay tasks have no resource files (asked for {files})")
 
 
 def parse_output(stdout: str, marker: str) -> HttpResult:

@@ -178,7 +178,9 @@ def test_plan_shows_pool_job_and_tasks_offline():
     deploy = runs_["tesk-deploy"]
     assert deploy["job"]["id"] == "tesk-deploy-20260101-000000"
     assert [t["id"] for t in deploy["tasks"]] == ["apply", "ready", "service"]
-    assert "placeholder" in deploy["tasks"][0]["resourceFiles"][0]["storageContainerUrl"]
+    [manifests] = deploy["tasks"][0]["resourceFiles"]
+    assert "placeholder" in manifests["httpUrl"] and "each blob under" in manifests["httpUrl"]
+    assert "storageContainerUrl" not in manifests
 
 
 def test_affinity_goes_only_to_tasks_that_need_the_control_plane():

@@ -7,7 +7,6 @@ import json
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 import azure.functions as func
 import pytest
@@ -74,12 +73,17 @@ def test_services_end_to_end(uploaded: Settings, batch: FakeBatch, clock: FakeCl
     assert (run["jobId"], run["poolId"], run["jobCreated"], run["added"]) == ("deploy-1", "k8s-pool", True, 3)
     assert_deploy_completed_in_order(run["status"])
 
-    # The manifests reach the node through a read+list container SAS scoped to the k8s container.
-    apply = batch.jobs["deploy-1"]["tasks"]["apply"]["spec"]["resourceFiles"][0]
-    listing = requests.get(apply["storageContainerUrl"] + "&restype=container&comp=list&prefix=" + apply["blobPrefix"],
-                           timeout=10)
-    names = [e.text for e in ElementTree.fromstring(listing.content).iter("Name")]
-    assert names and all(name.startswith("tesk/") for name in names)
+    # The manifests reach the node through one read-only SAS per manifest blob: nothing container-wide.
+    files = batch.jobs["deploy-1"]["tasks"]["apply"]["spec"]["resourceFiles"]
+    manifests = sorted(f"tesk/{p.name}" for p in Path("k8sresources/tesk").glob("*.yaml"))
+    assert sorted(f["filePath"] for f in files) == manifests and all("storageContainerUrl" not in f for f in files)
+    for file in files:
+        base, _, sas = file["httpUrl"].partition("?")
+        assert base.endswith("/" + file["filePath"]) and "sr=b" in sas and "sp=r&" in sas
+        assert requests.get(file["httpUrl"], timeout=10).status_code == 200
+        container = base.rsplit("/", 2)[0]
+        listing = requests.get(f"{container}?restype=container&comp=list&{sas}", timeout=10)
+        assert listing.status_code == 403  # a blob's SAS cannot list, nor read the container's other blobs
 
     rerun = runs.run_workflow(settings, "tesk-deploy", {"jobId": "deploy-1"})  # repeat: reused, nothing doubled
     assert (rerun["jobCreated"], rerun["added"], rerun["existing"]) == (False, 0, 3)
