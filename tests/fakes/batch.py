@@ -468,8 +468,8 @@ class FakeBatch(FakeService):
         body = self._body(request)
         if pool["deleted_at"] is not None:
             raise BatchFault(409, *POOL_BEING_DELETED)
-        match = request.headers.get("If-Match")
-        if match and match not in ("*", pool["etag"]):
+        match = request.headers.get("if-match")  # an HTTP entity tag: quoted, around the body's bare eTag
+        if match and match.strip('"') not in ("*", pool["etag"]):
             raise BatchFault(412, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is "
                              "not met.")
         for name in body:
