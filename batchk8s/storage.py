@@ -457,6 +457,11 @@ def blob_url(settings: Settings, container: str, blob_name: str) -> str:
     return blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob_name)).url
 
 
+def container_url(settings: Settings, container: str) -> str:
+    """The container's URL without any SAS (for nodes that authenticate with a managed identity)."""
+    return blob_service(settings).get_container_client(_check_container_name(container)).url
+
+
 BLOB_NAME_RULE = "must be a blob name of 1-1024 characters, not ending in '/', without '.' or '..' segments or '\\'"
 
 

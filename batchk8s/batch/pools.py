@@ -134,15 +134,21 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
     request = overrides if isinstance(overrides, PoolRequest) else pool_request(settings, overrides)
     environment = [m.EnvironmentSetting(name="K8S_VERSION", value=settings.k8s_version),
                    m.EnvironmentSetting(name="K8S_NODE_ROLE", value=settings.k8s_node_role)]
+    identity = node_identity(settings)
     if settings.k8s_node_role == "auto":
         if not cluster_sas_url:
             raise ConfigError("K8S_NODE_ROLE=auto needs the per-pool container URL (K8S_CLUSTER_SAS_URL)",
                               details=[{"field": "K8S_NODE_ROLE", "message": "auto needs a cluster container"}])
-        environment.append(m.EnvironmentSetting(name="K8S_CLUSTER_SAS_URL", value=cluster_sas_url))
+        if identity:  # the nodes authenticate with the pool identity's tokens: a plain URL and whose tokens
+            environment += [m.EnvironmentSetting(name="K8S_CLUSTER_URL", value=cluster_sas_url),
+                            m.EnvironmentSetting(name="K8S_STORAGE_CLIENT_ID", value=settings.pool_identity_client_id)]
+        else:
+            environment.append(m.EnvironmentSetting(name="K8S_CLUSTER_SAS_URL", value=cluster_sas_url))
     admin = m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin"))
     start_task = m.BatchStartTask(
         command_line=start_task_command(),
-        resource_files=[m.ResourceFile(http_url=start_task_url, file_path=BOOTSTRAP_BLOB, file_mode="0755")],
+        resource_files=[m.ResourceFile(http_url=start_task_url, file_path=BOOTSTRAP_BLOB, file_mode="0755",
+                                       identity_reference=identity)],
         environment_settings=environment, user_identity=admin,
         max_task_retry_count=START_TASK_RETRIES, wait_for_success=True)
     vm_config = m.VirtualMachineConfiguration(image_reference=m.BatchVmImageReference(**_snake(
@@ -166,6 +172,26 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
         start_task=start_task, user_accounts=users, metadata=metadata,
         task_slots_per_node=AUTO_TASK_SLOTS if settings.k8s_node_role == "auto" else 1,
         enable_inter_node_communication=settings.k8s_node_role == "auto")
+
+
+def node_identity(settings: Settings) -> batch_models.BatchNodeIdentityReference | None:
+    """The pool identity nodes fetch resource files with (None: they use SAS URLs)."""
+    if not settings.pool_identity_id:
+        return None
+    from azure.batch import models as m
+
+    return m.BatchNodeIdentityReference(resource_id=settings.pool_identity_id)
+
+
+def requested_document(settings: Settings, spec: batch_models.BatchPoolCreateOptions) -> dict[str, Any]:
+    """The create request as REST JSON, with the identity the pool is created with (which the data-plane
+    request cannot carry), so it compares with an existing pool as the data plane reports it."""
+    from batchk8s.batch.management import data_plane_identity
+
+    document = spec.as_dict()
+    if settings.pool_identity_id:
+        document["identity"] = data_plane_identity(settings.pool_identity_id)
+    return document
 
 
 def _snake(reference: dict[str, str]) -> dict[str, str]:
@@ -235,8 +261,11 @@ def comparable(spec: dict[str, Any]) -> dict[str, Any]:
         "startTask.commandLine": start.get("commandLine"),
         "startTask.environmentSettings": {e["name"]: _strip_query(e.get("value"))
                                           for e in start.get("environmentSettings") or []},
-        "startTask.resourceFiles": sorted((_strip_query(r.get("httpUrl")), r.get("filePath"))
+        "startTask.resourceFiles": sorted((_strip_query(r.get("httpUrl")), r.get("filePath"),
+                                           lower((r.get("identityReference") or {}).get("resourceId")))
                                           for r in start.get("resourceFiles") or []),
+        "identity": sorted(lower(i.get("resourceId")) for i in (spec.get("identity") or {}).get(
+            "userAssignedIdentities") or [] if isinstance(i, dict)),
         "startTask.userIdentity": start.get("userIdentity"),
         "startTask.maxTaskRetryCount": start.get("maxTaskRetryCount"),
         "startTask.waitForSuccess": start.get("waitForSuccess"),
@@ -355,7 +384,10 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None, bo
     """
     from batchk8s import storage
 
-    start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
+    if settings.pool_identity_id:  # the nodes read with the pool identity: no SAS is issued at all
+        start_task_url = storage.blob_url(settings, settings.app_container, BOOTSTRAP_BLOB)
+    else:
+        start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     if settings.k8s_node_role != "auto":
         return start_task_url, None, False
     name = cluster_container(request.id)
@@ -376,6 +408,8 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None, bo
         stale = storage.empty_container(settings, container, keep=(storage.CLAIM_BLOB,))
         if stale:
             log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
+    if settings.pool_identity_id:
+        return start_task_url, storage.container_url(settings, container), not sharing
     return start_task_url, storage.container_sas_url(settings, container, permission="racwl"), not sharing
 
 
@@ -414,28 +448,34 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                            node_agent_sku=sku)
     what = f"pool {request.id}"
     try:
-        client.create_pool(spec)
-        created = True
-        log.info("created %s (%s, %d dedicated, %d spot)", what, request.vm_size, request.dedicated_nodes,
-                 request.spot_nodes)
+        if settings.pool_identity_id:  # only the management plane can give a pool an identity
+            from batchk8s.batch import management
+
+            created = management.create_pool(settings, request.id, spec.as_dict())
+        else:
+            client.create_pool(spec)
+            created = True
     except ResourceExistsError as exc:
         if getattr(exc.error, "code", None) != "PoolExists":
             _release(settings, request, claimed)
             raise translated(exc, what) from None  # PoolBeingDeleted: the id is not free yet
+        created = False
+    except Exception as exc:
+        _release(settings, request, claimed)
+        raise translated(exc, what) from None
+    if created:
+        log.info("created %s (%s, %d dedicated, %d spot)", what, request.vm_size, request.dedicated_nodes,
+                 request.spot_nodes)
+    else:
         existing = call(what, client.get_pool, request.id)
-        differences = spec_differences(spec.as_dict(), existing.as_dict())
+        differences = spec_differences(requested_document(settings, spec), existing.as_dict())
         if differences:
             raise ConflictError(f"{what} exists with a different spec: "
                                 + "; ".join(f"{d['field']} ({d['message']})" for d in differences),
                                 code="PoolExistsWithDifferentSpec",
-                                details=[{"field": d["field"], "message": d["message"]} for d in differences],
-                                ) from None
-        created = False
+                                details=[{"field": d["field"], "message": d["message"]} for d in differences])
         # Reused: its nodes' SAS URLs are renewed, so a node the pool allocates later can still start.
         renew_start_task(settings, existing)
-    except Exception as exc:
-        _release(settings, request, claimed)
-        raise translated(exc, what) from None
     result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter)
     result["created"] = created
     if not created and (result["targetDedicatedNodes"], result["targetSpotNodes"]) != (request.dedicated_nodes,
@@ -622,9 +662,11 @@ def planned_pool(settings: Settings, overrides: dict[str, Any] | None = None) ->
     sku = request.node_agent_sku_id or "<resolved from the account's supported images>"
     cluster = f"<placeholder: SAS for container {cluster_container(request.id)}>" \
         if settings.k8s_node_role == "auto" else None
+    if settings.pool_identity_id and cluster:
+        cluster = f"<container URL of {cluster_container(request.id)}: the nodes use the pool identity>"
     spec = build_pool_spec(settings, request, start_task_url=_planned_blob_url(settings), cluster_sas_url=cluster,
                            node_agent_sku=sku)
-    return redacted(spec.as_dict())
+    return redacted(requested_document(settings, spec))
 
 
 def _planned_blob_url(settings: Settings) -> str:
@@ -636,4 +678,4 @@ def _planned_blob_url(settings: Settings) -> str:
         url = storage.blob_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     except BatchK8sError:
         url = f"<storage account>/{settings.app_container}/{BOOTSTRAP_BLOB}"
-    return f"{url}?{SAS_PLACEHOLDER}"
+    return url if settings.pool_identity_id else f"{url}?{SAS_PLACEHOLDER}"

@@ -15,6 +15,7 @@ from typing import Any
 from batchk8s.batch import jobs
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
+from batchk8s.batch.pools import node_identity
 from batchk8s.batch.tasks import BlobFiles, TaskSpec, check_task_specs, file_path, task_document, to_task_options
 from batchk8s.errors import ConfigError, InputError
 from batchk8s.settings import BATCH_ID, Settings
@@ -63,6 +64,8 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
     # Before any change: 404 for a missing pool, 409 for an auto pool without a usable control plane.
     affinity = control_plane_affinity(settings, context.pool_id)
 
+    identity = node_identity(settings)
+
     @functools.cache
     def blob_urls(files: BlobFiles) -> list[tuple[str, str]]:
         names = storage.list_blob_names(settings, files.container, files.prefix)
@@ -70,10 +73,12 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
             raise ConfigError(f"no blobs under {files.container}/{files.prefix} for workflow {name}: upload the "
                               "artifacts first (artifacts upload)", code="WorkflowInputsMissing",
                               details=[{"field": "container", "message": f"{files.container}/{files.prefix} is empty"}])
+        if identity:  # the nodes read with the pool identity: no SAS at all
+            return [(file_path(files, blob), storage.blob_url(settings, files.container, blob)) for blob in names]
         return [(file_path(files, blob), storage.blob_sas_url(settings, files.container, blob,
                                                               hours=WORKFLOW_SAS_HOURS)) for blob in names]
 
-    options = [to_task_options(spec, blob_urls, affinity) for spec in specs]
+    options = [to_task_options(spec, blob_urls, affinity, identity) for spec in specs]
     created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}")
     added = jobs.add_tasks(settings, context.job_id, options)
     result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
@@ -103,4 +108,4 @@ def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = Non
             container=cluster_container(context.pool_id), blob=CONTROL_PLANE_BLOB))
     return {"workflow": name,
             "job": jobs.job_spec(context.job_id, context.pool_id, f"workflow {name}").as_dict(),
-            "tasks": [task_document(spec, placeholder, affinity) for spec in specs]}
+            "tasks": [task_document(spec, placeholder, affinity, node_identity(settings)) for spec in specs]}

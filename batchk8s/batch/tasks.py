@@ -82,13 +82,17 @@ BlobUrls = Callable[[BlobFiles], list[tuple[str, str]]]
 
 
 def to_task_options(spec: TaskSpec, blob_urls: BlobUrls,
-                    affinity: batch_models.BatchAffinityInfo | None = None) -> batch_models.BatchTaskCreateOptions:
+                    affinity: batch_models.BatchAffinityInfo | None = None,
+                    identity: batch_models.BatchNodeIdentityReference | None = None,
+                    ) -> batch_models.BatchTaskCreateOptions:
     """The create-task request; `blob_urls(files)` returns (file path, read SAS URL of that one blob) for
     each blob the task reads (or placeholders); `affinity` (the control-plane node of an `auto` pool) is
-    applied to tasks with `control_plane`."""
+    applied to tasks with `control_plane`; with `identity` (the pool's managed identity) the nodes fetch
+    the files with it and the URLs carry no SAS."""
     from azure.batch import models as m
 
-    files = [m.ResourceFile(http_url=url, file_path=path) for f in spec.resource_files for path, url in blob_urls(f)]
+    files = [m.ResourceFile(http_url=url, file_path=path, identity_reference=identity)
+             for f in spec.resource_files for path, url in blob_urls(f)]
     identity = m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin")) \
         if spec.admin else None
     constraints = m.BatchTaskConstraints(
@@ -103,10 +107,10 @@ def to_task_options(spec: TaskSpec, blob_urls: BlobUrls,
         depends_on=m.BatchTaskDependencies(task_ids=list(spec.depends_on)) if spec.depends_on else None)
 
 
-def task_document(spec: TaskSpec, blob_urls: BlobUrls,
-                  affinity: batch_models.BatchAffinityInfo | None = None) -> dict[str, Any]:
+def task_document(spec: TaskSpec, blob_urls: BlobUrls, affinity: batch_models.BatchAffinityInfo | None = None,
+                  identity: batch_models.BatchNodeIdentityReference | None = None) -> dict[str, Any]:
     """The create-task request as the REST body (for plan output and logs)."""
-    return to_task_options(spec, blob_urls, affinity).as_dict()
+    return to_task_options(spec, blob_urls, affinity, identity).as_dict()
 
 
 def file_path(files: BlobFiles, blob_name: str) -> str:
