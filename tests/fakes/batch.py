@@ -356,7 +356,18 @@ class FakeBatch(FakeService):
         return False
 
     def _create_pool(self, request: Request) -> Response:
-        body = self._body(request)
+        pool_id = self.add_pool(self._body(request))
+        pool = self.pools[pool_id.lower()]
+        return Response(201, None, {"ETag": pool["etag"], "Location": f"{self.url}/pools/{pool_id}",
+                                    "DataServiceId": f"{self.url}/pools/{pool_id}"})
+
+    def add_pool(self, body: dict[str, Any], *, identity: dict[str, Any] | None = None) -> str:
+        """Create a pool from a data-plane create body, with the data plane's checks (BatchFault when one
+        fails); `identity` (data-plane shape) is what only the management plane can set."""
+        with self._state_lock:
+            return self._add_pool(body, identity)
+
+    def _add_pool(self, body: dict[str, Any], identity: dict[str, Any] | None) -> str:
         pool_id = self._check_id(body.get("id"))
         self._require(body, "vmSize")
         vm = self._require(body, "virtualMachineConfiguration")
@@ -386,11 +397,15 @@ class FakeBatch(FakeService):
             raise BatchFault(409, "PoolExists", "The specified pool already exists.")
         now = self.clock.now()
         pool = {"spec": body, "created": now, "deleted_at": None, "nodes": [], "resize_errors": [],
-                "etag": self._etag(), "alloc_until": now}
+                "etag": self._etag(), "alloc_until": now, "identity": identity}
         self.pools[pool_id.lower()] = pool
         self._allocate(pool, body.get("targetDedicatedNodes", 0), body.get("targetLowPriorityNodes", 0))
-        return Response(201, None, {"ETag": pool["etag"], "Location": f"{self.url}/pools/{pool_id}",
-                                    "DataServiceId": f"{self.url}/pools/{pool_id}"})
+        return pool_id
+
+    def pool_view(self, pool_id: str) -> dict[str, Any]:
+        """The pool as Pool - Get answers it (for the management plane, which reports the same pool)."""
+        with self._state_lock:
+            return self._pool_view(self.pools[pool_id.lower()])
 
     def _allocate(self, pool: dict[str, Any], dedicated: int, spot: int) -> None:
         """Start a resize to the targets: new nodes appear now, the allocation settles later."""
@@ -434,6 +449,8 @@ class FakeBatch(FakeService):
         })
         if pool["resize_errors"] and now >= pool["alloc_until"]:
             view["resizeErrors"] = pool["resize_errors"]
+        if pool.get("identity"):
+            view["identity"] = pool["identity"]
         for secret_holder in view.get("userAccounts") or []:
             secret_holder.pop("password", None)
         return view
