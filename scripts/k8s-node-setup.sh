@@ -14,6 +14,9 @@
 #           control plane re-publishes a fresh token well before it expires.
 #           There is one control plane and its lease never expires: see
 #           --help ("If the control plane is lost") for the recovery.
+#           The container is reached with a SAS (K8S_CLUSTER_SAS_URL) or, on a
+#           pool with a managed identity, with that identity's tokens from the
+#           instance metadata service (K8S_CLUSTER_URL + K8S_STORAGE_CLIENT_ID).
 #
 # Run with --help for options. Every option also has an environment variable,
 # which is how the Batch pool spec passes them.
@@ -35,6 +38,9 @@ STORAGE_CLASS="${STORAGE_CLASS:-local-path}"
 K8S_ROLE="${K8S_ROLE:-${K8S_NODE_ROLE:-single}}"   # K8S_NODE_ROLE: the app setting's name
 K8S_SETUP_STAGE="${K8S_SETUP_STAGE:-all}"          # all | packages (image build: install only)
 K8S_CLUSTER_SAS_URL="${K8S_CLUSTER_SAS_URL:-}"      # auto: container URL + '?' + SAS (read, add, create, write)
+K8S_CLUSTER_URL="${K8S_CLUSTER_URL:-}"              # auto with a pool identity: container URL, no SAS
+K8S_STORAGE_CLIENT_ID="${K8S_STORAGE_CLIENT_ID:-}"  # the pool identity's client id (tokens from IMDS)
+IMDS_ENDPOINT="${IMDS_ENDPOINT:-http://169.254.169.254}"
 JOIN_TOKEN_TTL="${JOIN_TOKEN_TTL:-24h}"
 JOIN_REFRESH_INTERVAL="${JOIN_REFRESH_INTERVAL:-6h}"
 JOIN_TIMEOUT="${JOIN_TIMEOUT:-1800}"               # seconds a joining node waits for the join command
@@ -99,6 +105,10 @@ Options (environment variable in brackets):
   --cni-manifest URL         [CNI_MANIFEST_URL] pinned Flannel manifest
   --local-path-manifest URL  [LOCAL_PATH_MANIFEST_URL] pinned local-path provisioner
   --cluster-sas-url URL      [K8S_CLUSTER_SAS_URL] role auto: private container URL with SAS
+  --cluster-url URL          [K8S_CLUSTER_URL] role auto on a pool with a managed identity:
+                             the container URL without SAS; needs --storage-client-id
+  --storage-client-id GUID   [K8S_STORAGE_CLIENT_ID] the identity's client id: Blob storage
+                             tokens come from the instance metadata service
   --kubeconfig-target PATH   [KUBECONFIG_TARGET] where tasks read the admin kubeconfig
                              default: \$AZ_BATCH_NODE_SHARED_DIR/k8s/admin.conf
   --kubeconfig-mode MODE     [KUBECONFIG_MODE] 0600 or 0640 (never world-readable)
@@ -144,6 +154,8 @@ parse_args() {
       --cni-manifest) CNI_MANIFEST_URL="$2" ;;
       --local-path-manifest) LOCAL_PATH_MANIFEST_URL="$2" ;;
       --cluster-sas-url) K8S_CLUSTER_SAS_URL="$2" ;;
+      --cluster-url) K8S_CLUSTER_URL="$2" ;;
+      --storage-client-id) K8S_STORAGE_CLIENT_ID="$2" ;;
       --kubeconfig-target) KUBECONFIG_TARGET="$2" ;;
       --kubeconfig-mode) KUBECONFIG_MODE="$2" ;;
       --join-token-ttl) JOIN_TOKEN_TTL="$2" ;;
@@ -178,8 +190,14 @@ validate() {
   [[ "$NODE_ID" =~ ^[A-Za-z0-9._-]+$ ]] || problems+=("NODE_ID has unexpected characters: '$NODE_ID'")
   # The container is only needed to form the cluster, not to install packages.
   if [[ ("$K8S_ROLE" == auto && "$K8S_SETUP_STAGE" == all) || "$REFRESH_ONLY" == 1 ]]; then
-    if [[ -z "$K8S_CLUSTER_SAS_URL" ]]; then
-      problems+=("K8S_CLUSTER_SAS_URL is required for role 'auto' (container URL with a SAS)")
+    if [[ -n "$K8S_CLUSTER_URL" ]]; then
+      [[ -z "$K8S_CLUSTER_SAS_URL" ]] || problems+=("give K8S_CLUSTER_URL (pool identity) or K8S_CLUSTER_SAS_URL, not both")
+      [[ "$K8S_CLUSTER_URL" =~ ^https?://[^?#]+$ ]] ||
+        problems+=("K8S_CLUSTER_URL must be http(s)://.../container without a query (the pool identity signs in), got '$(mask "$K8S_CLUSTER_URL")'")
+      [[ "$K8S_STORAGE_CLIENT_ID" =~ ^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$ ]] ||
+        problems+=("K8S_STORAGE_CLIENT_ID must be the pool identity's client id (a GUID) with K8S_CLUSTER_URL, got '$K8S_STORAGE_CLIENT_ID'")
+    elif [[ -z "$K8S_CLUSTER_SAS_URL" ]]; then
+      problems+=("K8S_CLUSTER_SAS_URL is required for role 'auto' (container URL with a SAS), or K8S_CLUSTER_URL with K8S_STORAGE_CLIENT_ID (pool identity)")
     elif [[ ! "$K8S_CLUSTER_SAS_URL" =~ ^https?://[^?]+\?.+ ]]; then
       problems+=("K8S_CLUSTER_SAS_URL must be http(s)://.../container?<sas>, got '$(mask "$K8S_CLUSTER_SAS_URL")'")
     fi
@@ -363,9 +381,49 @@ node_name() { hostname | tr '[:upper:]' '[:lower:]'; }
 
 SAS_BASE="" SAS_QUERY=""
 split_sas_url() {
+  if [[ -n "$K8S_CLUSTER_URL" ]]; then # the pool identity signs in: no query at all
+    SAS_BASE="${K8S_CLUSTER_URL%/}"
+    SAS_QUERY=""
+    return
+  fi
   SAS_BASE="${K8S_CLUSTER_SAS_URL%%\?*}"
   SAS_BASE="${SAS_BASE%/}"
   SAS_QUERY="${K8S_CLUSTER_SAS_URL#*\?}"
+}
+
+# A field of a one-line JSON document on stdin (what IMDS answers).
+json_field() { sed -nE "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"?([^\",}]*)\"?.*/\1/p" | head -n1; }
+
+STORAGE_TOKEN="" STORAGE_TOKEN_EXPIRES=0
+# With a pool identity: a Blob storage token from the instance metadata service, kept in this
+# shell (never in a file, an argument or the log) and fetched again 5 minutes before it expires.
+# Call it before blob_request, which runs in a subshell and only reads the token.
+ensure_storage_token() {
+  [[ -n "$K8S_CLUSTER_URL" ]] || return 0
+  (($(date -u +%s) < STORAGE_TOKEN_EXPIRES - 300)) && return 0
+  local body reason
+  body="$(curl -sS --retry 5 --retry-connrefused --max-time 30 -H "Metadata: true" \
+    "$IMDS_ENDPOINT/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com/&client_id=$K8S_STORAGE_CLIENT_ID")" ||
+    { log "the instance metadata service ($IMDS_ENDPOINT) did not answer"; return 1; }
+  STORAGE_TOKEN="$(json_field access_token <<<"$body")"
+  STORAGE_TOKEN_EXPIRES="$(json_field expires_on <<<"$body")"
+  if [[ -z "$STORAGE_TOKEN" || ! "$STORAGE_TOKEN_EXPIRES" =~ ^[0-9]+$ ]]; then
+    reason="$(json_field error_description <<<"$body")"
+    STORAGE_TOKEN="" STORAGE_TOKEN_EXPIRES=0
+    log "no storage token for identity $K8S_STORAGE_CLIENT_ID from the instance metadata service:" \
+      "${reason:-no access_token in its answer} (is that identity assigned to the pool?)"
+    return 1
+  fi
+}
+
+# authorized CMD...: CMD with the storage token as a header, handed over on a file descriptor
+# (printf is a builtin, so the token is never a process argument); CMD as is without a token.
+authorized() {
+  if [[ -n "$STORAGE_TOKEN" ]]; then
+    "$@" -K <(printf 'header = "Authorization: Bearer %s"\n' "$STORAGE_TOKEN")
+  else
+    "$@"
+  fi
 }
 
 # blob_request METHOD BLOB EXTRA_QUERY OUTFILE [curl args...]; prints the HTTP status.
@@ -374,15 +432,20 @@ split_sas_url() {
 blob_request() {
   local method="$1" blob="$2" extra="$3" out="$4"
   shift 4
-  local url="$SAS_BASE/$blob?${extra:+$extra&}$SAS_QUERY"
-  curl -sS --retry 3 --retry-max-time 60 -o "$out" -w '%{http_code}' -X "$method" \
-    -H "x-ms-version: $AZ_STORAGE_API_VERSION" "$@" "$url"
+  local query="$extra"
+  [[ -z "$SAS_QUERY" ]] || query="${query:+$query&}$SAS_QUERY"
+  authorized curl -sS --retry 3 --retry-max-time 60 -o "$out" -w '%{http_code}' -X "$method" \
+    -H "x-ms-version: $AZ_STORAGE_API_VERSION" "$@" "$SAS_BASE/$blob${query:+?$query}"
 }
 
 # http_status CODE: the code, with what it usually means for the cluster container.
 http_status() {
   case "$1" in
-    403) echo "HTTP 403 (the SAS was refused: expired, or without read/add/create/write)" ;;
+    403) if [[ -n "$K8S_CLUSTER_URL" ]]; then
+      echo "HTTP 403 (the pool identity was refused: it needs Storage Blob Data Contributor on the container)"
+    else
+      echo "HTTP 403 (the SAS was refused: expired, or without read/add/create/write)"
+    fi ;;
     000) echo "no HTTP answer (storage not reachable)" ;;
     *) echo "HTTP $1" ;;
   esac
@@ -413,6 +476,7 @@ lease_id() {
 elect_control_plane() {
   step "elect control plane (blob lease)"
   split_sas_url
+  ensure_storage_token || return 2
   local status tmp
   tmp="$(mktemp)"
   # Create the lock blob once; 409 means another node already did.
@@ -441,6 +505,7 @@ elect_control_plane() {
 publish_join_command() {
   step "publish join command"
   split_sas_url
+  ensure_storage_token
   local file="$STATE_DIR/join-command" now expires
   mkdir -p "$STATE_DIR"
   now="$(date -u +%s)"
@@ -469,6 +534,7 @@ RECOVERY_HINT="see 'If the control plane is lost' in --help or README.md"
 lease_holder() {
   local headers holder
   headers="$(mktemp)"
+  ensure_storage_token || true
   blob_request GET control-plane.lock "" /dev/null -D "$headers" >/dev/null || true
   holder="$(blob_metadata "$headers" nodeid)"
   rm -f "$headers"
@@ -481,6 +547,7 @@ wait_and_join() {
   tmp="$(mktemp)"
   headers="$(mktemp)"
   while :; do
+    ensure_storage_token || { rm -f "$tmp" "$headers"; return 1; }
     status="$(blob_request GET join-command "" "$tmp" -D "$headers" || true)"
     [[ "$status" == 200 ]] && break
     if [[ "$status" == 403 ]]; then # waiting cannot help
@@ -521,9 +588,11 @@ install_refresh_timer() {
   # A systemd timer, not a background loop: it survives the start task's exit and reboots.
   mkdir -p "$CONF_DIR" "$SYSTEMD_DIR" "$(dirname "$INSTALLED_SCRIPT")"
   install -m 0755 "${BASH_SOURCE[0]}" "$INSTALLED_SCRIPT"
-  # Read back by `--refresh-join` (bash syntax, root only: it holds the SAS).
+  # Read back by `--refresh-join` (bash syntax, root only: it may hold the SAS; with a pool
+  # identity it holds the container URL and client id, and tokens are fetched when needed).
   (umask 077 && {
-    printf 'K8S_CLUSTER_SAS_URL=%q\n' "$K8S_CLUSTER_SAS_URL"
+    printf 'K8S_CLUSTER_SAS_URL=%q\nK8S_CLUSTER_URL=%q\nK8S_STORAGE_CLIENT_ID=%q\n' "$K8S_CLUSTER_SAS_URL" \
+      "$K8S_CLUSTER_URL" "$K8S_STORAGE_CLIENT_ID"
     printf 'JOIN_TOKEN_TTL=%q\nNODE_ID=%q\n' "$JOIN_TOKEN_TTL" "$NODE_ID"
   } >"$CONF_DIR/cluster.env")
   cat >"$SYSTEMD_DIR/k8s-join-refresh.service" <<EOF
