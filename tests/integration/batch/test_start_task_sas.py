@@ -106,3 +106,24 @@ def test_urls_of_other_accounts_or_without_sas_are_not_resigned(uploaded: Settin
                                    "2030-01-01T00:00:00Z&sig=abc") is None
     assert storage.renewed_sas_url(uploaded, storage.blob_url(uploaded, uploaded.app_container, "x.sh")) is None
     assert storage.sas_expiry("https://a/c/b?se=nonsense&sig=1") is None
+
+
+def test_a_schedules_morning_scale_up_renews_the_start_task_sas(uploaded: Settings, batch: FakeBatch,
+                                                                clock: FakeClock, batch_env: dict[str, str]):
+    """The nightly scale-to-zero and morning scale-up the README suggests: the scale-up goes through the Batch
+    engine's resize, so the nodes it allocates on day 8 get URLs that still work."""
+    import json
+
+    from batchk8s.schedules.reconcile import reconcile
+    from batchk8s.settings import load_settings
+
+    short = dataclasses.replace(uploaded, sas_expiry_hours=1)
+    pools.create_pool(short, {"id": "p1", "dedicatedNodes": 0})
+    clock.advance(600)
+    rules = {"rules": [{"name": "morning", "schedule": "0 0 7 * * *", "action": "resize", "dedicated": 2, "spot": 0,
+                        "targets": [{"pool": "p1"}]}]}
+    scheduled = load_settings({**batch_env, "BATCHK8S_SCHEDULES": json.dumps(rules)})
+    report = reconcile(scheduled, now=datetime(2026, 3, 2, 7, 0, tzinfo=UTC))
+    assert [o.result for o in report.outcomes] == ["applied"]
+    assert batch.pools["p1"]["target"] == (2, 0)
+    assert hours_left(start_task_urls(batch, "p1")["bootstrap"]) > 167
