@@ -28,16 +28,25 @@ TES_CURL = (
     'tes_curl() { curl -K <(printf \'header = "Authorization: Bearer %s"\\n\' "$tes_token") "$@"; }\n'
 )
 
-# Creates the Secret with a random 43-character token (about 256 bits) unless it exists; the value is
-# generated on the node and goes to kubectl on stdin. `create`, not `apply`: apply would copy the value
-# into the last-applied-configuration annotation, readable by anyone who may read the Secret's metadata.
-ENSURE_SECRET = (
-    f'if ! kubectl -n {NAMESPACE} get secret {SECRET} >/dev/null 2>&1; then\n'
-    '  raw="$(head -c 48 /dev/urandom | base64 | tr -dc \'A-Za-z0-9\')"\n'
-    '  printf \'apiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: %s\\n  namespace: %s\\ntype: Opaque\\n'
-    'stringData:\\n  %s: %s\\n\' '
-    f'{SECRET} {NAMESPACE} {SECRET_KEY} "${{raw:0:43}}" | kubectl create -f -\n'
-    '  unset raw\n'
-    f'  echo "created the Secret {NAMESPACE}/{SECRET} with a new random token"\n'
-    'fi\n'
-)
+_SECRET_EXISTS = f"kubectl -n {NAMESPACE} get secret {SECRET} >/dev/null 2>&1"
+
+
+def _put_secret(verb: str) -> str:
+    """Shell that writes the Secret with a new random 43-character token (about 256 bits) through
+    `kubectl VERB -f -`: the value is generated on the node and reaches kubectl on stdin. `create` and
+    `replace`, never `apply`, which would copy the value into the last-applied-configuration annotation,
+    readable by anyone who may read the Secret's metadata."""
+    return ('raw="$(head -c 48 /dev/urandom | base64 | tr -dc \'A-Za-z0-9\')"\n'
+            "printf 'apiVersion: v1\\nkind: Secret\\nmetadata:\\n  name: %s\\n  namespace: %s\\ntype: Opaque\\n"
+            "stringData:\\n  %s: %s\\n' "
+            f'{SECRET} {NAMESPACE} {SECRET_KEY} "${{raw:0:43}}" | kubectl {verb} -f -\n'
+            "unset raw\n")
+
+
+# The Secret unless it exists (a token rotated since is kept): what tesk-deploy runs.
+ENSURE_SECRET = (f"if ! {_SECRET_EXISTS}; then\n{_put_secret('create')}"
+                 f'echo "created the Secret {NAMESPACE}/{SECRET} with a new random token"\nfi\n')
+
+# A new token in place of the old one: what tesk-rotate-token runs before restarting the proxy.
+ROTATE_SECRET = (f"if {_SECRET_EXISTS}; then verb=replace; else verb=create; fi\n" + _put_secret('"$verb"') +
+                 f'echo "the Secret {NAMESPACE}/{SECRET} holds a new random token"\n')

@@ -16,7 +16,7 @@ KUBECTL_STUB = """#!/usr/bin/env bash
 echo "$*" >> "$KUBECTL_LOG"
 if [ "$1 $2 $3 $4" = "-n tesk patch service" ]; then printf '%s' "${@: -1}" > "$PATCH_FILE"; fi
 if [ "$1 $2 $3 $4" = "-n tesk get secret" ]; then [ -f "$SECRET_FILE" ] || exit 1; fi
-if [ "$1 $2" = "create -f" ]; then cat > "$SECRET_FILE"; fi
+if [ "$1 $2" = "create -f" ] || [ "$1 $2" = "replace -f" ]; then cat > "$SECRET_FILE"; fi
 """
 
 
@@ -76,3 +76,21 @@ def test_tesk_deploy_creates_the_token_secret_once_without_printing_the_token(tm
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "kubectl.log").read_text().splitlines().count("create -f -") == 1
     assert yaml.safe_load((tmp_path / "secret.yaml").read_text())["stringData"]["token"] == token
+
+
+def test_tesk_rotate_token_replaces_the_token_and_restarts_the_proxy(tmp_path):
+    import yaml
+
+    deploy = run(apply_task({}), tmp_path, manifests=True)
+    assert deploy.returncode == 0, deploy.stderr
+    old = yaml.safe_load((tmp_path / "secret.yaml").read_text())["stringData"]["token"]
+    [rotate] = get_workflow("tesk-rotate-token").build(load_settings({}), WorkflowContext("k8s-pool", "job-2"))
+    result = run(rotate, tmp_path, manifests=False)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "kubectl.log").read_text().splitlines()
+    assert calls[-4:] == ["-n tesk get secret tesk-api-token", "replace -f -",
+                          "-n tesk rollout restart deployment/tesk-auth",
+                          "-n tesk rollout status deployment/tesk-auth --timeout=300s"]
+    new = yaml.safe_load((tmp_path / "secret.yaml").read_text())["stringData"]["token"]
+    assert new != old and len(new) == 43 and new.isalnum()
+    assert new not in result.stdout + result.stderr + "".join(calls) + rotate.command_line
