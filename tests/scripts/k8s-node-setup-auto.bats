@@ -3,14 +3,7 @@
 # blob lease. Blob calls go over HTTP to a real Azurite with the real curl;
 # kubeadm, kubectl and the other system commands are stubs.
 
-setup_file() {
-  load helpers
-  start_azurite
-}
-
-teardown_file() {
-  stop_azurite
-}
+load azurite
 
 setup() {
   load helpers
@@ -32,12 +25,9 @@ start_node() {
 
 # run_node NAME [ARGS...]: run the script as node NAME in the foreground.
 run_node() {
-  local name="$1" dir="$BATS_TEST_TMPDIR/$1"
+  local name="$1"
   shift
-  [ -d "$dir" ] || new_node "$dir"
-  node_env "$dir"
-  run env "${NODE_ENV[@]}" AZ_BATCH_NODE_ID="$name" K8S_ROLE=auto K8S_CLUSTER_SAS_URL="$CLUSTER_SAS_URL" \
-    JOIN_POLL_INTERVAL=0.2 JOIN_TIMEOUT=30 "$SETUP_SCRIPT" "$@"
+  run_auto_node "$name" K8S_CLUSTER_SAS_URL="$CLUSTER_SAS_URL" -- "$@"
 }
 
 blob_url() { echo "${CLUSTER_SAS_URL%%\?*}/$1?${2:+$2&}${CLUSTER_SAS_URL#*\?}"; }

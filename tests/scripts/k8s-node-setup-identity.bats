@@ -4,14 +4,7 @@
 # Blob storage token and sends it as a bearer token; a real Azurite serves the container,
 # reached through the stub, which stands in for Storage accepting that identity's token.
 
-setup_file() {
-  load helpers
-  start_azurite
-}
-
-teardown_file() {
-  stop_azurite
-}
+load azurite
 
 setup() {
   load helpers
@@ -23,14 +16,11 @@ setup() {
   export STUB_IMDS_CLIENT_ID=0b1d2c3e-4f50-4a61-8b72-93a4b5c6d7e8 STUB_IMDS_TOKEN="eyJ0eXAi.token-$RANDOM-$RANDOM"
 }
 
-# run_node NAME [ENV...]: the script as node NAME with the identity's settings (more VAR=value may follow).
+# run_node NAME [VAR=value...]: the script as node NAME with the identity's settings (and more environment).
 run_node() {
-  local name="$1" dir="$BATS_TEST_TMPDIR/$1"
+  local name="$1"
   shift
-  [ -d "$dir" ] || new_node "$dir"
-  node_env "$dir"
-  run env "${NODE_ENV[@]}" AZ_BATCH_NODE_ID="$name" K8S_ROLE=auto K8S_CLUSTER_URL="$CLUSTER_URL" \
-    K8S_STORAGE_CLIENT_ID="$STUB_IMDS_CLIENT_ID" JOIN_POLL_INTERVAL=0.2 JOIN_TIMEOUT=20 "$@" "$SETUP_SCRIPT"
+  run_auto_node "$name" K8S_CLUSTER_URL="$CLUSTER_URL" K8S_STORAGE_CLIENT_ID="$STUB_IMDS_CLIENT_ID" "$@"
 }
 
 blob() { "$REAL_CURL" -sSf -H "x-ms-version: 2021-08-06" "$CLUSTER_URL/$1?$STUB_BEARER_SAS"; }
