@@ -203,7 +203,8 @@ def test_the_proxy_demands_the_bearer_token_from_the_secret_and_forwards_to_the_
     # envsubst touches TES_TOKEN only, and a short or empty token stops the container.
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["NGINX_ENVSUBST_FILTER"] == "^TES_TOKEN$"
-    assert '"${#TES_TOKEN}" -lt 32' in container["args"][0] and "exit 1" in container["args"][0]
+    assert '"${#TES_TOKEN}" -lt 32' in container["args"][0] and "exit 1" in container["args"][0]  # run in
+    # tests/manifests/test_tesk_auth_proxy.py, with the real nginx serving the template
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert pod["automountServiceAccountToken"] is False
 
