@@ -45,6 +45,13 @@ AUTO_TASK_SLOTS = 4
 CLAIM_GRACE = timedelta(minutes=10)
 # `pool show` warns when the start task's SAS URLs expire within this window (nodes allocated later cannot start).
 SAS_WARNING = timedelta(hours=48)
+# An `auto` pool without an identity: each node reads the cluster container with a read-only SAS and writes
+# only these blobs, each through a SAS for that blob alone. The lock may only be created (never overwritten,
+# leased or deleted): it pins the control plane's API endpoint and CA, so a worker joins nothing else, whoever
+# writes join-command (which the control plane rewrites every few hours).
+CLUSTER_BLOB_URLS = {"K8S_CLUSTER_CLAIM_URL": ("control-plane.lock", "c"),
+                     "K8S_CLUSTER_JOIN_URL": ("join-command", "cw"),
+                     "K8S_CLUSTER_RECORD_URL": ("control-plane.json", "cw")}
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,7 @@ def _image_reference(request: PoolRequest) -> dict[str, str]:
 
 def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest | None = None, *,
                     start_task_url: str, cluster_sas_url: str | None = None,
+                    cluster_blob_urls: dict[str, str] | None = None,
                     node_agent_sku: str) -> batch_models.BatchPoolCreateOptions:
     """The create-pool request for these settings and overrides; sends nothing.
 
@@ -144,6 +152,8 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
                             m.EnvironmentSetting(name="K8S_STORAGE_CLIENT_ID", value=settings.pool_identity_client_id)]
         else:
             environment.append(m.EnvironmentSetting(name="K8S_CLUSTER_SAS_URL", value=cluster_sas_url))
+            environment += [m.EnvironmentSetting(name=name, value=url)
+                            for name, url in sorted((cluster_blob_urls or {}).items())]
     admin = m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin"))
     start_task = m.BatchStartTask(
         command_line=start_task_command(),
@@ -373,9 +383,19 @@ def supported_images(settings: Settings) -> list[dict[str, Any]]:
     return [image.as_dict() for image in call("supported images", lambda: list(client.list_supported_images()))]
 
 
-def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None, bool]:
-    """The bootstrap's read SAS and, for an `auto` pool, its cluster container's SAS, and whether this
-    call claimed the container for a pool that does not exist yet (to release it if creation fails).
+@dataclass(frozen=True)
+class _NodeUrls:
+    """What a pool's start task is given to reach storage, and whether creating it claimed the cluster
+    container for a pool that does not exist yet (to give it back if creation fails)."""
+
+    start_task: str
+    cluster: str | None = None
+    cluster_blobs: dict[str, str] = field(default_factory=dict)
+    claimed: bool = False
+
+
+def _urls(settings: Settings, request: PoolRequest) -> _NodeUrls:
+    """The bootstrap's URL and, for an `auto` pool, its cluster container's (see CLUSTER_BLOB_URLS).
 
     The container is claimed atomically (`storage.claim_container`): of two pools whose ids map to
     one container, created at the same moment, exactly one gets it and the other a 409. The cluster
@@ -389,7 +409,7 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None, bo
     else:
         start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     if settings.k8s_node_role != "auto":
-        return start_task_url, None, False
+        return _NodeUrls(start_task_url)
     name = cluster_container(request.id)
     sharing = _pools_with_container(settings, name)
     others = sorted(pool for pool in sharing if pool.lower() != request.id.lower())
@@ -409,8 +429,10 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None, bo
         if stale:
             log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
     if settings.pool_identity_id:
-        return start_task_url, storage.container_url(settings, container), not sharing
-    return start_task_url, storage.container_sas_url(settings, container, permission="racwl"), not sharing
+        return _NodeUrls(start_task_url, storage.container_url(settings, container), claimed=not sharing)
+    return _NodeUrls(start_task_url, storage.container_sas_url(settings, container, permission="r"),
+                     {name: storage.blob_sas_url(settings, container, blob, permission=letters)
+                      for name, (blob, letters) in CLUSTER_BLOB_URLS.items()}, claimed=not sharing)
 
 
 def _container_in_use(pool_id: str, container: str, holder: str, whose: str) -> ConflictError:
@@ -443,9 +465,10 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
     request = pool_request(settings, overrides)
     client = batch_client(settings)
     sku = resolve_node_agent_sku(supported_images(settings), request)
-    start_task_url, cluster_url, claimed = _urls(settings, request)
-    spec = build_pool_spec(settings, request, start_task_url=start_task_url, cluster_sas_url=cluster_url,
-                           node_agent_sku=sku)
+    urls = _urls(settings, request)
+    claimed = urls.claimed
+    spec = build_pool_spec(settings, request, start_task_url=urls.start_task, cluster_sas_url=urls.cluster,
+                           cluster_blob_urls=urls.cluster_blobs, node_agent_sku=sku)
     what = f"pool {request.id}"
     try:
         if settings.pool_identity_id:  # only the management plane can give a pool an identity
@@ -662,10 +685,15 @@ def planned_pool(settings: Settings, overrides: dict[str, Any] | None = None) ->
     sku = request.node_agent_sku_id or "<resolved from the account's supported images>"
     cluster = f"<placeholder: SAS for container {cluster_container(request.id)}>" \
         if settings.k8s_node_role == "auto" else None
+    blobs = {}
     if settings.pool_identity_id and cluster:
         cluster = f"<container URL of {cluster_container(request.id)}: the nodes use the pool identity>"
+    elif cluster:
+        cluster = f"<placeholder: read-only SAS for container {cluster_container(request.id)}>"
+        blobs = {name: f"<placeholder: '{letters}' SAS for {cluster_container(request.id)}/{blob}>"
+                 for name, (blob, letters) in CLUSTER_BLOB_URLS.items()}
     spec = build_pool_spec(settings, request, start_task_url=_planned_blob_url(settings), cluster_sas_url=cluster,
-                           node_agent_sku=sku)
+                           cluster_blob_urls=blobs, node_agent_sku=sku)
     return redacted(requested_document(settings, spec))
 
 

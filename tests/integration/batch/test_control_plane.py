@@ -54,15 +54,25 @@ def create_auto_pool(settings: Settings, clock: FakeClock, pool_id: str, nodes: 
     return sorted(node["id"] for node in status["nodes"])
 
 
+def node_env(batch: FakeBatch, pool_id: str) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in batch.pools[pool_id]["spec"]["startTask"]["environmentSettings"]}
+
+
+def put(url: str, document: str) -> int:
+    return requests.put(url, data=document.encode(), timeout=10,
+                        headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}).status_code
+
+
 def publish(batch: FakeBatch, pool_id: str, node_id: str) -> None:
-    """What the bootstrap's publish_join_command does: PUT control-plane.json with the pool's cluster SAS."""
-    env = {e["name"]: e["value"] for e in batch.pools[pool_id]["spec"]["startTask"]["environmentSettings"]}
-    base, _, sas = env["K8S_CLUSTER_SAS_URL"].partition("?")
+    """What the bootstrap does with the URLs its start task got: the winner creates control-plane.lock (once),
+    then after kubeadm init writes control-plane.json."""
+    env = node_env(batch, pool_id)
+    lock = json.dumps({"nodeId": node_id, "hostname": node_id.lower(), "endpoint": "10.0.0.4:6443",
+                       "caCertHash": "sha256:" + "0" * 64, "claimed": "2026-01-05T07:58:00Z"}, separators=(",", ":"))
+    assert put(env["K8S_CLUSTER_CLAIM_URL"], lock + "\n") == 201
     document = json.dumps({"nodeId": node_id, "hostname": node_id.lower(), "published": "2026-01-05T08:00:00Z"},
                           separators=(",", ":")) + "\n"  # the script's printf, byte for byte
-    response = requests.put(f"{base}/{CONTROL_PLANE_BLOB}?{sas}", data=document.encode(), timeout=10,
-                            headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"})
-    assert response.status_code == 201, response.text
+    assert put(env["K8S_CLUSTER_RECORD_URL"], document) == 201
 
 
 def test_the_bootstrap_publishes_the_record_this_reads():
@@ -70,6 +80,7 @@ def test_the_bootstrap_publishes_the_record_this_reads():
     text = SCRIPT.read_text()
     assert 'NODE_ID="${NODE_ID:-${AZ_BATCH_NODE_ID:-$(hostname)}}"' in text
     assert '{"nodeId":"%s"' in text and f"blob_put {CONTROL_PLANE_BLOB} " in text
+    assert all(name in text for name in pools.CLUSTER_BLOB_URLS)  # the URLs the pool gives, by name
     assert '"$AZ_BATCH_NODE_SHARED_DIR/k8s/node-role"' in text and "node_role=worker" in text
 
 
@@ -297,3 +308,40 @@ def test_a_create_that_batch_refuses_gives_the_claim_back(auto: Settings, batch:
     service = storage.blob_service(auto)
     blobs = [b.name for b in service.get_container_client(pools.cluster_container(pool_id)).list_blobs()]
     assert storage.CLAIM_BLOB not in blobs
+
+
+def test_nodes_get_read_only_access_and_may_write_only_their_three_blobs(auto: Settings, batch: FakeBatch,
+                                                                         clock: FakeClock, pool_id: str):
+    """Against real Azurite: what a Batch reader can take from the start task cannot rewrite the lock or the
+    container; each blob URL writes its own blob only."""
+    from urllib.parse import parse_qs, urlsplit
+
+    node_ids = create_auto_pool(auto, clock, pool_id, nodes=2)
+    env = node_env(batch, pool_id)
+    scopes = {name: (parse_qs(urlsplit(env[name]).query)["sr"][0], parse_qs(urlsplit(env[name]).query)["sp"][0],
+                     urlsplit(env[name]).path.rsplit("/", 1)[-1])
+              for name in ("K8S_CLUSTER_SAS_URL", *pools.CLUSTER_BLOB_URLS)}
+    container = pools.cluster_container(pool_id)
+    assert scopes == {"K8S_CLUSTER_SAS_URL": ("c", "r", container),
+                      "K8S_CLUSTER_CLAIM_URL": ("b", "c", "control-plane.lock"),
+                      "K8S_CLUSTER_JOIN_URL": ("b", "cw", "join-command"),
+                      "K8S_CLUSTER_RECORD_URL": ("b", "cw", "control-plane.json")}
+    publish(batch, pool_id, node_ids[0])
+    base, _, sas = env["K8S_CLUSTER_SAS_URL"].partition("?")
+    assert put(env["K8S_CLUSTER_CLAIM_URL"], '{"nodeId":"evil"}') == 403  # the lock cannot be rewritten
+    assert put(f"{base}/control-plane.lock?{sas}", '{"nodeId":"evil"}') == 403  # nor through the container
+    assert put(f"{base}/anything?{sas}", "x") == 403
+    join_base, _, join_sas = env["K8S_CLUSTER_JOIN_URL"].partition("?")
+    assert put(f"{join_base.rsplit('/', 1)[0]}/control-plane.lock?{join_sas}", "x") == 403  # one blob per SAS
+    assert requests.get(f"{base}/control-plane.lock?{sas}", timeout=10).json()["nodeId"] == node_ids[0]
+
+
+def test_a_record_that_names_another_node_than_the_lock_is_not_trusted(auto: Settings, batch: FakeBatch,
+                                                                        clock: FakeClock, pool_id: str):
+    node_ids = create_auto_pool(auto, clock, pool_id, nodes=2)
+    publish(batch, pool_id, node_ids[0])
+    forged = json.dumps({"nodeId": node_ids[1], "hostname": "x", "published": "2026-01-05T09:00:00Z"})
+    assert put(node_env(batch, pool_id)["K8S_CLUSTER_RECORD_URL"], forged) == 201  # nodes may rewrite the record
+    with pytest.raises(ConflictError) as caught:
+        control_plane_affinity(auto, pool_id)
+    assert caught.value.code == "ControlPlaneRecordInvalid" and node_ids[0] in caught.value.message

@@ -93,7 +93,7 @@ def test_an_auto_pool_keeps_each_sas_scope_and_permission(uploaded: Settings, ba
     before = start_task_urls(batch, pool_id)
     pools.create_pool(dataclasses.replace(auto, sas_expiry_hours=100), {"id": pool_id})
     after = start_task_urls(batch, pool_id)
-    assert set(after) == set(before) == {"bootstrap", "K8S_CLUSTER_SAS_URL"}
+    assert set(after) == set(before) == {"bootstrap", "K8S_CLUSTER_SAS_URL", *pools.CLUSTER_BLOB_URLS}
     for name in after:
         old, new = parse_qs(urlsplit(before[name]).query), parse_qs(urlsplit(after[name]).query)
         assert (new["sr"], new["sp"]) == (old["sr"], old["sp"]), name
