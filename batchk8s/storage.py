@@ -2,9 +2,11 @@
 
 This is the one module that talks to Blob storage. Nodes fetch their bootstrap script, the TESK
 manifests and the sample TES tasks through SAS URLs this module issues: read-only and scoped to one
-blob (or to one container when Batch needs a container URL), never the seed's account SAS with every
-permission. The account key, connection strings and SAS tokens never reach a log line or an error
-message; URLs are logged with their query string masked.
+blob, never the seed's account SAS with every permission (or, on a pool with a managed identity,
+through plain URLs and the identity). It also claims a shared container for one owner atomically
+(`claim_container`) and re-signs an existing SAS URL with the same scope (`renewed_sas_url`).
+The account key, connection strings and SAS tokens never reach a log line or an error message;
+URLs are logged with their query string masked.
 
 Which identity signs depends on the settings: an account key when AZURE_STORAGE_ACCOUNT_NAME and
 AZURE_STORAGE_ACCOUNT_KEY are given; otherwise the AzureWebJobsStorage connection string; otherwise
