@@ -33,6 +33,9 @@ def pool_section(settings: Settings, **_: Any) -> Section:
              f"{start['commandLine']}",
              f"  bootstrap {start['resourceFiles'][0]['httpUrl']}", f"  env {env}",
              f"  {spec['taskSlotsPerNode']} task slot(s) per node"]
+    for identity in (spec.get("identity") or {}).get("userAssignedIdentities") or []:
+        lines.append(f"  identity {identity['resourceId']}: created through the management plane; nodes fetch "
+                     "files and reach storage with it, no SAS")
     if spec.get("userAccounts"):
         lines.append(f"  login user {spec['userAccounts'][0]['name']} ({spec['userAccounts'][0]['elevationLevel']})")
     if vm.get("containerConfiguration"):

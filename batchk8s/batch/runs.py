@@ -23,6 +23,7 @@ from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
 
 RUN_FIELDS = ("poolId", "jobId")
 PLACEHOLDER_SAS = "<placeholder: a read-only SAS URL for each blob under {container}/{prefix}>"
+PLACEHOLDER_IDENTITY = "<placeholder: the URL of each blob under {container}/{prefix}, read with the pool identity>"
 # Workflow tasks read their inputs within minutes of submission (a retry within the hour): a day of read
 # access to each blob they read is ample, and no more than that is handed out.
 WORKFLOW_SAS_HOURS = 24
@@ -94,9 +95,10 @@ def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = Non
     """The job and task requests a run would send, with placeholder SAS URLs (for `plan`)."""
     workflow, context = run_target(settings, name, body, now)
     specs = workflow_tasks(settings, workflow, context)
+    text = PLACEHOLDER_IDENTITY if settings.pool_identity_id else PLACEHOLDER_SAS
+
     def placeholder(files: BlobFiles) -> list[tuple[str, str]]:
-        return [(file_path(files, files.prefix), PLACEHOLDER_SAS.format(container=files.container,
-                                                                        prefix=files.prefix))]
+        return [(file_path(files, files.prefix), text.format(container=files.container, prefix=files.prefix))]
 
     affinity = None
     if settings.k8s_node_role == "auto":
