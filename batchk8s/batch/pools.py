@@ -5,6 +5,11 @@ what `create_pool` would send. Creating is idempotent: an existing pool with the
 reused, one with a different spec is a 409 that lists every field that differs (node counts are
 not part of the spec: they change with resize). A resize can "finish" with resize errors (quota,
 capacity), so status and resize report `resizeErrors`, not just the allocation state.
+
+Least privilege: with AZURE_BATCH_POOL_IDENTITY_ID the pool is created through the management plane
+(`management`) and carries no SAS at all; otherwise every SAS is scoped to what a node needs
+(`CLUSTER_BLOB_URLS`) and re-signed whenever the pool is touched (`renew_start_task`), and status
+warns before it expires.
 """
 
 from __future__ import annotations
@@ -147,7 +152,7 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
         if not cluster_sas_url:
             raise ConfigError("K8S_NODE_ROLE=auto needs the per-pool container URL (K8S_CLUSTER_SAS_URL)",
                               details=[{"field": "K8S_NODE_ROLE", "message": "auto needs a cluster container"}])
-        if identity:  # the nodes authenticate with the pool identity's tokens: a plain URL and whose tokens
+        if identity:  # the nodes sign in with the pool identity: the plain URL, and the client id to ask IMDS for
             environment += [m.EnvironmentSetting(name="K8S_CLUSTER_URL", value=cluster_sas_url),
                             m.EnvironmentSetting(name="K8S_STORAGE_CLIENT_ID", value=settings.pool_identity_client_id)]
         else:
@@ -416,11 +421,12 @@ def _urls(settings: Settings, request: PoolRequest) -> _NodeUrls:
     if others:
         # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
         # handing out its SAS would break the live cluster of the other pool and join the two.
-        raise _container_in_use(request.id, name, others[0], "the existing pool")
+        raise _container_in_use(request.id, name, others[0], "an existing pool")
     container = storage.ensure_container(settings, name)
     claim = storage.claim_container(settings, container, request.id, live_owners=sharing, grace=CLAIM_GRACE)
     if not claim.won:
-        raise _container_in_use(request.id, name, claim.holder, "the pool being created or deleted as")
+        raise _container_in_use(request.id, name, claim.holder, "it claimed the container and is being created, "
+                                f"or was deleted less than {CLAIM_GRACE.seconds // 60} minutes ago")
     if claim.replaced:
         log.warning("cluster container %s: took over the claim of pool %s, which no longer exists", container,
                     claim.replaced)
@@ -435,9 +441,10 @@ def _urls(settings: Settings, request: PoolRequest) -> _NodeUrls:
                       for name, (blob, letters) in CLUSTER_BLOB_URLS.items()}, claimed=not sharing)
 
 
-def _container_in_use(pool_id: str, container: str, holder: str, whose: str) -> ConflictError:
-    return ConflictError(f"pool {pool_id} would share its cluster container {container} with {whose} {holder}: "
-                         "choose an id that differs from it in more than '_' and '-'", code="ClusterContainerInUse",
+def _container_in_use(pool_id: str, container: str, holder: str, reason: str) -> ConflictError:
+    return ConflictError(f"pool {pool_id} would share its cluster container {container} with pool {holder} "
+                         f"({reason}): choose an id that differs from it in more than '_' and '-'",
+                         code="ClusterContainerInUse",
                          details=[{"field": "id", "message": f"shares cluster container {container} with {holder}"}])
 
 
