@@ -264,3 +264,18 @@ def test_cli_reports_a_failed_start_task_with_exit_3(uploaded: Settings, batch_e
     out = capsys.readouterr().out
     assert code == 3
     assert "starttaskfailed" in out and "stderr| kubeadm init failed: port 6443 in use" in out
+
+
+def test_get_pool_warns_before_the_start_task_sas_expires(app_env: None, batch: FakeBatch, clock: FakeClock,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """GET /api/pools/{id}: the expiry of the SAS in the start task, and the warning once it is near."""
+    from batchk8s import settings as settings_module
+
+    monkeypatch.setenv("AZURE_STORAGE_SAS_EXPIRY_HOURS", "24")
+    settings_module.clear_cache()
+    assert call("pool_create", "POST", "/api/pools", {"dedicatedNodes": 1})[0] == 202
+    status, body, _ = call("pool_show", "GET", "/api/pools/k8s-pool", id="k8s-pool")
+    assert status == 200 and body["startTaskSasExpiry"].endswith("Z")
+    [warning] = body["warnings"]
+    assert warning["code"] == "StartTaskSasExpiring" and body["startTaskSasExpiry"] in warning["message"]
+    assert "sig=" not in json.dumps(body)
