@@ -341,28 +341,48 @@ def renew_start_task(settings: Settings, pool: batch_models.BatchPool) -> dateti
     Called whenever batchk8s touches a pool (create-or-reuse, resize, a schedule's scale-up): a
     node allocated later, or one that reboots and reruns its start task, then gets URLs that work.
     Nodes already set up are not affected (Batch applies a new start task to nodes that join or
-    restart). A pool whose start task carries no SAS of this app's storage account is left alone,
-    and the PATCH is conditional on the pool's ETag, so a concurrent change is not overwritten.
+    restart). A pool whose start task carries no SAS of this app's storage account is left alone.
+    The PATCH is conditional on the pool's ETag, so a concurrent change is not overwritten: when the
+    pool changed in between, it is read again and renewed once more.
     """
     from azure.batch import models as m
     from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
 
-    from batchk8s import storage
-
-    places = _start_task_urls(pool.start_task)
-    renewed = [(model, name, storage.renewed_sas_url(settings, getattr(model, name))) for model, name in places]
-    renewed = [(model, name, url) for model, name, url in renewed if url]
-    if not renewed:
-        return None
-    for model, name, url in renewed:
-        setattr(model, name, url)
     client = batch_client(settings)
-    call(f"pool {pool.id}", client.update_pool, pool.id, m.BatchPoolUpdateOptions(start_task=pool.start_task),
-         etag=pool.etag, match_condition=MatchConditions.IfNotModified)
+    for attempt in range(2):
+        if attempt:
+            pool = call(f"pool {pool.id}", client.get_pool, pool.id, select=["id", "eTag", "startTask"])
+        renewed = _renewed_urls(settings, pool.start_task)
+        if not renewed:
+            return None
+        try:
+            client.update_pool(pool.id, m.BatchPoolUpdateOptions(start_task=pool.start_task), etag=pool.etag,
+                               match_condition=MatchConditions.IfNotModified)
+            break
+        except ResourceModifiedError:
+            if attempt:
+                raise UpstreamError(f"pool {pool.id} changed twice while its start-task SAS URLs were renewed",
+                                    code="ConditionNotMet") from None
+        except Exception as exc:
+            raise translated(exc, f"pool {pool.id}") from None
     expiry = start_task_sas_expiry(pool)
-    log.info("pool %s: renewed %d start-task SAS URL(s), now valid until %s", pool.id, len(renewed),
+    log.info("pool %s: renewed %d start-task SAS URL(s), now valid until %s", pool.id, renewed,
              expiry.isoformat() if expiry else "?")
     return expiry
+
+
+def _renewed_urls(settings: Settings, start_task: Any) -> int:
+    """Put a freshly signed URL in place of each SAS URL of this app's account in `start_task`; how many."""
+    from batchk8s import storage
+
+    count = 0
+    for model, name in _start_task_urls(start_task):
+        url = storage.renewed_sas_url(settings, getattr(model, name))
+        if url:
+            setattr(model, name, url)
+            count += 1
+    return count
 
 
 def sas_report(pool: batch_models.BatchPool, now: datetime) -> dict[str, Any]:

@@ -127,3 +127,17 @@ def test_a_schedules_morning_scale_up_renews_the_start_task_sas(uploaded: Settin
     assert [o.result for o in report.outcomes] == ["applied"]
     assert batch.pools["p1"]["target"] == (2, 0)
     assert hours_left(start_task_urls(batch, "p1")["bootstrap"]) > 167
+
+
+def test_a_pool_changed_during_the_renewal_is_read_again_not_overwritten(uploaded: Settings, batch: FakeBatch,
+                                                                         clock: FakeClock):
+    short = dataclasses.replace(uploaded, sas_expiry_hours=1)
+    pools.create_pool(short, {"id": "p1", "dedicatedNodes": 0})
+    clock.advance(600)
+    batch.inject(method="PATCH", path=r"^/pools/p1$", status=412, body={
+        "code": "ConditionNotMet", "message": {"lang": "en-US", "value": "The condition specified using HTTP "
+                                                                          "conditional header(s) is not met."}})
+    pools.resize_pool(uploaded, "p1", {"dedicatedNodes": 1})
+    assert batch.count("PATCH", r"^/pools/p1$") == 2 and len(batch.patches) == 1
+    assert hours_left(start_task_urls(batch, "p1")["bootstrap"]) > 167
+    assert batch.pools["p1"]["target"] == (1, 0)
