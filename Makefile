@@ -9,6 +9,7 @@ CHROMIUM := /usr/bin/chromium
 # checkov, pycep-parser, azure-functions-doctor, actionlint: their own venv (checkov's pins conflict with ours).
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
+NGINX := /usr/sbin/nginx
 
 .PHONY: run test fuzz lint unit bench clean
 
@@ -18,7 +19,7 @@ run: $(RUNTIME_STAMP)
 	@mkdir -p out
 	$(PY) -m batchk8s schedules plan --file examples/schedules.json --html out/schedules-week.html --settings local.settings.json.example
 
-test: $(DEV_STAMP) $(NODE_STAMP) $(TOOLS_STAMP) $(CHROMIUM) lint
+test: $(DEV_STAMP) $(NODE_STAMP) $(TOOLS_STAMP) $(CHROMIUM) $(NGINX) lint
 	$(PY) -m pytest -q
 
 # A longer schemathesis run than `make test`'s (fixed seed, 20 examples per operation): new inputs every time.
@@ -58,15 +59,24 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-# The timeline page is tested in a real browser: Debian's Chromium (never a browser build fetched at run time).
-$(CHROMIUM):
+# $(call apt_install,PACKAGE,WHAT NEEDS IT): Debian's package, installed by make test when run as root.
+define apt_install
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
-			{ echo "error: apt-get could not install chromium (needed by the timeline page's browser tests)" >&2; exit 1; }; \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1); } || \
+			{ echo "error: apt-get could not install $(1) (needed by $(2))" >&2; exit 1; }; \
 	else \
-		echo "error: $(CHROMIUM) is missing; install Debian's chromium package (as root: apt-get install chromium)" >&2; \
+		echo "error: $@ is missing; install Debian's $(1) package (as root: apt-get install $(1))" >&2; \
 		exit 1; \
 	fi
+endef
+
+# The timeline page is tested in a real browser: Debian's Chromium (never a browser build fetched at run time).
+$(CHROMIUM):
+	$(call apt_install,chromium,the timeline page's browser tests)
+
+# The real nginx runs TESK's authenticating proxy configuration (k8sresources/tesk/35-auth-proxy.yaml).
+$(NGINX):
+	$(call apt_install,nginx,the TESK authenticating proxy's tests)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache

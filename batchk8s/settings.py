@@ -100,6 +100,11 @@ GALLERY_IMAGE_ID = re.compile(
     re.IGNORECASE | re.ASCII,
 )
 K8S_MINOR = re.compile(r"^1\.\d{1,2}$")
+USER_ASSIGNED_IDENTITY_ID = re.compile(
+    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.ManagedIdentity"
+    r"/userAssignedIdentities/[A-Za-z0-9][A-Za-z0-9_-]{2,127}$",
+    re.IGNORECASE,
+)
 BATCH_ACCOUNT = STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 LINUX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 BLOB_PATH = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}/.+$")
@@ -285,6 +290,15 @@ class Settings:
     batch_user_name: str | None = setting("BATCH_USER_NAME", parse=_pattern(LINUX_USER, "must be a Linux user name"))
     batch_user_password: Secret | None = setting("BATCH_USER_PWD", secret=True)
     batch_user_elevation: str = setting("BATCH_USER_ELE_LEVEL", parse=_choice("nonadmin", "admin"), default="nonadmin")
+    # A user-assigned managed identity for the pool's nodes: they then read and write Blob storage with tokens
+    # from the instance metadata service instead of SAS URLs. Such pools are created through the management plane.
+    pool_identity_id: str | None = setting("AZURE_BATCH_POOL_IDENTITY_ID", parse=_pattern(
+        USER_ASSIGNED_IDENTITY_ID, "must be a user-assigned identity resource id (/subscriptions/S/resourceGroups/G"
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME)"))
+    pool_identity_client_id: str | None = setting("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID",
+                                                  parse=_pattern(GUID, "must be a GUID (the identity's client id)"))
+    batch_resource_group: str | None = setting("AZURE_BATCH_RES_GROUP_NAME", parse=_pattern(
+        RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"))
     # Kubernetes on the pool
     k8s_version: str = setting("K8S_VERSION", parse=_pattern(K8S_MINOR, "must be MAJOR.MINOR, e.g. 1.36"),
                                default="1.36")
@@ -359,6 +373,11 @@ class Settings:
     @property
     def effective_tes_transport(self) -> str:
         return self.tes_transport or ("direct" if self.tes_url else "relay")
+
+    @property
+    def batch_account_resource_group(self) -> str | None:
+        """Where the Batch account lives (for management-plane calls): its own setting, else the scale sets' group."""
+        return self.batch_resource_group or self.resource_group
 
     @property
     def arm_scope(self) -> str:
@@ -444,6 +463,7 @@ REQUIREMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "vmss-timer": (("subscription_id",), ("resource_group",), ("vmss_names",), ("vmss_action",),
                    ("vmss_schedule",)),
     "batch": (("batch_account_url",),),
+    "pool-identity": (("subscription_id",), ("batch_resource_group", "resource_group"), ("batch_account_name",)),
     "storage": (("webjobs_storage", "storage_account_name", "webjobs_storage_account", "webjobs_storage_blob_uri"),),
     "tes": (("tes_url", "batch_account_url"),),
     "schedules": (("schedules_json", "schedules_blob"),),
@@ -564,6 +584,11 @@ def _contradictions(values: dict[str, Any]) -> list[Problem]:
     if bool(values.get("tes_user")) != bool(values.get("tes_password")):
         problems.append(Problem("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD"))
     problems.extend(_host_storage_contradictions(values))
+    if bool(values.get("pool_identity_id")) != bool(values.get("pool_identity_client_id")):
+        problems.append(Problem("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID" if values.get("pool_identity_id")
+                                else "AZURE_BATCH_POOL_IDENTITY_ID",
+                                "the pool identity needs both AZURE_BATCH_POOL_IDENTITY_ID (its resource id, for the "
+                                "pool) and AZURE_BATCH_POOL_IDENTITY_CLIENT_ID (its client id, for the nodes' tokens)"))
     if values.get("tes_transport") == "direct" and not values.get("tes_url"):
         problems.append(Problem("TESK_API_URL", "is required when TES_TRANSPORT=direct"))
     return problems

@@ -2,9 +2,11 @@
 
 This is the one module that talks to Blob storage. Nodes fetch their bootstrap script, the TESK
 manifests and the sample TES tasks through SAS URLs this module issues: read-only and scoped to one
-blob (or to one container when Batch needs a container URL), never the seed's account SAS with every
-permission. The account key, connection strings and SAS tokens never reach a log line or an error
-message; URLs are logged with their query string masked.
+blob, never the seed's account SAS with every permission (or, on a pool with a managed identity,
+through plain URLs and the identity). It also claims a shared container for one owner atomically
+(`claim_container`) and re-signs an existing SAS URL with the same scope (`renewed_sas_url`).
+The account key, connection strings and SAS tokens never reach a log line or an error message;
+URLs are logged with their query string masked.
 
 Which identity signs depends on the settings (`Settings.storage_access` decides): an account key when
 AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY are given; the account name alone with the app's
@@ -21,13 +23,13 @@ import logging
 import mimetypes
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from batchk8s.errors import ConfigError, ConflictError, InputError, from_azure
 from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
@@ -59,6 +61,7 @@ DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 CONTAINER_PERMISSIONS = "racwdlt"
+BLOB_PERMISSIONS = "racwdt"
 
 T = TypeVar("T")
 
@@ -198,8 +201,9 @@ def ensure_container(settings: Settings, name: str) -> str:
     return name
 
 
-def empty_container(settings: Settings, name: str) -> list[str]:
-    """Delete every blob in the container, breaking a lease first; returns the names removed.
+def empty_container(settings: Settings, name: str, *, keep: Collection[str] = ()) -> list[str]:
+    """Delete every blob in the container but those named in `keep`, breaking a lease first; returns
+    the names removed.
 
     A new pool reuses the cluster container of its id: what an earlier pool of that id left there
     (an infinite lease on the election blob, a join command for a cluster that is gone) would make
@@ -213,6 +217,8 @@ def empty_container(settings: Settings, name: str) -> list[str]:
     def clear() -> list[str]:
         removed = []
         for blob in container.list_blobs():
+            if blob.name in keep:
+                continue
             client = container.get_blob_client(blob.name)
             try:
                 if blob.lease.state == "leased":
@@ -224,6 +230,89 @@ def empty_container(settings: Settings, name: str) -> list[str]:
         return removed
 
     return _call(f"container {name}", clear)
+
+
+# --- claiming a container --------------------------------------------------------------------
+
+# The blob whose conditional creation decides which owner a shared container belongs to.
+CLAIM_BLOB = "cluster-owner"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of `claim_container`: whether `owner` holds the container now, who does, and
+    which stale owner (if any) the claim replaced."""
+
+    won: bool
+    holder: str
+    replaced: str | None = None
+    since: datetime | None = None
+
+
+def claim_container(settings: Settings, name: str, owner: str, *, live_owners: Collection[str],
+                    grace: timedelta) -> Claim:
+    """Make `owner` (case-insensitive) the one owner of the container, atomically.
+
+    The claim is the blob `cluster-owner` created only if missing (`If-None-Match: *`), so of two
+    owners claiming at the same moment exactly one succeeds. A claim held by another owner is
+    taken over only when that owner is not in `live_owners` and claimed more than `grace` ago (an
+    owner that just claimed may not exist yet: it is being created), and then only with
+    `If-Match` on the blob's ETag, so two takers cannot both win either.
+    """
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+    blob = blob_service(settings).get_blob_client(_check_container_name(name), CLAIM_BLOB)
+    owner = owner.lower()
+    live = {other.lower() for other in live_owners}
+
+    def write(**condition: Any) -> bool:
+        try:
+            blob.upload_blob(owner.encode(), overwrite=True, metadata={"owner": owner}, **condition)
+            return True
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+
+    def attempt() -> Claim:
+        for _ in range(3):  # each round ends only when someone else changed the claim in between
+            if write(match_condition=MatchConditions.IfMissing):
+                return Claim(True, owner)
+            try:
+                found = blob.get_blob_properties()
+            except ResourceNotFoundError:
+                continue
+            holder = (found.metadata or {}).get("owner", "")
+            since = _parse_time(found.last_modified)
+            if holder == owner:
+                return Claim(True, owner, since=since)
+            if holder in live or datetime.now(UTC) - since < grace:
+                return Claim(False, holder, since=since)
+            if write(etag=found.etag, match_condition=MatchConditions.IfNotModified):
+                return Claim(True, owner, replaced=holder or None)
+        raise ConflictError(f"container {name} is being claimed by several owners at once: try again",
+                            code="ClaimContended")
+
+    return _call(f"container {name}", attempt)
+
+
+def release_claim(settings: Settings, name: str, owner: str) -> bool:
+    """Delete the container's claim if `owner` still holds it (after a create that failed)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+    blob = blob_service(settings).get_blob_client(_check_container_name(name), CLAIM_BLOB)
+
+    def release() -> bool:
+        try:
+            found = blob.get_blob_properties()
+            if (found.metadata or {}).get("owner") != owner.lower():
+                return False
+            blob.delete_blob(etag=found.etag, match_condition=MatchConditions.IfNotModified)
+            return True
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return False
+
+    return _call(f"container {name}", release)
 
 
 def ensure_containers(settings: Settings) -> list[str]:
@@ -381,6 +470,11 @@ def blob_url(settings: Settings, container: str, blob_name: str) -> str:
     return blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob_name)).url
 
 
+def container_url(settings: Settings, container: str) -> str:
+    """The container's URL without any SAS (for nodes that authenticate with a managed identity)."""
+    return blob_service(settings).get_container_client(_check_container_name(container)).url
+
+
 BLOB_NAME_RULE = "must be a blob name of 1-1024 characters, not ending in '/', without '.' or '..' segments or '\\'"
 
 
@@ -471,18 +565,22 @@ def _window(settings: Settings, hours: int | None, expires_in: timedelta | None)
 
 
 def blob_sas_url(settings: Settings, container: str, blob_name: str, *, hours: int | None = None,
-                 expires_in: timedelta | None = None) -> str:
-    """A read-only URL for one blob, valid from a few minutes ago until `hours` (default
-    AZURE_STORAGE_SAS_EXPIRY_HOURS, 168) or `expires_in` from now; long enough by default for a start
-    task that reruns when a node reboots. Signed with a user delegation key the lifetime is capped at 7 days."""
+                 expires_in: timedelta | None = None, permission: str = "r") -> str:
+    """A URL for one blob, read-only unless `permission` says otherwise, valid from a few minutes
+    ago until `hours` (default AZURE_STORAGE_SAS_EXPIRY_HOURS, 168) or `expires_in` from now; long
+    enough by default for a start task that reruns when a node reboots. Signed with a user delegation
+    key the lifetime is capped at 7 days."""
     from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
+    if not isinstance(permission, str) or not permission or set(permission) - set(BLOB_PERMISSIONS):
+        raise InputError.for_field("permission", f"must be letters from {BLOB_PERMISSIONS!r}, e.g. 'r'")
     url = blob_url(settings, container, blob_name)
     start, expiry = _window(settings, hours, expires_in)
     signer, expiry = _signer(settings, start, expiry)
-    token = generate_blob_sas(container_name=container, blob_name=blob_name, permission=BlobSasPermissions(read=True),
-                              start=start, expiry=expiry, **signer.kwargs())
-    log.info("read SAS for %s until %s", mask_url(url), expiry.isoformat())
+    token = generate_blob_sas(container_name=container, blob_name=blob_name,
+                              permission=BlobSasPermissions.from_string(permission), start=start, expiry=expiry,
+                              **signer.kwargs())
+    log.info("%s SAS for %s until %s", permission, mask_url(url), expiry.isoformat())
     return f"{url}?{token}"
 
 
@@ -501,6 +599,44 @@ def container_sas_url(settings: Settings, container: str, *, permission: str = "
                                    start=start, expiry=expiry, **signer.kwargs())
     log.info("%s SAS for %s until %s", permission, mask_url(url), expiry.isoformat())
     return f"{url}?{token}"
+
+
+def sas_expiry(url: str) -> datetime | None:
+    """When the SAS in `url` expires (its `se` field), or None for a URL without one."""
+    if not isinstance(url, str) or "?" not in url:
+        return None
+    fields = parse_qs(urlsplit(url).query)
+    if "sig" not in fields or "se" not in fields:
+        return None
+    try:
+        return _parse_time(fields["se"][0])
+    except ValueError:
+        return None
+
+
+def renewed_sas_url(settings: Settings, url: str, *, hours: int | None = None) -> str | None:
+    """`url` with a fresh SAS of the same scope (one blob or one container) and permissions, or None
+    when it carries no SAS or points outside this app's storage account (not ours to sign)."""
+    if sas_expiry(url) is None:
+        return None
+    fields = parse_qs(urlsplit(url).query)
+    base = blob_service(settings).url.rstrip("/") + "/"
+    plain = urlunsplit(urlsplit(url)._replace(query="", fragment=""))
+    if not plain.startswith(base):
+        return None
+    container, _, blob = unquote(plain[len(base):]).partition("/")
+    permission = fields.get("sp", ["r"])[0]
+    if fields.get("sr", [""])[0] == "b" and blob:
+        return blob_sas_url(settings, container, blob, hours=hours, permission=permission)
+    if fields.get("sr", [""])[0] == "c" and not blob:
+        return container_sas_url(settings, container, permission=permission, hours=hours)
+    return None
+
+
+def list_blob_names(settings: Settings, container: str, prefix: str) -> list[str]:
+    """Names of the blobs under `prefix` in `container` (one listing, paged by the service)."""
+    client = blob_service(settings).get_container_client(_check_container_name(container))
+    return _call(f"container {container}", lambda: [blob.name for blob in client.list_blobs(name_starts_with=prefix)])
 
 
 # --- small text blobs with optimistic concurrency --------------------------------------------

@@ -7,13 +7,13 @@
 #
 # Roles:
 #   single  every node is its own one-node cluster (control plane, untainted).
-#   auto    the nodes of one pool form one cluster: they race for a blob lease
-#           in a private per-pool container; the winner runs `kubeadm init` and
-#           publishes a join command there, the others (and nodes added later
-#           by a resize) poll for it and `kubeadm join`. A systemd timer on the
-#           control plane re-publishes a fresh token well before it expires.
-#           There is one control plane and its lease never expires: see
-#           --help ("If the control plane is lost") for the recovery.
+#   auto    the nodes of one pool form one cluster: the first to create a lock
+#           blob in a private per-pool container (once; it pins the API endpoint
+#           and the CA hash) runs `kubeadm init` and publishes a join command
+#           there; the others, and nodes added later, join that endpoint only.
+#           A systemd timer refreshes the token. The container is reached with
+#           SAS URLs, or with a pool identity's tokens from the instance metadata
+#           service. One control plane: see --help ("If the control plane is lost").
 #
 # Run with --help for options. Every option also has an environment variable,
 # which is how the Batch pool spec passes them.
@@ -34,7 +34,15 @@ STORAGE_CLASS="${STORAGE_CLASS:-local-path}"
 # ---- behaviour ----
 K8S_ROLE="${K8S_ROLE:-${K8S_NODE_ROLE:-single}}"   # K8S_NODE_ROLE: the app setting's name
 K8S_SETUP_STAGE="${K8S_SETUP_STAGE:-all}"          # all | packages (image build: install only)
-K8S_CLUSTER_SAS_URL="${K8S_CLUSTER_SAS_URL:-}"      # auto: container URL + '?' + SAS (read, add, create, write)
+K8S_CLUSTER_SAS_URL="${K8S_CLUSTER_SAS_URL:-}"      # auto: container URL + '?' + SAS (read; all writes without the three below)
+K8S_CLUSTER_CLAIM_URL="${K8S_CLUSTER_CLAIM_URL:-}"  # auto: control-plane.lock + create-only SAS (the election)
+K8S_CLUSTER_JOIN_URL="${K8S_CLUSTER_JOIN_URL:-}"    # auto: join-command + create/write SAS (the control plane)
+K8S_CLUSTER_RECORD_URL="${K8S_CLUSTER_RECORD_URL:-}" # auto: control-plane.json + create/write SAS (the control plane)
+ADVERTISE_ADDRESS="${ADVERTISE_ADDRESS:-}"          # auto: the API server's address (default: this node's first IP)
+JOIN_NETWORKS="${JOIN_NETWORKS:-}"                  # auto: CIDRs the control plane must be in (default: this node's)
+K8S_CLUSTER_URL="${K8S_CLUSTER_URL:-}"              # auto with a pool identity: container URL, no SAS
+K8S_STORAGE_CLIENT_ID="${K8S_STORAGE_CLIENT_ID:-}"  # the pool identity's client id (tokens from IMDS)
+IMDS_ENDPOINT="${IMDS_ENDPOINT:-http://169.254.169.254}"
 JOIN_TOKEN_TTL="${JOIN_TOKEN_TTL:-24h}"
 JOIN_REFRESH_INTERVAL="${JOIN_REFRESH_INTERVAL:-6h}"
 JOIN_TIMEOUT="${JOIN_TIMEOUT:-1800}"               # seconds a joining node waits for the join command
@@ -55,6 +63,7 @@ fi
 KUBECONFIG_MODE="${KUBECONFIG_MODE:-0600}"
 KUBECONFIG_GROUP="${KUBECONFIG_GROUP:-}"           # with a group, use KUBECONFIG_MODE=0640
 ADMIN_CONF="$ROOT/etc/kubernetes/admin.conf"
+PKI_DIR="$ROOT/etc/kubernetes/pki"
 INSTALLED_SCRIPT="$ROOT/usr/local/sbin/k8s-node-setup.sh"
 SYSTEMD_DIR="$ROOT/etc/systemd/system"
 
@@ -99,6 +108,14 @@ Options (environment variable in brackets):
   --cni-manifest URL         [CNI_MANIFEST_URL] pinned Flannel manifest
   --local-path-manifest URL  [LOCAL_PATH_MANIFEST_URL] pinned local-path provisioner
   --cluster-sas-url URL      [K8S_CLUSTER_SAS_URL] role auto: private container URL with SAS
+                             (read-only when the three blob URLs below are given)
+  [K8S_CLUSTER_CLAIM_URL, K8S_CLUSTER_JOIN_URL, K8S_CLUSTER_RECORD_URL] role auto: URLs with
+                             a SAS for one blob each: control-plane.lock (create only),
+                             join-command and control-plane.json (create, write)
+  --cluster-url URL          [K8S_CLUSTER_URL] role auto on a pool with a managed identity:
+                             the container URL without SAS; needs --storage-client-id
+  --storage-client-id GUID   [K8S_STORAGE_CLIENT_ID] the identity's client id: Blob storage
+                             tokens come from the instance metadata service
   --kubeconfig-target PATH   [KUBECONFIG_TARGET] where tasks read the admin kubeconfig
                              default: \$AZ_BATCH_NODE_SHARED_DIR/k8s/admin.conf
   --kubeconfig-mode MODE     [KUBECONFIG_MODE] 0600 or 0640 (never world-readable)
@@ -113,15 +130,17 @@ Options (environment variable in brackets):
 Other environment: K8S_SETUP_ROOT (prefix for system paths), NODE_ID,
 JOIN_POLL_INTERVAL, UNTAINT_CONTROL_PLANE (1/0), STORAGE_CLASS, KUBECONFIG_GROUP.
 
-Role auto keeps its state in the cluster container: control-plane.lock (the
-infinite lease; metadata nodeid names the holder), join-command (metadata
-expires: when its token ends) and control-plane.json (for people).
+Role auto keeps its state in the cluster container: control-plane.lock (created
+once by the winner, never overwritten: its nodeId, API endpoint and the sha256
+of the cluster CA, which workers require of any join command), join-command
+(metadata expires: when its token ends) and control-plane.json (for people and
+the app).
 
 If the control plane is lost: the cluster is lost with it (one control
-plane, etcd on that node), and the lease never expires, so no node takes
+plane, etcd on that node), and the lock is permanent, so no node takes
 over. A joining node that finds an expired join command says so and stops.
 To rebuild: delete the pool and create it again (creating an auto pool clears
-the container), or resize it to 0 nodes, break the lease on control-plane.lock,
+the container), or resize it to 0 nodes, delete control-plane.lock,
 delete the container's blobs and resize it back; the first node to start
 becomes the new control plane. README.md has the commands.
 EOF
@@ -144,6 +163,8 @@ parse_args() {
       --cni-manifest) CNI_MANIFEST_URL="$2" ;;
       --local-path-manifest) LOCAL_PATH_MANIFEST_URL="$2" ;;
       --cluster-sas-url) K8S_CLUSTER_SAS_URL="$2" ;;
+      --cluster-url) K8S_CLUSTER_URL="$2" ;;
+      --storage-client-id) K8S_STORAGE_CLIENT_ID="$2" ;;
       --kubeconfig-target) KUBECONFIG_TARGET="$2" ;;
       --kubeconfig-mode) KUBECONFIG_MODE="$2" ;;
       --join-token-ttl) JOIN_TOKEN_TTL="$2" ;;
@@ -176,10 +197,18 @@ validate() {
     problems+=("JOIN_REFRESH_INTERVAL ($JOIN_REFRESH_INTERVAL) must be shorter than JOIN_TOKEN_TTL ($JOIN_TOKEN_TTL)")
   fi
   [[ "$NODE_ID" =~ ^[A-Za-z0-9._-]+$ ]] || problems+=("NODE_ID has unexpected characters: '$NODE_ID'")
+  [[ -z "$JOIN_NETWORKS" || "$JOIN_NETWORKS" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}(,[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2})*$ ]] ||
+    problems+=("JOIN_NETWORKS must be IPv4 CIDRs separated by commas, got '$JOIN_NETWORKS'")
   # The container is only needed to form the cluster, not to install packages.
   if [[ ("$K8S_ROLE" == auto && "$K8S_SETUP_STAGE" == all) || "$REFRESH_ONLY" == 1 ]]; then
-    if [[ -z "$K8S_CLUSTER_SAS_URL" ]]; then
-      problems+=("K8S_CLUSTER_SAS_URL is required for role 'auto' (container URL with a SAS)")
+    if [[ -n "$K8S_CLUSTER_URL" ]]; then
+      [[ -z "$K8S_CLUSTER_SAS_URL" ]] || problems+=("give K8S_CLUSTER_URL (pool identity) or K8S_CLUSTER_SAS_URL, not both")
+      [[ "$K8S_CLUSTER_URL" =~ ^https?://[^?#]+$ ]] ||
+        problems+=("K8S_CLUSTER_URL must be http(s)://.../container without a query (the pool identity signs in), got '$(mask "$K8S_CLUSTER_URL")'")
+      [[ "$K8S_STORAGE_CLIENT_ID" =~ ^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$ ]] ||
+        problems+=("K8S_STORAGE_CLIENT_ID must be the pool identity's client id (a GUID) with K8S_CLUSTER_URL, got '$K8S_STORAGE_CLIENT_ID'")
+    elif [[ -z "$K8S_CLUSTER_SAS_URL" ]]; then
+      problems+=("K8S_CLUSTER_SAS_URL is required for role 'auto' (container URL with a SAS), or K8S_CLUSTER_URL with K8S_STORAGE_CLIENT_ID (pool identity)")
     elif [[ ! "$K8S_CLUSTER_SAS_URL" =~ ^https?://[^?]+\?.+ ]]; then
       problems+=("K8S_CLUSTER_SAS_URL must be http(s)://.../container?<sas>, got '$(mask "$K8S_CLUSTER_SAS_URL")'")
     fi
@@ -300,17 +329,33 @@ kubectl_admin() { kubectl --kubeconfig "$ADMIN_CONF" "$@"; }
 kubeadm_version() { kubeadm version -o short; }
 
 # A start task that failed half-way is retried by Batch: undo a partial kubeadm run first.
+# With keep-ca (the control plane of role auto) the cluster CA that control-plane.lock
+# pins survives the reset, which empties the pki directory.
 reset_partial_setup() {
   if [[ -e "$ROOT/etc/kubernetes/admin.conf" || -e "$ROOT/etc/kubernetes/kubelet.conf" ]]; then
     step "reset an incomplete earlier setup"
+    local kept=""
+    if [[ "${1:-}" == keep-ca && -f "$PKI_DIR/ca.crt" ]]; then
+      kept="$(umask 077 && mktemp -d)"
+      cp -p "$PKI_DIR"/ca.crt "$PKI_DIR"/ca.key "$kept"/
+    fi
     kubeadm reset -f
+    if [[ -n "$kept" ]]; then
+      mkdir -p "$PKI_DIR"
+      cp -p "$kept"/ca.crt "$kept"/ca.key "$PKI_DIR"/
+      rm -rf "$kept"
+    fi
   fi
 }
 
 kubeadm_init() {
-  reset_partial_setup
+  if [[ "$K8S_ROLE" == auto ]]; then reset_partial_setup keep-ca; else reset_partial_setup; fi
   step "kubeadm init"
-  kubeadm init --pod-network-cidr "$POD_CIDR" --kubernetes-version "$(kubeadm_version)" --node-name "$(node_name)"
+  local advertise=()
+  # role auto: the address the lock pinned, so the join command names the same endpoint
+  if [[ "$K8S_ROLE" == auto ]]; then advertise=(--apiserver-advertise-address "$(advertise_address)"); fi
+  kubeadm init --pod-network-cidr "$POD_CIDR" --kubernetes-version "$(kubeadm_version)" --node-name "$(node_name)" \
+    "${advertise[@]}"
 }
 
 install_cni() {
@@ -363,26 +408,86 @@ node_name() { hostname | tr '[:upper:]' '[:lower:]'; }
 
 SAS_BASE="" SAS_QUERY=""
 split_sas_url() {
+  if [[ -n "$K8S_CLUSTER_URL" ]]; then # the pool identity signs in: no query at all
+    SAS_BASE="${K8S_CLUSTER_URL%/}"
+    SAS_QUERY=""
+    return
+  fi
   SAS_BASE="${K8S_CLUSTER_SAS_URL%%\?*}"
   SAS_BASE="${SAS_BASE%/}"
   SAS_QUERY="${K8S_CLUSTER_SAS_URL#*\?}"
 }
 
+# A field of a one-line JSON document on stdin (what IMDS answers).
+json_field() { sed -nE "s/.*\"$1\"[[:space:]]*:[[:space:]]*\"?([^\",}]*)\"?.*/\1/p" | head -n1; }
+
+STORAGE_TOKEN="" STORAGE_TOKEN_EXPIRES=0
+# With a pool identity: a Blob storage token from the instance metadata service, kept in this
+# shell (never in a file, an argument or the log) and fetched again 5 minutes before it expires.
+# Call it before blob_request, which runs in a subshell and only reads the token.
+ensure_storage_token() {
+  [[ -n "$K8S_CLUSTER_URL" ]] || return 0
+  (($(date -u +%s) < STORAGE_TOKEN_EXPIRES - 300)) && return 0
+  local body reason
+  body="$(curl -sS --retry 5 --retry-connrefused --max-time 30 -H "Metadata: true" \
+    "$IMDS_ENDPOINT/metadata/identity/oauth2/token?api-version=2018-02-01&resource=https://storage.azure.com/&client_id=$K8S_STORAGE_CLIENT_ID")" ||
+    { log "the instance metadata service ($IMDS_ENDPOINT) did not answer"; return 1; }
+  STORAGE_TOKEN="$(json_field access_token <<<"$body")"
+  STORAGE_TOKEN_EXPIRES="$(json_field expires_on <<<"$body")"
+  if [[ -z "$STORAGE_TOKEN" || ! "$STORAGE_TOKEN_EXPIRES" =~ ^[0-9]+$ ]]; then
+    reason="$(json_field error_description <<<"$body")"
+    STORAGE_TOKEN="" STORAGE_TOKEN_EXPIRES=0
+    log "no storage token for identity $K8S_STORAGE_CLIENT_ID from the instance metadata service:" \
+      "${reason:-no access_token in its answer} (is that identity assigned to the pool?)"
+    return 1
+  fi
+}
+
+# authorized CMD...: CMD with the storage token as a header, handed over on a file descriptor
+# (printf is a builtin, so the token is never a process argument); CMD as is without a token.
+authorized() {
+  if [[ -n "$STORAGE_TOKEN" ]]; then
+    "$@" -K <(printf 'header = "Authorization: Bearer %s"\n' "$STORAGE_TOKEN")
+  else
+    "$@"
+  fi
+}
+
+# write_url BLOB: the URL (with its SAS) this node writes BLOB through: the blob's own URL
+# when the pool gave one, else the container URL.
+write_url() {
+  local own=""
+  case "$1" in
+    control-plane.lock) own="$K8S_CLUSTER_CLAIM_URL" ;;
+    join-command) own="$K8S_CLUSTER_JOIN_URL" ;;
+    control-plane.json) own="$K8S_CLUSTER_RECORD_URL" ;;
+  esac
+  if [[ -n "$own" ]]; then echo "$own"; else echo "$SAS_BASE/$1${SAS_QUERY:+?$SAS_QUERY}"; fi
+}
+
 # blob_request METHOD BLOB EXTRA_QUERY OUTFILE [curl args...]; prints the HTTP status.
-# The SAS only ever goes to curl's argument list, never to the log. Every call here is
-# safe to repeat, so curl retries throttling and transient server errors itself.
+# Reads go through the container URL, writes through write_url. The SAS only ever goes
+# to curl's argument list, never to the log. Every call here is safe to repeat, so curl
+# retries throttling and transient server errors itself.
 blob_request() {
-  local method="$1" blob="$2" extra="$3" out="$4"
+  local method="$1" blob="$2" extra="$3" out="$4" url
   shift 4
-  local url="$SAS_BASE/$blob?${extra:+$extra&}$SAS_QUERY"
-  curl -sS --retry 3 --retry-max-time 60 -o "$out" -w '%{http_code}' -X "$method" \
+  if [[ "$method" == PUT ]]; then url="$(write_url "$blob")"; else url="$SAS_BASE/$blob${SAS_QUERY:+?$SAS_QUERY}"; fi
+  if [[ -n "$extra" ]]; then # before the SAS (bash 5.2 would expand an & in a ${//} replacement)
+    if [[ "$url" == *\?* ]]; then url="${url%%\?*}?$extra&${url#*\?}"; else url="$url?$extra"; fi
+  fi
+  authorized curl -sS --retry 3 --retry-max-time 60 -o "$out" -w '%{http_code}' -X "$method" \
     -H "x-ms-version: $AZ_STORAGE_API_VERSION" "$@" "$url"
 }
 
 # http_status CODE: the code, with what it usually means for the cluster container.
 http_status() {
   case "$1" in
-    403) echo "HTTP 403 (the SAS was refused: expired, or without read/add/create/write)" ;;
+    403) if [[ -n "$K8S_CLUSTER_URL" ]]; then
+      echo "HTTP 403 (the pool identity was refused: it needs Storage Blob Data Contributor on the container)"
+    else
+      echo "HTTP 403 (the SAS was refused: expired, or without read/add/create/write)"
+    fi ;;
     000) echo "no HTTP answer (storage not reachable)" ;;
     *) echo "HTTP $1" ;;
   esac
@@ -401,38 +506,65 @@ blob_put() { # blob_put BLOB FILE [headers...]
   [[ "$status" == 201 ]] || { log "Put Blob $blob answered $(http_status "$status")"; return 1; }
 }
 
-# Lease ids must be GUIDs; derive a stable one from the node id so that a rerun
-# on the same node recognises its own lease.
-lease_id() {
-  local h
-  h="$(printf '%s' "$NODE_ID" | sha256sum | cut -c1-32)"
-  printf '%s-%s-%s-%s-%s' "${h:0:8}" "${h:8:4}" "${h:12:4}" "${h:16:4}" "${h:20:12}"
+LOCK_NODE="" LOCK_ENDPOINT="" LOCK_CA_HASH=""
+
+# The sha256 of the cluster CA's public key, as kubeadm's --discovery-token-ca-cert-hash names it.
+ca_cert_hash() {
+  echo "sha256:$(openssl x509 -pubkey -noout -in "$PKI_DIR/ca.crt" | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)"
 }
 
-# Returns 0 when this node holds the control-plane lease, 1 when another does.
+advertise_address() {
+  if [[ -n "$ADVERTISE_ADDRESS" ]]; then echo "$ADVERTISE_ADDRESS"; else hostname -I | awk '{print $1}'; fi
+}
+
+# read_lock: LOCK_NODE, LOCK_ENDPOINT and LOCK_CA_HASH from control-plane.lock; 1 if there is none.
+read_lock() {
+  local body status
+  body="$(mktemp)"
+  status="$(blob_request GET control-plane.lock "" "$body" || true)"
+  if [[ "$status" != 200 ]]; then rm -f "$body"; return 1; fi
+  LOCK_NODE="$(json_field nodeId <"$body")"
+  LOCK_ENDPOINT="$(json_field endpoint <"$body")"
+  LOCK_CA_HASH="$(json_field caCertHash <"$body")"
+  rm -f "$body"
+}
+
+# Returns 0 when this node is the control plane, 1 when another node is.
+# The lock is created once (If-None-Match: *; the pool's SAS for it may only create) and
+# never overwritten. The cluster CA is made first, so the lock pins the API endpoint and
+# the CA hash in that one write: a worker joins only that API server, whoever writes
+# join-command. A node that loses removes the CA it made.
 elect_control_plane() {
-  step "elect control plane (blob lease)"
+  step "elect control plane (create-once lock)"
   split_sas_url
-  local status tmp
-  tmp="$(mktemp)"
-  # Create the lock blob once; 409 means another node already did.
-  status="$(blob_request PUT control-plane.lock "" "$tmp" -H "x-ms-blob-type: BlockBlob" \
-    -H "If-None-Match: *" --data-binary "")"
-  [[ "$status" =~ ^(201|409|412)$ ]] || { log "creating control-plane.lock answered $(http_status "$status")"; rm -f "$tmp"; return 2; }
-  # An infinite lease: the single control plane of the cluster owns it for the cluster's life.
-  status="$(blob_request PUT control-plane.lock "comp=lease" "$tmp" -H "x-ms-lease-action: acquire" \
-    -H "x-ms-lease-duration: -1" -H "x-ms-proposed-lease-id: $(lease_id)")"
-  case "$status" in
-    200|201) ;;
-    409) rm -f "$tmp"; log "another node holds the lease: joining as worker"; return 1 ;;
-    *) rm -f "$tmp"; log "Lease Blob answered $(http_status "$status")"; return 2 ;;
-  esac
-  # Name the holder on the lock itself, so that a node that waits in vain can say who it waits for.
-  status="$(blob_request PUT control-plane.lock "comp=metadata" "$tmp" -H "x-ms-lease-id: $(lease_id)" \
-    -H "x-ms-meta-nodeid: $NODE_ID" -H "x-ms-meta-acquired: $(date -u +%Y-%m-%dT%H:%M:%SZ)")"
-  rm -f "$tmp"
-  [[ "$status" == 200 ]] || { log "Set Blob Metadata on control-plane.lock answered $(http_status "$status")"; return 2; }
-  log "this node ($NODE_ID) holds the lease: control plane"
+  ensure_storage_token || return 2
+  local status lock="$STATE_DIR/control-plane.lock"
+  mkdir -p "$STATE_DIR"
+  kubeadm init phase certs ca --cert-dir "$PKI_DIR"
+  printf '{"nodeId":"%s","hostname":"%s","endpoint":"%s:6443","caCertHash":"%s","claimed":"%s"}\n' "$NODE_ID" \
+    "$(node_name)" "$(advertise_address)" "$(ca_cert_hash)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$lock"
+  status="$(blob_request PUT control-plane.lock "" /dev/null -H "x-ms-blob-type: BlockBlob" -H "If-None-Match: *" \
+    -H "Content-Type: application/json" --data-binary "@$lock")"
+  if [[ "$status" == 201 ]]; then
+    log "this node ($NODE_ID) holds control-plane.lock: control plane"
+    return 0
+  fi
+  # 409 or 412: taken (403 too with a create-only SAS, which may not even try to overwrite).
+  if ! read_lock; then
+    log "creating control-plane.lock answered $(http_status "$status") and no lock can be read"
+    return 2
+  fi
+  if [[ "$LOCK_NODE" == "$NODE_ID" ]]; then # a rerun of this node's start task
+    if [[ "$LOCK_CA_HASH" != "$(ca_cert_hash)" ]]; then
+      log "control-plane.lock names this node but pins another cluster CA (was the node reimaged?); $RECOVERY_HINT"
+      return 2
+    fi
+    log "this node ($NODE_ID) holds control-plane.lock: control plane"
+    return 0
+  fi
+  rm -f "$PKI_DIR/ca.crt" "$PKI_DIR/ca.key"
+  log "node ${LOCK_NODE:-unknown} holds control-plane.lock: joining as worker"
+  return 1
 }
 
 # Publish a fresh join command. Used after init and by the refresh timer, so the
@@ -441,6 +573,7 @@ elect_control_plane() {
 publish_join_command() {
   step "publish join command"
   split_sas_url
+  ensure_storage_token
   local file="$STATE_DIR/join-command" now expires
   mkdir -p "$STATE_DIR"
   now="$(date -u +%s)"
@@ -465,22 +598,42 @@ validate_join_command() {
 
 RECOVERY_HINT="see 'If the control plane is lost' in --help or README.md"
 
-# The node named on control-plane.lock, or "unknown".
-lease_holder() {
-  local headers holder
-  headers="$(mktemp)"
-  blob_request GET control-plane.lock "" /dev/null -D "$headers" >/dev/null || true
-  holder="$(blob_metadata "$headers" nodeid)"
-  rm -f "$headers"
-  echo "${holder:-unknown}"
+ip_number() { local a b c d; IFS=. read -r a b c d <<<"$1"; echo $(((a << 24) + (b << 16) + (c << 8) + d)); }
+
+# in_networks ADDRESS CIDR...: whether the IPv4 ADDRESS lies in one of the networks.
+in_networks() {
+  local address="$1" cidr bits mask
+  [[ "$address" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]] || return 1
+  shift
+  for cidr in "$@"; do
+    bits="${cidr#*/}"
+    mask=$(((0xFFFFFFFF << (32 - bits)) & 0xFFFFFFFF))
+    (((($(ip_number "$address") ^ $(ip_number "${cidr%/*}")) & mask) == 0)) && return 0
+  done
+  return 1
+}
+
+# The networks this node is in (JOIN_NETWORKS, else its global IPv4 addresses), one CIDR a line.
+own_networks() {
+  if [[ -n "$JOIN_NETWORKS" ]]; then tr ',' '\n' <<<"$JOIN_NETWORKS"; else ip -o -4 addr show scope global | awk '{print $4}'; fi
 }
 
 wait_and_join() {
   step "wait for join command"
+  # The control plane is a node of this pool, so in this node's network: a lock that pins an API
+  # server elsewhere was written by someone else before the pool's nodes started.
+  local networks
+  mapfile -t networks < <(own_networks)
+  if ! in_networks "${LOCK_ENDPOINT%:*}" "${networks[@]}"; then
+    log "control-plane.lock (node ${LOCK_NODE:-unknown}) pins API server ${LOCK_ENDPOINT:-nothing}, outside this" \
+      "node's networks (${networks[*]}): it was not written by a node of this pool; refusing to join; $RECOVERY_HINT"
+    return 1
+  fi
   local deadline=$((SECONDS + JOIN_TIMEOUT)) status tmp headers
   tmp="$(mktemp)"
   headers="$(mktemp)"
   while :; do
+    ensure_storage_token || { rm -f "$tmp" "$headers"; return 1; }
     status="$(blob_request GET join-command "" "$tmp" -D "$headers" || true)"
     [[ "$status" == 200 ]] && break
     if [[ "$status" == 403 ]]; then # waiting cannot help
@@ -490,7 +643,7 @@ wait_and_join() {
     fi
     if ((SECONDS >= deadline)); then
       rm -f "$tmp" "$headers"
-      log "no join command after ${JOIN_TIMEOUT}s (last: $(http_status "$status")) from control plane $(lease_holder);" \
+      log "no join command after ${JOIN_TIMEOUT}s (last: $(http_status "$status")) from control plane ${LOCK_NODE:-unknown};" \
         "if that node is gone, $RECOVERY_HINT"
       return 1
     fi
@@ -511,6 +664,12 @@ wait_and_join() {
   mapfile -t args < <(validate_join_command "$(<"$tmp")")
   rm -f "$tmp"
   ((${#args[@]} == 5)) || return 1
+  # Whoever could write join-command, it may only name the API server and CA the lock pins.
+  if [[ "${args[0]}" != "$LOCK_ENDPOINT" || "${args[4]}" != "$LOCK_CA_HASH" ]]; then
+    log "join-command names API server ${args[0]} with CA ${args[4]}, but control-plane.lock pins" \
+      "${LOCK_ENDPOINT:-nothing} with CA ${LOCK_CA_HASH:-nothing}: refusing to join"
+    return 1
+  fi
   reset_partial_setup
   step "kubeadm join ${args[0]}"
   kubeadm join "${args[@]}" --node-name "$(node_name)"
@@ -521,9 +680,12 @@ install_refresh_timer() {
   # A systemd timer, not a background loop: it survives the start task's exit and reboots.
   mkdir -p "$CONF_DIR" "$SYSTEMD_DIR" "$(dirname "$INSTALLED_SCRIPT")"
   install -m 0755 "${BASH_SOURCE[0]}" "$INSTALLED_SCRIPT"
-  # Read back by `--refresh-join` (bash syntax, root only: it holds the SAS).
+  # Read back by `--refresh-join` (bash syntax, root only: it may hold the SAS; with a pool
+  # identity it holds the container URL and client id, and tokens are fetched when needed).
   (umask 077 && {
-    printf 'K8S_CLUSTER_SAS_URL=%q\n' "$K8S_CLUSTER_SAS_URL"
+    printf 'K8S_CLUSTER_SAS_URL=%q\nK8S_CLUSTER_JOIN_URL=%q\nK8S_CLUSTER_RECORD_URL=%q\n' "$K8S_CLUSTER_SAS_URL" \
+      "$K8S_CLUSTER_JOIN_URL" "$K8S_CLUSTER_RECORD_URL"
+    printf 'K8S_CLUSTER_URL=%q\nK8S_STORAGE_CLIENT_ID=%q\n' "$K8S_CLUSTER_URL" "$K8S_STORAGE_CLIENT_ID"
     printf 'JOIN_TOKEN_TTL=%q\nNODE_ID=%q\n' "$JOIN_TOKEN_TTL" "$NODE_ID"
   } >"$CONF_DIR/cluster.env")
   cat >"$SYSTEMD_DIR/k8s-join-refresh.service" <<EOF

@@ -1,9 +1,13 @@
 """Which node of a pool holds the cluster's admin kubeconfig, as a Batch task affinity.
 
 On a `K8S_NODE_ROLE=auto` pool the nodes form one cluster and only the control-plane node has the
-admin kubeconfig; the workers have none. The bootstrap (`scripts/k8s-node-setup.sh`) publishes
-`control-plane.json` (`{"nodeId": "<AZ_BATCH_NODE_ID>", "hostname": ..., "published": ...}`) in the
-pool's private cluster container `k8s-<pool id>` once `kubeadm init` succeeded. A task that needs
+admin kubeconfig; the workers have none. The bootstrap (`scripts/k8s-node-setup.sh`) creates
+`control-plane.lock` once when it wins the election (`{"nodeId": "<AZ_BATCH_NODE_ID>", "endpoint", ...}`;
+no node can overwrite it) and publishes `control-plane.json` (`{"nodeId": ..., "hostname": ...,
+"published": ...}`) in the pool's private cluster container `k8s-<pool id>` once `kubeadm init`
+succeeded. The node is the lock's; the record says it is ready and must name the same node (nodes may
+rewrite the record, so it alone is not trusted). A pool whose lock carries no node (created before the
+lock pinned one) is read from the record alone. A task that needs
 kubectl gets `affinityInfo` naming that node's `affinityId`, the opaque value Batch reports for the
 node (not the node id itself). Batch treats affinity as a preference: a busy or unavailable target
 is skipped, which is why `auto` pools have several task slots per node and why the task script
@@ -21,13 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from batchk8s.batch.client import batch_client, call, text
 from batchk8s.batch.node_states import FAILED, GONE, node_class
-from batchk8s.errors import ConflictError, NotFoundError
+from batchk8s.errors import ConflictError, InputError, NotFoundError
 from batchk8s.settings import Settings
 
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
 
 CONTROL_PLANE_BLOB = "control-plane.json"
+LOCK_BLOB = "control-plane.lock"
 
 
 
@@ -53,14 +58,27 @@ def control_plane_record(settings: Settings, pool_id: str) -> dict[str, Any]:
         raise ConflictError(f"pool {pool_id} has no Kubernetes control plane yet: {where} does not exist (the start "
                             f"task publishes it after kubeadm init; see `pool show {pool_id}`)",
                             code="ControlPlaneNotReady") from None
-    try:
-        record = json.loads(raw)
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or not isinstance(record.get("nodeId"), str) or not record["nodeId"]:
+    record = _json_object(raw)
+    if not isinstance(record.get("nodeId"), str) or not record["nodeId"]:
         raise ConflictError(f"pool {pool_id}: {where} does not name the control-plane node (no \"nodeId\")",
                             code="ControlPlaneRecordInvalid")
+    try:
+        holder = _json_object(storage.read_blob_text(settings, container, LOCK_BLOB)).get("nodeId")
+    except (NotFoundError, InputError):
+        holder = None
+    if isinstance(holder, str) and holder and holder != record["nodeId"]:
+        raise ConflictError(f"pool {pool_id}: {where} names node {record['nodeId']}, but the node that holds "
+                            f"{container}/{LOCK_BLOB} is {holder}: the record was not written by the control plane",
+                            code="ControlPlaneRecordInvalid")
     return record
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def control_plane_affinity(settings: Settings, pool_id: str, *,

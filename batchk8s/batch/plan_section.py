@@ -33,6 +33,9 @@ def pool_section(settings: Settings, **_: Any) -> Section:
              f"{start['commandLine']}",
              f"  bootstrap {start['resourceFiles'][0]['httpUrl']}", f"  env {env}",
              f"  {spec['taskSlotsPerNode']} task slot(s) per node"]
+    for identity in (spec.get("identity") or {}).get("userAssignedIdentities") or []:
+        lines.append(f"  identity {identity['resourceId']}: created through the management plane; nodes fetch "
+                     "files and reach storage with it, no SAS")
     if spec.get("userAccounts"):
         lines.append(f"  login user {spec['userAccounts'][0]['name']} ({spec['userAccounts'][0]['elevationLevel']})")
     if vm.get("containerConfiguration"):
@@ -63,8 +66,7 @@ def workflows_section(settings: Settings, *, now: datetime, **_: Any) -> Section
                      f"(task dependencies on), {len(run['tasks'])} task(s)")
         for task in run["tasks"]:
             after = task.get("dependsOn", {}).get("taskIds") or []
-            files = ", ".join(f"{f['blobPrefix']} from {f['storageContainerUrl']}" for f in task.get("resourceFiles")
-                              or [])
+            files = ", ".join(f"{f['filePath']} from {f['httpUrl']}" for f in task.get("resourceFiles") or [])
             lines.append(f"  {task['id']}" + (f" after {', '.join(after)}" if after else "")
                          + (f"; files {files}" if files else "")
                          + ("; on the control-plane node" if task.get("affinityInfo") else ""))

@@ -5,6 +5,11 @@ what `create_pool` would send. Creating is idempotent: an existing pool with the
 reused, one with a different spec is a 409 that lists every field that differs (node counts are
 not part of the spec: they change with resize). A resize can "finish" with resize errors (quota,
 capacity), so status and resize report `resizeErrors`, not just the allocation state.
+
+Least privilege: with AZURE_BATCH_POOL_IDENTITY_ID the pool is created through the management plane
+(`management`) and carries no SAS at all; otherwise every SAS is scoped to what a node needs
+(`CLUSTER_BLOB_URLS`) and re-signed whenever the pool is touched (`renew_start_task`), and status
+warns before it expires.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import re
 import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -41,6 +46,18 @@ SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
 # the control-plane node, and Batch's affinity is only a preference: with one slot, parallel tasks (k8s-info)
 # would overflow onto workers, which have no kubeconfig. 4 is within Batch's limit for any size (4 x vCPUs).
 AUTO_TASK_SLOTS = 4
+# A claim on a cluster container by a pool that does not exist is honoured this long (the claimer may still be
+# creating its pool) before another pool id may take the container over.
+CLAIM_GRACE = timedelta(minutes=10)
+# `pool show` warns when the start task's SAS URLs expire within this window (nodes allocated later cannot start).
+SAS_WARNING = timedelta(hours=48)
+# An `auto` pool without an identity: each node reads the cluster container with a read-only SAS and writes
+# only these blobs, each through a SAS for that blob alone. The lock may only be created (never overwritten,
+# leased or deleted): it pins the control plane's API endpoint and CA, so a worker joins nothing else, whoever
+# writes join-command (which the control plane rewrites every few hours).
+CLUSTER_BLOB_URLS = {"K8S_CLUSTER_CLAIM_URL": ("control-plane.lock", "c"),
+                     "K8S_CLUSTER_JOIN_URL": ("join-command", "cw"),
+                     "K8S_CLUSTER_RECORD_URL": ("control-plane.json", "cw")}
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,7 @@ def _image_reference(request: PoolRequest) -> dict[str, str]:
 
 def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest | None = None, *,
                     start_task_url: str, cluster_sas_url: str | None = None,
+                    cluster_blob_urls: dict[str, str] | None = None,
                     node_agent_sku: str) -> batch_models.BatchPoolCreateOptions:
     """The create-pool request for these settings and overrides; sends nothing.
 
@@ -131,15 +149,23 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
     request = overrides if isinstance(overrides, PoolRequest) else pool_request(settings, overrides)
     environment = [m.EnvironmentSetting(name="K8S_VERSION", value=settings.k8s_version),
                    m.EnvironmentSetting(name="K8S_NODE_ROLE", value=settings.k8s_node_role)]
+    identity = node_identity(settings)
     if settings.k8s_node_role == "auto":
         if not cluster_sas_url:
             raise ConfigError("K8S_NODE_ROLE=auto needs the per-pool container URL (K8S_CLUSTER_SAS_URL)",
                               details=[{"field": "K8S_NODE_ROLE", "message": "auto needs a cluster container"}])
-        environment.append(m.EnvironmentSetting(name="K8S_CLUSTER_SAS_URL", value=cluster_sas_url))
+        if identity:  # the nodes sign in with the pool identity: the plain URL, and the client id to ask IMDS for
+            environment += [m.EnvironmentSetting(name="K8S_CLUSTER_URL", value=cluster_sas_url),
+                            m.EnvironmentSetting(name="K8S_STORAGE_CLIENT_ID", value=settings.pool_identity_client_id)]
+        else:
+            environment.append(m.EnvironmentSetting(name="K8S_CLUSTER_SAS_URL", value=cluster_sas_url))
+            environment += [m.EnvironmentSetting(name=name, value=url)
+                            for name, url in sorted((cluster_blob_urls or {}).items())]
     admin = m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin"))
     start_task = m.BatchStartTask(
         command_line=start_task_command(),
-        resource_files=[m.ResourceFile(http_url=start_task_url, file_path=BOOTSTRAP_BLOB, file_mode="0755")],
+        resource_files=[m.ResourceFile(http_url=start_task_url, file_path=BOOTSTRAP_BLOB, file_mode="0755",
+                                       identity_reference=identity)],
         environment_settings=environment, user_identity=admin,
         max_task_retry_count=START_TASK_RETRIES, wait_for_success=True)
     vm_config = m.VirtualMachineConfiguration(image_reference=m.BatchVmImageReference(**_snake(
@@ -163,6 +189,26 @@ def build_pool_spec(settings: Settings, overrides: dict[str, Any] | PoolRequest 
         start_task=start_task, user_accounts=users, metadata=metadata,
         task_slots_per_node=AUTO_TASK_SLOTS if settings.k8s_node_role == "auto" else 1,
         enable_inter_node_communication=settings.k8s_node_role == "auto")
+
+
+def node_identity(settings: Settings) -> batch_models.BatchNodeIdentityReference | None:
+    """The pool identity nodes fetch resource files with (None: they use SAS URLs)."""
+    if not settings.pool_identity_id:
+        return None
+    from azure.batch import models as m
+
+    return m.BatchNodeIdentityReference(resource_id=settings.pool_identity_id)
+
+
+def requested_document(settings: Settings, spec: batch_models.BatchPoolCreateOptions) -> dict[str, Any]:
+    """The create request as REST JSON, with the identity the pool is created with (which the data-plane
+    request cannot carry), so it compares with an existing pool as the data plane reports it."""
+    from batchk8s.batch.management import data_plane_identity
+
+    document = spec.as_dict()
+    if settings.pool_identity_id:
+        document["identity"] = data_plane_identity(settings.pool_identity_id)
+    return document
 
 
 def _snake(reference: dict[str, str]) -> dict[str, str]:
@@ -232,8 +278,11 @@ def comparable(spec: dict[str, Any]) -> dict[str, Any]:
         "startTask.commandLine": start.get("commandLine"),
         "startTask.environmentSettings": {e["name"]: _strip_query(e.get("value"))
                                           for e in start.get("environmentSettings") or []},
-        "startTask.resourceFiles": sorted((_strip_query(r.get("httpUrl")), r.get("filePath"))
+        "startTask.resourceFiles": sorted((_strip_query(r.get("httpUrl")), r.get("filePath"),
+                                           lower((r.get("identityReference") or {}).get("resourceId")))
                                           for r in start.get("resourceFiles") or []),
+        "identity": sorted(lower(i.get("resourceId")) for i in (spec.get("identity") or {}).get(
+            "userAssignedIdentities") or [] if isinstance(i, dict)),
         "startTask.userIdentity": start.get("userIdentity"),
         "startTask.maxTaskRetryCount": start.get("maxTaskRetryCount"),
         "startTask.waitForSuccess": start.get("waitForSuccess"),
@@ -264,6 +313,95 @@ def redacted(document: Any) -> Any:
     return document
 
 
+# --- the start task's SAS lifetime -------------------------------------------------------------
+
+
+def _start_task_urls(start_task: Any) -> list[tuple[Any, str]]:
+    """(model, attribute) of every URL in a start task that can carry a SAS."""
+    if start_task is None:
+        return []
+    places: list[tuple[Any, str]] = []
+    for resource in start_task.resource_files or []:
+        places += [(resource, name) for name in ("http_url", "storage_container_url") if getattr(resource, name)]
+    places += [(env, "value") for env in start_task.environment_settings or []
+               if isinstance(env.value, str) and env.value.startswith(("http://", "https://"))]
+    return places
+
+
+def start_task_sas_expiry(pool: batch_models.BatchPool) -> datetime | None:
+    """When the first SAS in the pool's start task expires (None: it carries none)."""
+    from batchk8s import storage
+
+    expiries = [storage.sas_expiry(getattr(model, name)) for model, name in _start_task_urls(pool.start_task)]
+    return min((e for e in expiries if e is not None), default=None)
+
+
+def renew_start_task(settings: Settings, pool: batch_models.BatchPool) -> datetime | None:
+    """Re-sign every SAS in the pool's start task (same blob or container, same permissions, a full
+    lifetime from now) and PATCH the start task; returns the new earliest expiry.
+
+    Called whenever batchk8s touches a pool (create-or-reuse, resize, a schedule's scale-up): a
+    node allocated later, or one that reboots and reruns its start task, then gets URLs that work.
+    Nodes already set up are not affected (Batch applies a new start task to nodes that join or
+    restart). A pool whose start task carries no SAS of this app's storage account is left alone.
+    The PATCH is conditional on the pool's ETag, so a concurrent change is not overwritten: when the
+    pool changed in between, it is read again and renewed once more.
+    """
+    from azure.batch import models as m
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError
+
+    client = batch_client(settings)
+    for attempt in range(2):
+        if attempt:
+            pool = call(f"pool {pool.id}", client.get_pool, pool.id, select=["id", "eTag", "startTask"])
+        renewed = _renewed_urls(settings, pool.start_task)
+        if not renewed:
+            return None
+        try:
+            client.update_pool(pool.id, m.BatchPoolUpdateOptions(start_task=pool.start_task), etag=pool.etag,
+                               match_condition=MatchConditions.IfNotModified)
+            break
+        except ResourceModifiedError:
+            if attempt:
+                raise UpstreamError(f"pool {pool.id} changed twice while its start-task SAS URLs were renewed",
+                                    code="ConditionNotMet") from None
+        except Exception as exc:
+            raise translated(exc, f"pool {pool.id}") from None
+    expiry = start_task_sas_expiry(pool)
+    log.info("pool %s: renewed %d start-task SAS URL(s), now valid until %s", pool.id, renewed,
+             expiry.isoformat() if expiry else "?")
+    return expiry
+
+
+def _renewed_urls(settings: Settings, start_task: Any) -> int:
+    """Put a freshly signed URL in place of each SAS URL of this app's account in `start_task`; how many."""
+    from batchk8s import storage
+
+    count = 0
+    for model, name in _start_task_urls(start_task):
+        url = storage.renewed_sas_url(settings, getattr(model, name))
+        if url:
+            setattr(model, name, url)
+            count += 1
+    return count
+
+
+def sas_report(pool: batch_models.BatchPool, now: datetime) -> dict[str, Any]:
+    """`startTaskSasExpiry` and, when it is near or past, a warning that says what breaks and what renews it."""
+    expiry = start_task_sas_expiry(pool)
+    report: dict[str, Any] = {"startTaskSasExpiry": expiry.isoformat().replace("+00:00", "Z") if expiry else None,
+                              "warnings": []}
+    if expiry is not None and expiry - now < SAS_WARNING:
+        when = "expired" if expiry <= now else "expires"
+        report["warnings"].append({
+            "code": "StartTaskSasExpiring",
+            "message": f"the SAS URLs in pool {pool.id}'s start task {when} at {report['startTaskSasExpiry']}: a node "
+                       "allocated or rebooted after that cannot download its bootstrap (or join an auto cluster); "
+                       "create the pool again with the same spec or resize it to renew them"})
+    return report
+
+
 # --- effects -----------------------------------------------------------------------------------
 
 
@@ -272,33 +410,72 @@ def supported_images(settings: Settings) -> list[dict[str, Any]]:
     return [image.as_dict() for image in call("supported images", lambda: list(client.list_supported_images()))]
 
 
-def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
-    """The bootstrap's read SAS and, for an `auto` pool, its cluster container's SAS.
+@dataclass(frozen=True)
+class _NodeUrls:
+    """What a pool's start task is given to reach storage, and whether creating it claimed the cluster
+    container for a pool that does not exist yet (to give it back if creation fails)."""
 
-    The cluster container outlives a pool deleted under the same id; when no pool of this id exists,
-    what is left in it is stale and is removed before the new pool's nodes start electing.
+    start_task: str
+    cluster: str | None = None
+    cluster_blobs: dict[str, str] = field(default_factory=dict)
+    claimed: bool = False
+
+
+def _urls(settings: Settings, request: PoolRequest) -> _NodeUrls:
+    """The bootstrap's URL and, for an `auto` pool, its cluster container's (see CLUSTER_BLOB_URLS).
+
+    The container is claimed atomically (`storage.claim_container`): of two pools whose ids map to
+    one container, created at the same moment, exactly one gets it and the other a 409. The cluster
+    container outlives a pool deleted under the same id; when no pool of this id exists, what is left
+    in it is stale and is removed before the new pool's nodes start electing.
     """
     from batchk8s import storage
 
-    start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
+    if settings.pool_identity_id:  # the nodes read with the pool identity: no SAS is issued at all
+        start_task_url = storage.blob_url(settings, settings.app_container, BOOTSTRAP_BLOB)
+    else:
+        start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     if settings.k8s_node_role != "auto":
-        return start_task_url, None
+        return _NodeUrls(start_task_url)
     name = cluster_container(request.id)
     sharing = _pools_with_container(settings, name)
     others = sorted(pool for pool in sharing if pool.lower() != request.id.lower())
     if others:
         # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
         # handing out its SAS would break the live cluster of the other pool and join the two.
-        raise ConflictError(f"pool {request.id} would share its cluster container {name} with the existing pool "
-                            f"{others[0]}: choose an id that differs from it in more than '_' and '-'",
-                            code="ClusterContainerInUse",
-                            details=[{"field": "id", "message": f"shares cluster container {name} with {others[0]}"}])
+        raise _container_in_use(request.id, name, others[0], "an existing pool")
     container = storage.ensure_container(settings, name)
+    claim = storage.claim_container(settings, container, request.id, live_owners=sharing, grace=CLAIM_GRACE)
+    if not claim.won:
+        raise _container_in_use(request.id, name, claim.holder, "it claimed the container and is being created, "
+                                f"or was deleted less than {CLAIM_GRACE.seconds // 60} minutes ago")
+    if claim.replaced:
+        log.warning("cluster container %s: took over the claim of pool %s, which no longer exists", container,
+                    claim.replaced)
     if not sharing:
-        stale = storage.empty_container(settings, container)
+        stale = storage.empty_container(settings, container, keep=(storage.CLAIM_BLOB,))
         if stale:
             log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
-    return start_task_url, storage.container_sas_url(settings, container, permission="racwl")
+    if settings.pool_identity_id:
+        return _NodeUrls(start_task_url, storage.container_url(settings, container), claimed=not sharing)
+    return _NodeUrls(start_task_url, storage.container_sas_url(settings, container, permission="r"),
+                     {name: storage.blob_sas_url(settings, container, blob, permission=letters)
+                      for name, (blob, letters) in CLUSTER_BLOB_URLS.items()}, claimed=not sharing)
+
+
+def _container_in_use(pool_id: str, container: str, holder: str, reason: str) -> ConflictError:
+    return ConflictError(f"pool {pool_id} would share its cluster container {container} with pool {holder} "
+                         f"({reason}): choose an id that differs from it in more than '_' and '-'",
+                         code="ClusterContainerInUse",
+                         details=[{"field": "id", "message": f"shares cluster container {container} with {holder}"}])
+
+
+def _release(settings: Settings, request: PoolRequest, claimed: bool) -> None:
+    """Give the cluster container back after a create that failed, so another id need not wait out the grace."""
+    if claimed:
+        from batchk8s import storage
+
+        storage.release_claim(settings, cluster_container(request.id), request.id)
 
 
 def _pools_with_container(settings: Settings, container: str) -> list[str]:
@@ -317,29 +494,40 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
     request = pool_request(settings, overrides)
     client = batch_client(settings)
     sku = resolve_node_agent_sku(supported_images(settings), request)
-    start_task_url, cluster_url = _urls(settings, request)
-    spec = build_pool_spec(settings, request, start_task_url=start_task_url, cluster_sas_url=cluster_url,
-                           node_agent_sku=sku)
+    urls = _urls(settings, request)
+    claimed = urls.claimed
+    spec = build_pool_spec(settings, request, start_task_url=urls.start_task, cluster_sas_url=urls.cluster,
+                           cluster_blob_urls=urls.cluster_blobs, node_agent_sku=sku)
     what = f"pool {request.id}"
     try:
-        client.create_pool(spec)
-        created = True
-        log.info("created %s (%s, %d dedicated, %d spot)", what, request.vm_size, request.dedicated_nodes,
-                 request.spot_nodes)
+        if settings.pool_identity_id:  # only the management plane can give a pool an identity
+            from batchk8s.batch import management
+
+            created = management.create_pool(settings, request.id, spec.as_dict())
+        else:
+            client.create_pool(spec)
+            created = True
     except ResourceExistsError as exc:
         if getattr(exc.error, "code", None) != "PoolExists":
+            _release(settings, request, claimed)
             raise translated(exc, what) from None  # PoolBeingDeleted: the id is not free yet
+        created = False
+    except Exception as exc:
+        _release(settings, request, claimed)
+        raise translated(exc, what) from None
+    if created:
+        log.info("created %s (%s, %d dedicated, %d spot)", what, request.vm_size, request.dedicated_nodes,
+                 request.spot_nodes)
+    else:
         existing = call(what, client.get_pool, request.id)
-        differences = spec_differences(spec.as_dict(), existing.as_dict())
+        differences = spec_differences(requested_document(settings, spec), existing.as_dict())
         if differences:
             raise ConflictError(f"{what} exists with a different spec: "
                                 + "; ".join(f"{d['field']} ({d['message']})" for d in differences),
                                 code="PoolExistsWithDifferentSpec",
-                                details=[{"field": d["field"], "message": d["message"]} for d in differences],
-                                ) from None
-        created = False
-    except Exception as exc:
-        raise translated(exc, what) from None
+                                details=[{"field": d["field"], "message": d["message"]} for d in differences])
+        # Reused: its nodes' SAS URLs are renewed, so a node the pool allocates later can still start.
+        renew_start_task(settings, existing)
     result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter)
     result["created"] = created
     if not created and (result["targetDedicatedNodes"], result["targetSpotNodes"]) != (request.dedicated_nodes,
@@ -425,7 +613,7 @@ def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
         "targetDedicatedNodes": pool.target_dedicated_nodes or 0, "targetSpotNodes": pool.target_low_priority_nodes
         or 0, "currentDedicatedNodes": pool.current_dedicated_nodes, "currentSpotNodes":
         pool.current_low_priority_nodes, "resizeErrors": errors, "nodeCounts": counts, "nodes": nodes,
-        **verdict.to_dict(),
+        **verdict.to_dict(), **sas_report(pool, datetime.now(UTC)),
     }
 
 
@@ -473,6 +661,8 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
         raise InputError.from_problems(problems, "invalid resize request")
     client = batch_client(settings)
     what = f"pool {pool_id}"
+    # A resize (a schedule's morning scale-up among them) allocates nodes that run the start task now.
+    renew_start_task(settings, call(what, client.get_pool, pool_id, select=["id", "eTag", "startTask"]))
     options = m.BatchPoolResizeOptions(target_dedicated_nodes=body.get("dedicatedNodes"),
                                        target_low_priority_nodes=body.get("spotNodes"))
     request_pool_resize(client, pool_id, options, what)
@@ -524,9 +714,16 @@ def planned_pool(settings: Settings, overrides: dict[str, Any] | None = None) ->
     sku = request.node_agent_sku_id or "<resolved from the account's supported images>"
     cluster = f"<placeholder: SAS for container {cluster_container(request.id)}>" \
         if settings.k8s_node_role == "auto" else None
+    blobs = {}
+    if settings.pool_identity_id and cluster:
+        cluster = f"<container URL of {cluster_container(request.id)}: the nodes use the pool identity>"
+    elif cluster:
+        cluster = f"<placeholder: read-only SAS for container {cluster_container(request.id)}>"
+        blobs = {name: f"<placeholder: '{letters}' SAS for {cluster_container(request.id)}/{blob}>"
+                 for name, (blob, letters) in CLUSTER_BLOB_URLS.items()}
     spec = build_pool_spec(settings, request, start_task_url=_planned_blob_url(settings), cluster_sas_url=cluster,
-                           node_agent_sku=sku)
-    return redacted(spec.as_dict())
+                           cluster_blob_urls=blobs, node_agent_sku=sku)
+    return redacted(requested_document(settings, spec))
 
 
 def _planned_blob_url(settings: Settings) -> str:
@@ -538,4 +735,4 @@ def _planned_blob_url(settings: Settings) -> str:
         url = storage.blob_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     except BatchK8sError:
         url = f"<storage account>/{settings.app_container}/{BOOTSTRAP_BLOB}"
-    return f"{url}?{SAS_PLACEHOLDER}"
+    return url if settings.pool_identity_id else f"{url}?{SAS_PLACEHOLDER}"

@@ -15,13 +15,18 @@ from typing import Any
 from batchk8s.batch import jobs
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
-from batchk8s.batch.tasks import TaskSpec, check_task_specs, task_document, to_task_options
-from batchk8s.errors import InputError
+from batchk8s.batch.pools import node_identity
+from batchk8s.batch.tasks import BlobFiles, TaskSpec, check_task_specs, file_path, task_document, to_task_options
+from batchk8s.errors import ConfigError, InputError
 from batchk8s.settings import BATCH_ID, Settings
 from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
 
 RUN_FIELDS = ("poolId", "jobId")
-PLACEHOLDER_SAS = "<placeholder: read+list SAS for container {container}>"
+PLACEHOLDER_SAS = "<placeholder: a read-only SAS URL for each blob under {container}/{prefix}>"
+PLACEHOLDER_IDENTITY = "<placeholder: the URL of each blob under {container}/{prefix}, read with the pool identity>"
+# Workflow tasks read their inputs within minutes of submission (a retry within the hour): a day of read
+# access to each blob they read is ample, and no more than that is handed out.
+WORKFLOW_SAS_HOURS = 24
 PLACEHOLDER_AFFINITY = "<placeholder: affinityId of the control-plane node named in {container}/{blob}>"
 
 
@@ -60,11 +65,21 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
     # Before any change: 404 for a missing pool, 409 for an auto pool without a usable control plane.
     affinity = control_plane_affinity(settings, context.pool_id)
 
-    @functools.cache
-    def container_url(container: str) -> str:
-        return storage.container_sas_url(settings, container, permission="rl")
+    identity = node_identity(settings)
 
-    options = [to_task_options(spec, container_url, affinity) for spec in specs]
+    @functools.cache
+    def blob_urls(files: BlobFiles) -> list[tuple[str, str]]:
+        names = storage.list_blob_names(settings, files.container, files.prefix)
+        if not names:
+            raise ConfigError(f"no blobs under {files.container}/{files.prefix} for workflow {name}: upload the "
+                              "artifacts first (artifacts upload)", code="WorkflowInputsMissing",
+                              details=[{"field": "container", "message": f"{files.container}/{files.prefix} is empty"}])
+        if identity:  # the nodes read with the pool identity: no SAS at all
+            return [(file_path(files, blob), storage.blob_url(settings, files.container, blob)) for blob in names]
+        return [(file_path(files, blob), storage.blob_sas_url(settings, files.container, blob,
+                                                              hours=WORKFLOW_SAS_HOURS)) for blob in names]
+
+    options = [to_task_options(spec, blob_urls, affinity, identity) for spec in specs]
     created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}")
     added = jobs.add_tasks(settings, context.job_id, options)
     result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
@@ -80,7 +95,11 @@ def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = Non
     """The job and task requests a run would send, with placeholder SAS URLs (for `plan`)."""
     workflow, context = run_target(settings, name, body, now)
     specs = workflow_tasks(settings, workflow, context)
-    placeholder = lambda container: PLACEHOLDER_SAS.format(container=container)  # noqa: E731
+    text = PLACEHOLDER_IDENTITY if settings.pool_identity_id else PLACEHOLDER_SAS
+
+    def placeholder(files: BlobFiles) -> list[tuple[str, str]]:
+        return [(file_path(files, files.prefix), text.format(container=files.container, prefix=files.prefix))]
+
     affinity = None
     if settings.k8s_node_role == "auto":
         from azure.batch import models as m
@@ -91,4 +110,4 @@ def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = Non
             container=cluster_container(context.pool_id), blob=CONTROL_PLANE_BLOB))
     return {"workflow": name,
             "job": jobs.job_spec(context.job_id, context.pool_id, f"workflow {name}").as_dict(),
-            "tasks": [task_document(spec, placeholder, affinity) for spec in specs]}
+            "tasks": [task_document(spec, placeholder, affinity, node_identity(settings)) for spec in specs]}

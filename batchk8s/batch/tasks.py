@@ -1,8 +1,9 @@
 """What a Batch task is to this app: a TaskSpec, and how it becomes a create-task request.
 
 Workflows describe tasks with TaskSpec (plain data, no SDK), so they stay testable and `plan` can
-show them. Resource files name a container and blob prefix; the SAS URL that lets the node fetch
-them is issued only when the task is submitted (`to_task_options` takes the URL function).
+show them. Resource files name a container and blob prefix; the URLs that let the node fetch them
+(one read-only SAS per blob, never one for the whole container) are issued only when the task is
+submitted (`to_task_options` takes the function that lists and signs them).
 """
 
 from __future__ import annotations
@@ -76,14 +77,22 @@ def check_task_specs(specs: list[TaskSpec]) -> None:
         raise InputError.from_problems(problems, "invalid workflow tasks")
 
 
-def to_task_options(spec: TaskSpec, container_url: Callable[[str], str],
-                    affinity: batch_models.BatchAffinityInfo | None = None) -> batch_models.BatchTaskCreateOptions:
-    """The create-task request; `container_url(container)` returns a read+list SAS URL (or a placeholder);
-    `affinity` (the control-plane node of an `auto` pool) is applied to tasks with `control_plane`."""
+# (file path on the node, URL) of each blob a BlobFiles names.
+BlobUrls = Callable[[BlobFiles], list[tuple[str, str]]]
+
+
+def to_task_options(spec: TaskSpec, blob_urls: BlobUrls,
+                    affinity: batch_models.BatchAffinityInfo | None = None,
+                    identity: batch_models.BatchNodeIdentityReference | None = None,
+                    ) -> batch_models.BatchTaskCreateOptions:
+    """The create-task request; `blob_urls(files)` returns (file path, read SAS URL of that one blob) for
+    each blob the task reads (or placeholders); `affinity` (the control-plane node of an `auto` pool) is
+    applied to tasks with `control_plane`; with `identity` (the pool's managed identity) the nodes fetch
+    the files with it and the URLs carry no SAS."""
     from azure.batch import models as m
 
-    files = [m.ResourceFile(storage_container_url=container_url(f.container), blob_prefix=f.prefix,
-                            file_path=f.file_path) for f in spec.resource_files]
+    files = [m.ResourceFile(http_url=url, file_path=path, identity_reference=identity)
+             for f in spec.resource_files for path, url in blob_urls(f)]
     identity = m.UserIdentity(auto_user=m.AutoUserSpecification(scope="pool", elevation_level="admin")) \
         if spec.admin else None
     constraints = m.BatchTaskConstraints(
@@ -98,7 +107,13 @@ def to_task_options(spec: TaskSpec, container_url: Callable[[str], str],
         depends_on=m.BatchTaskDependencies(task_ids=list(spec.depends_on)) if spec.depends_on else None)
 
 
-def task_document(spec: TaskSpec, container_url: Callable[[str], str],
-                  affinity: batch_models.BatchAffinityInfo | None = None) -> dict[str, Any]:
+def task_document(spec: TaskSpec, blob_urls: BlobUrls, affinity: batch_models.BatchAffinityInfo | None = None,
+                  identity: batch_models.BatchNodeIdentityReference | None = None) -> dict[str, Any]:
     """The create-task request as the REST body (for plan output and logs)."""
-    return to_task_options(spec, container_url, affinity).as_dict()
+    return to_task_options(spec, blob_urls, affinity, identity).as_dict()
+
+
+def file_path(files: BlobFiles, blob_name: str) -> str:
+    """Where Batch would put `blob_name` for a container resource file with this prefix and file path:
+    the blob's name under `file_path` (so one-blob-per-URL files land exactly where they used to)."""
+    return f"{files.file_path.rstrip('/')}/{blob_name}" if files.file_path else blob_name

@@ -10,6 +10,11 @@ and deletes the task (its environment holds the request, SAS URLs included). A t
 finished after 180 s (under the 230 s HTTP cap) is a 504 `TesRelayTimeout`, not retried: a pool that
 could not run one short task in time will not run the next one sooner.
 
+TESK answers only with its bearer token (k8sresources/tesk/35-auth-proxy.yaml). The relay task reads
+it from the cluster's Secret with the admin kubeconfig (so it runs as the pool's admin auto-user)
+and gives it to curl on a file descriptor (`tes.auth`): the token never leaves the cluster and is
+never in the task's environment or command line.
+
 The script is a constant: the method, path, body and marker travel in the task's environment, so
 nothing a caller sends is ever pasted into a command line, and a task body (which may hold SAS URLs
 for its inputs) is not visible in the node's process list. The body is base64-encoded in the
@@ -30,6 +35,7 @@ from batchk8s.batch.polling import Backoff, Waiter
 from batchk8s.batch.tasks import TaskSpec, bash_command, to_task_options
 from batchk8s.errors import ConfigError, NotFoundError, PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings
+from batchk8s.tes.auth import TES_CURL
 from batchk8s.tes.transports import HttpResult, Params, TimedOut, Unreachable
 
 log = logging.getLogger("batchk8s.tes.relay")
@@ -40,14 +46,15 @@ MAX_BODY = 512 * 1024
 CURL_NOT_CONNECTED = {6, 7}
 CURL_TIMEOUT = 28
 SCRIPT = r"""set -uo pipefail
-url="http://localhost:${TESK_NODEPORT}${TES_RELAY_PATH}"
+export KUBECONFIG="${KUBECONFIG:-$AZ_BATCH_NODE_SHARED_DIR/k8s/admin.conf}"
+""" + TES_CURL + r"""url="http://localhost:${TESK_NODEPORT}${TES_RELAY_PATH}"
 args=(-sS -X "$TES_RELAY_METHOD" --max-time "$TES_RELAY_TIMEOUT" -H 'Accept: application/json'
       -w "\n${TES_RELAY_MARKER} %{http_code}\n")
 if [ -n "${TES_RELAY_BODY:-}" ]; then
-  printf '%s' "$TES_RELAY_BODY" | base64 -d | curl "${args[@]}" -H 'Content-Type: application/json' \
+  printf '%s' "$TES_RELAY_BODY" | base64 -d | tes_curl "${args[@]}" -H 'Content-Type: application/json' \
     --data-binary @- "$url"
 else
-  curl "${args[@]}" "$url"
+  tes_curl "${args[@]}" "$url"
 fi
 echo "${TES_RELAY_MARKER}-exit $?"
 """
@@ -110,7 +117,7 @@ class RelayTransport:
                                            f"{len(encoded)} (set TESK_API_URL to send it directly)")
             environment["TES_RELAY_BODY"] = base64.b64encode(encoded).decode()
         return TaskSpec(id="tes-" + uuid.uuid4().hex, command_line=bash_command(SCRIPT), environment=environment,
-                        max_wall_clock_seconds=int(timeout) + 60, admin=False,
+                        max_wall_clock_seconds=int(timeout) + 60, admin=True,
                         display_name=f"TES {method} {path}"[:1024])
 
     def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float) -> HttpResult:
@@ -173,8 +180,8 @@ class RelayTransport:
             log.warning("could not delete relay task %s: %s", task_id, type(exc).__name__)
 
 
-def _no_containers(container: str) -> str:
-    raise AssertionError(f"relay tasks have no resource files (asked for {container})")
+def _no_containers(files: Any) -> list[tuple[str, str]]:
+    raise AssertionError(f"relay tasks have no resource files (asked for {files})")
 
 
 def parse_output(stdout: str, marker: str) -> HttpResult:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from batchk8s.tes.auth import TES_CURL
+
 # Exit code of a task that needs kubectl but runs on a node without the admin kubeconfig: a worker of a
 # multi-node pool (Batch affinity to the control plane is only a preference) or a node whose bootstrap did
 # not finish. EX_CONFIG from sysexits.h, so it is not mistaken for kubectl's own 1.
@@ -27,7 +29,8 @@ PRELUDE = (
     'fi\n'
 )
 
-TES_BASE = 'TES="http://localhost:${TESK_NODEPORT}/ga4gh/tes/v1"\n'
+# The TES endpoint on the node port, and `tes_curl`, which sends the bearer token TESK's proxy demands.
+TES_BASE = 'TES="http://localhost:${TESK_NODEPORT}/ga4gh/tes/v1"\n' + TES_CURL
 
 
 def script(*lines: str) -> str:

@@ -1,13 +1,16 @@
 """`tesk-deploy`: apply the TESK manifests, wait until its TES API answers, report the service.
 
 Three tasks in order (apply -> ready -> service): readiness means the TES API's service-info answers
-on the node port, which is what a TES client needs, not just a rolled-out deployment.
+on the node port through the authenticating proxy, with the token, which is what a TES client needs,
+not just a rolled-out deployment. `apply` creates the proxy's token Secret (random, on the node)
+when the cluster has none; an existing one (a rotated token) is kept.
 """
 
 from __future__ import annotations
 
 from batchk8s.batch.tasks import BlobFiles, TaskSpec, bash_command
 from batchk8s.settings import Settings
+from batchk8s.tes.auth import ENSURE_SECRET
 from batchk8s.workflows import WorkflowContext, register
 from batchk8s.workflows._shell import TES_BASE, script, tes_environment
 
@@ -19,14 +22,17 @@ READY_TIMEOUT_SECONDS = 900
 APPLY = script(
     'if [ ! -d tesk ]; then echo "no TESK manifests were downloaded (run artifacts upload)" >&2; exit 2; fi',
     'if [ -f tesk/kustomization.yaml ]; then kubectl apply -k tesk; else kubectl apply -f tesk; fi',
+
     "kubectl -n tesk patch service tesk-api --type=json "
     """-p '[{"op": "replace", "path": "/spec/ports/0/nodePort", "value": '"${TESK_NODEPORT}"'}]'""",
+    ENSURE_SECRET.rstrip("\n"),
 )
 READY = script(
     TES_BASE.rstrip("\n"),
     'kubectl -n tesk rollout status deployment/tesk-api --timeout="${READY_TIMEOUT}s"',
+    'kubectl -n tesk rollout status deployment/tesk-auth --timeout="${READY_TIMEOUT}s"',
     'deadline=$((SECONDS + READY_TIMEOUT))',
-    'until curl -fsS "$TES/service-info"; do',
+    'until tes_curl -fsS "$TES/service-info"; do',
     '  if [ "$SECONDS" -ge "$deadline" ]; then',
     '    echo "TES API not ready at $TES after ${READY_TIMEOUT}s" >&2; exit 1',
     '  fi',

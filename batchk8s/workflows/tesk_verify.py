@@ -14,16 +14,17 @@ FIELD = 'python3 -c "import json, sys; print(json.load(sys.stdin)[sys.argv[1]])"
 HELLO = script(
     TES_BASE.rstrip("\n"),
     f'field() {{ {FIELD} "$1"; }}',
-    'task_id="$(curl -fsS -X POST -H "Content-Type: application/json" --data @tes/hello.json "$TES/tasks" | field id)"',
+    'task_id="$(tes_curl -fsS -X POST -H "Content-Type: application/json" --data @tes/hello.json "$TES/tasks"'
+    ' | field id)"',
     'echo "submitted TES task $task_id"',
     'deadline=$((SECONDS + WATCH_SECONDS))',
     'while :; do',
-    '  state="$(curl -fsS "$TES/tasks/$task_id" | field state)"',
+    '  state="$(tes_curl -fsS "$TES/tasks/$task_id" | field state)"',
     '  echo "state: $state"',
     '  case "$state" in',
-    '    COMPLETE) curl -fsS "$TES/tasks/$task_id?view=FULL"; echo; exit 0 ;;',
+    '    COMPLETE) tes_curl -fsS "$TES/tasks/$task_id?view=FULL"; echo; exit 0 ;;',
     '    EXECUTOR_ERROR|SYSTEM_ERROR|CANCELED|CANCELING|PREEMPTED)',
-    '      curl -fsS "$TES/tasks/$task_id?view=FULL" >&2; exit 1 ;;',
+    '      tes_curl -fsS "$TES/tasks/$task_id?view=FULL" >&2; exit 1 ;;',
     '  esac',
     '  if [ "$SECONDS" -ge "$deadline" ]; then echo "TES task $task_id still $state after ${WATCH_SECONDS}s" >&2;'
     ' exit 1; fi',

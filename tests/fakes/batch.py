@@ -170,6 +170,7 @@ class FakeBatch(FakeService):
         # task id (lower case) -> how many more add-collection answers are `servererror` for it
         self.add_server_errors: dict[str, float] = {}
         self.pools: dict[str, dict[str, Any]] = {}
+        self.patches: list[tuple[str, dict[str, Any]]] = []  # (pool id, body) of every accepted Pool - Patch
         self.jobs: dict[str, dict[str, Any]] = {}
         self._plan: dict[int, dict[str, Any] | None] | None = None  # task placements, computed once per request
         # Every answer a handler gave: (method, path, query, status, JSON body), for the contract tests.
@@ -188,6 +189,7 @@ class FakeBatch(FakeService):
             ("GET", pool, self._get_pool),
             ("HEAD", pool, self._pool_exists),
             ("DELETE", pool, self._delete_pool),
+            ("PATCH", pool, self._patch_pool),
             ("POST", pool + r"/resize", self._resize_pool),
             ("GET", pool + r"/nodes", self._list_nodes),
             ("GET", pool + r"/nodes/(?P<node_id>[^/]+)", self._get_node),
@@ -356,7 +358,18 @@ class FakeBatch(FakeService):
         return False
 
     def _create_pool(self, request: Request) -> Response:
-        body = self._body(request)
+        pool_id = self.add_pool(self._body(request))
+        pool = self.pools[pool_id.lower()]
+        return Response(201, None, {"ETag": pool["etag"], "Location": f"{self.url}/pools/{pool_id}",
+                                    "DataServiceId": f"{self.url}/pools/{pool_id}"})
+
+    def add_pool(self, body: dict[str, Any], *, identity: dict[str, Any] | None = None) -> str:
+        """Create a pool from a data-plane create body, with the data plane's checks (BatchFault when one
+        fails); `identity` (data-plane shape) is what only the management plane can set."""
+        with self._state_lock:
+            return self._add_pool(body, identity)
+
+    def _add_pool(self, body: dict[str, Any], identity: dict[str, Any] | None) -> str:
         pool_id = self._check_id(body.get("id"))
         self._require(body, "vmSize")
         vm = self._require(body, "virtualMachineConfiguration")
@@ -386,11 +399,15 @@ class FakeBatch(FakeService):
             raise BatchFault(409, "PoolExists", "The specified pool already exists.")
         now = self.clock.now()
         pool = {"spec": body, "created": now, "deleted_at": None, "nodes": [], "resize_errors": [],
-                "etag": self._etag(), "alloc_until": now}
+                "etag": self._etag(), "alloc_until": now, "identity": identity}
         self.pools[pool_id.lower()] = pool
         self._allocate(pool, body.get("targetDedicatedNodes", 0), body.get("targetLowPriorityNodes", 0))
-        return Response(201, None, {"ETag": pool["etag"], "Location": f"{self.url}/pools/{pool_id}",
-                                    "DataServiceId": f"{self.url}/pools/{pool_id}"})
+        return pool_id
+
+    def pool_view(self, pool_id: str) -> dict[str, Any]:
+        """The pool as Pool - Get answers it (for the management plane, which reports the same pool)."""
+        with self._state_lock:
+            return self._pool_view(self.pools[pool_id.lower()])
 
     def _allocate(self, pool: dict[str, Any], dedicated: int, spot: int) -> None:
         """Start a resize to the targets: new nodes appear now, the allocation settles later."""
@@ -438,6 +455,8 @@ class FakeBatch(FakeService):
         })
         if pool["resize_errors"] and now >= pool["alloc_until"]:
             view["resizeErrors"] = pool["resize_errors"]
+        if pool.get("identity"):
+            view["identity"] = pool["identity"]
         for secret_holder in view.get("userAccounts") or []:
             secret_holder.pop("password", None)
         return view
@@ -459,6 +478,33 @@ class FakeBatch(FakeService):
             raise BatchFault(409, *POOL_BEING_DELETED)
         pool["deleted_at"] = self.clock.now()
         return Response(202)
+
+    # Pool - Patch (2025-06-01): the properties BatchPoolUpdateOptions lets a PATCH change; an element given
+    # replaces the pool's one wholly (a startTask replaces the start task), one left out is unchanged.
+    PATCHABLE = ("startTask", "metadata", "applicationPackageReferences", "targetNodeCommunicationMode",
+                 "displayName", "vmSize", "enableInterNodeCommunication", "taskSlotsPerNode", "taskSchedulingPolicy",
+                 "networkConfiguration", "resourceTags", "userAccounts", "mountConfiguration", "upgradePolicy",
+                 "virtualMachineConfiguration")
+
+    def _patch_pool(self, request: Request, pool_id: str) -> Response:
+        pool = self._pool(pool_id)
+        body = self._body(request)
+        if pool["deleted_at"] is not None:
+            raise BatchFault(409, *POOL_BEING_DELETED)
+        match = request.headers.get("if-match")  # an HTTP entity tag: quoted, around the body's bare eTag
+        if match and match.strip('"') not in ("*", pool["etag"]):
+            raise BatchFault(412, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is "
+                             "not met.")
+        for name in body:
+            if name not in self.PATCHABLE:
+                raise BatchFault(400, "InvalidPropertyValue", "The value provided for one of the properties in the "
+                                 "request body is invalid.", {"PropertyName": name})
+        if body.get("startTask") is not None:
+            self._require(body, "startTask", "commandLine")
+        pool["spec"].update(body)
+        self.patches.append((pool["spec"]["id"], body))
+        pool["etag"] = self._etag()
+        return Response(200, None, {"ETag": pool["etag"]})
 
     def _resize_pool(self, request: Request, pool_id: str) -> Response:
         pool = self._pool(pool_id)

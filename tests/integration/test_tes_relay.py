@@ -46,12 +46,17 @@ from tests.fakes.aad import FakeAAD
 from tests.fakes.batch import FakeBatch, FakeClock, TaskOutcome
 from tests.fakes.tes import FakeTES
 
+CLUSTER_TOKEN = "Zq8" + uuid.uuid4().hex  # the value of the cluster's Secret tesk/tesk-api-token
+
 
 class NodePort:
-    """Plain HTTP on 127.0.0.1:<30000-32767>, forwarded to the fake TES (what kube-proxy does for TESK)."""
+    """Plain HTTP on 127.0.0.1:<30000-32767>, forwarded to the fake TES (what kube-proxy and the tesk-auth
+    proxy do for TESK): a request without `Authorization: Bearer <CLUSTER_TOKEN>` gets the proxy's 401."""
 
     def __init__(self, target: str):
         forward_to = target
+        self.authorizations: list[str | None] = []
+        seen = self.authorizations
 
         class Forward(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -61,6 +66,14 @@ class NodePort:
 
             def _forward(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append(self.headers.get("Authorization"))
+                if self.headers.get("Authorization") != f"Bearer {CLUSTER_TOKEN}":
+                    refusal = b'{"msg": "a bearer token is required", "status_code": 401}\n'
+                    self.send_response(401)
+                    self.send_header("Content-Length", str(len(refusal)))
+                    self.end_headers()
+                    self.wfile.write(refusal)
+                    return
                 answer = requests.request(self.command, forward_to + self.path, data=body or None,
                                           headers={"Content-Type": "application/json"} if body else {}, timeout=10)
                 self.send_response(answer.status_code)
@@ -93,9 +106,32 @@ def _closed_port() -> int:
     raise AssertionError("every port from 30000 to 30999 is in use")
 
 
-def run_on_node(spec: dict[str, Any]) -> TaskOutcome:
+KUBECTL = """#!/usr/bin/env bash
+[ -r "$KUBECONFIG" ] || { echo "kubectl: no kubeconfig at $KUBECONFIG" >&2; exit 1; }
+if [ "$*" = "-n tesk get secret tesk-api-token -o jsonpath={.data.token}" ] && [ -f "$NODE_SECRET" ]; then
+  base64 -w0 < "$NODE_SECRET"; exit 0
+fi
+echo 'Error from server (NotFound): secrets "tesk-api-token" not found' >&2; exit 1
+"""
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A node's shared directory with the admin kubeconfig, a kubectl that reads the cluster's Secret, and
+    the Secret's value (a test deletes the file to play a cluster without it)."""
+    root = tmp_path_factory.mktemp("node")
+    (root / "shared" / "k8s").mkdir(parents=True)
+    (root / "shared" / "k8s" / "admin.conf").write_text("apiVersion: v1\nkind: Config\n")
+    (root / "bin").mkdir()
+    (root / "bin" / "kubectl").write_text(KUBECTL)
+    (root / "bin" / "kubectl").chmod(0o755)
+    return {"PATH": f"{root / 'bin'}:{os.environ['PATH']}", "AZ_BATCH_NODE_SHARED_DIR": str(root / "shared"),
+            "NODE_SECRET": str(root / "secret")}
+
+
+def run_on_node(spec: dict[str, Any], node: dict[str, str]) -> TaskOutcome:
     """Execute a Batch task's command line as a node would: no shell around it, its environment set."""
-    env = {"PATH": os.environ["PATH"], **{s["name"]: s["value"] for s in spec.get("environmentSettings") or []}}
+    env = {**node, **{s["name"]: s["value"] for s in spec.get("environmentSettings") or []}}
     done = subprocess.run(shlex.split(spec["commandLine"]), env=env, capture_output=True, text=True, timeout=30)
     return TaskOutcome(seconds=2.0, exit_code=done.returncode, stdout=done.stdout, stderr=done.stderr)
 
@@ -106,7 +142,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[str, Any]]:
+def world(fake_service: Callable[..., Any], clock: FakeClock, node: dict[str, str]) -> Iterator[dict[str, Any]]:
+    with open(node["NODE_SECRET"], "w") as secret:
+        secret.write(CLUSTER_TOKEN)
     aad = fake_service(FakeAAD)
     batch = fake_service(FakeBatch, aad=aad, clock=clock)
     tes = fake_service(FakeTES, clock=clock)
@@ -117,7 +155,7 @@ def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[s
     def outcome_for(spec: dict[str, Any]) -> TaskOutcome:
         if spec["id"] not in ran:  # the fake asks on every read; a node runs a task once
             specs[spec["id"]] = spec
-            ran[spec["id"]] = run_on_node(spec)
+            ran[spec["id"]] = run_on_node(spec, node)
         return ran[spec["id"]]
 
     batch.outcome_for = outcome_for
@@ -136,7 +174,7 @@ def world(fake_service: Callable[..., Any], clock: FakeClock) -> Iterator[dict[s
     transport = RelayTransport(settings, waiter=Waiter(Backoff(0.5, 2.0, 5.0), clock.now, clock.advance))
     client = TesClient(transport, clock=clock.now, sleep=clock.advance)
     yield {"batch": batch, "tes": tes, "client": client, "settings": settings, "ran": ran, "specs": specs,
-           "clock": clock, "vm": vm}
+           "clock": clock, "vm": vm, "node_port": node_port, "node": node}
     node_port.stop()
     batch_client_module.clear_cache()
 
@@ -169,9 +207,28 @@ def test_the_command_line_is_constant_and_carries_no_request_data(world: dict[st
     specs = list(world["specs"].values())
     assert specs and not batch.jobs[RELAY_JOB.lower()]["tasks"]
     assert {spec["commandLine"] for spec in specs} == {"/bin/bash -c " + shlex.quote(SCRIPT)}
-    assert all("userIdentity" not in spec or not spec["userIdentity"] for spec in specs)  # not admin
+    # The admin auto-user: the one identity on the node that can read the cluster's token Secret.
+    assert all(spec["userIdentity"] == {"autoUser": {"scope": "pool", "elevationLevel": "admin"}} for spec in specs)
     assert all("SECRETSIGNATURE" not in spec["commandLine"] and "SECRETSIGNATURE" not in spec.get("displayName", "")
                for spec in specs)
+
+
+def test_the_relay_sends_the_clusters_token_which_is_never_in_the_task(world: dict[str, Any]) -> None:
+    world["client"].service_info()
+    assert world["node_port"].authorizations and set(world["node_port"].authorizations) == {
+        f"Bearer {CLUSTER_TOKEN}"}
+    for spec in world["specs"].values():
+        assert CLUSTER_TOKEN not in json.dumps(spec)  # not in the command line, environment or display name
+    for outcome in world["ran"].values():
+        assert CLUSTER_TOKEN not in outcome.stdout + outcome.stderr
+
+
+def test_without_the_token_secret_the_relay_says_what_is_missing(world: dict[str, Any]) -> None:
+    os.remove(world["node"]["NODE_SECRET"])
+    with pytest.raises(UpstreamError) as caught:
+        world["client"].service_info()
+    assert caught.value.code == "TesRelayFailed" and "tesk/tesk-api-token is missing" in caught.value.message
+    assert world["node_port"].authorizations == []  # nothing was sent without the credential
 
 
 def test_a_relay_task_that_cannot_be_deleted_is_logged_and_the_answer_still_returned(

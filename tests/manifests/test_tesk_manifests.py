@@ -150,12 +150,68 @@ def test_task_volumes_use_the_storage_class_the_bootstrap_installs() -> None:
     assert env(api_container())["TESK_API_TASKMASTER_ENVIRONMENT_STORAGE_CLASS_NAME"] == script_default("STORAGE_CLASS")
 
 
-def test_service_exposes_the_api_on_the_fixed_node_port() -> None:
+def test_service_exposes_the_authenticating_proxy_on_the_fixed_node_port() -> None:
     service = find("Service", "tesk-api")
     assert service["spec"]["type"] == "NodePort"
     (port,) = service["spec"]["ports"]
     assert port["nodePort"] == TESK_NODEPORT
-    assert service["spec"]["selector"] == find("Deployment", "tesk-api")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["selector"] == find("Deployment", "tesk-auth")["spec"]["selector"]["matchLabels"]
+    proxy = find("Deployment", "tesk-auth")["spec"]["template"]["spec"]["containers"][0]
+    assert port["targetPort"] in [p["name"] for p in proxy["ports"] if p["containerPort"] == 8080]
+
+
+def labels_selected_by(service: dict[str, Any]) -> dict[str, str]:
+    return service["spec"]["selector"]
+
+
+def test_nothing_reaches_tesk_api_from_outside_the_cluster_but_through_the_proxy() -> None:
+    api_labels = find("Deployment", "tesk-api")["spec"]["template"]["metadata"]["labels"]
+    exposing = [d for _, d in DOCS if d["kind"] == "Service"
+                and all(api_labels.get(k) == v for k, v in labels_selected_by(d).items())]
+    assert [d["metadata"]["name"] for d in exposing] == ["tesk-api-backend"]
+    assert exposing[0]["spec"]["type"] == "ClusterIP"
+    policy = find("NetworkPolicy", "tesk-api-from-proxy-only")
+    assert policy["spec"]["podSelector"]["matchLabels"] == {"app": "tesk-api"}
+    [rule] = policy["spec"]["ingress"]
+    assert rule["from"] == [{"podSelector": {"matchLabels": {"app": "tesk-auth"}}}]
+
+
+def proxy_config() -> str:
+    return find("ConfigMap", "tesk-auth-config")["data"]["tesk-auth.conf.template"]
+
+
+def test_the_proxy_demands_the_bearer_token_from_the_secret_and_forwards_to_the_backend() -> None:
+    from batchk8s.tes import auth
+
+    pod = find("Deployment", "tesk-auth")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    token_env = {e["name"]: e for e in container["env"]}["TES_TOKEN"]
+    assert token_env["valueFrom"]["secretKeyRef"] == {"name": auth.SECRET, "key": auth.SECRET_KEY}
+    assert "optional" not in token_env["valueFrom"]["secretKeyRef"]  # no Secret, no proxy: fails closed
+    assert auth.NAMESPACE == NAMESPACE
+    config = proxy_config()
+    assert '"Bearer ${TES_TOKEN}" 1;' in config and "default 0;" in config
+    assert re.search(r"if \(\$tes_authorized = 0\) \{[^}]*return 401", config)
+    backend = find("Service", "tesk-api-backend")
+    assert f"proxy_pass http://{backend['metadata']['name']}.{NAMESPACE}.svc:{backend['spec']['ports'][0]['port']};" \
+        in config
+    assert 'proxy_set_header Authorization "";' in config  # the credential stops at the proxy
+    # The only unauthenticated answer is the probe port, which no Service exposes.
+    services = [d for _, d in DOCS if d["kind"] == "Service"]
+    assert all(port.get("targetPort") != "health" and port.get("port") != 8081
+               for service in services for port in service["spec"]["ports"])
+    # envsubst touches TES_TOKEN only, and a short or empty token stops the container.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["NGINX_ENVSUBST_FILTER"] == "^TES_TOKEN$"
+    assert '"${#TES_TOKEN}" -lt 32' in container["args"][0] and "exit 1" in container["args"][0]  # run in
+    # tests/manifests/test_tesk_auth_proxy.py, with the real nginx serving the template
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_the_proxy_image_is_pinned() -> None:
+    image = find("Deployment", "tesk-auth")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert re.fullmatch(r"docker\.io/nginxinc/nginx-unprivileged:\d+\.\d+-alpine", image)
 
 
 def app_setting_default(name: str) -> Any:

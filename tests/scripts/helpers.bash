@@ -25,7 +25,8 @@ new_node() {
 node_env() {
   local dir="$1"
   NODE_ENV=("K8S_SETUP_ROOT=$dir/root" "STUB_LOG=$dir/calls.log" "STUB_STATE=$dir"
-    "AZ_BATCH_NODE_SHARED_DIR=$dir/shared" "PATH=$STUB_BIN:$PATH")
+    "AZ_BATCH_NODE_SHARED_DIR=$dir/shared" "PATH=$STUB_BIN:$PATH" "ADVERTISE_ADDRESS=10.0.0.4"
+    "JOIN_NETWORKS=10.0.0.0/24")
 }
 
 common_setup() {
@@ -44,3 +45,27 @@ run_setup() {
 }
 
 calls() { cat "$NODE/calls.log"; }
+
+# run_auto_node NAME [VAR=value...] [-- ARGS...]: run the setup script in the foreground as node NAME of
+# an auto cluster, with the given environment (the cluster's URL settings) and script arguments.
+run_auto_node() {
+  local name="$1" dir="$BATS_TEST_TMPDIR/$1" vars=()
+  shift
+  while (($#)) && [[ "$1" != -- ]]; do vars+=("$1"); shift; done
+  if (($#)); then shift; fi
+  [ -d "$dir" ] || new_node "$dir"
+  node_env "$dir"
+  run env "${NODE_ENV[@]}" AZ_BATCH_NODE_ID="$name" K8S_ROLE=auto JOIN_POLL_INTERVAL=0.2 JOIN_TIMEOUT=30 \
+    "${vars[@]}" "$SETUP_SCRIPT" "$@"
+}
+
+# The sha256 of the stub kubeadm's cluster CA (tests/scripts/data/cluster-ca.crt), as the lock pins it.
+ca_hash() {
+  echo "sha256:$(openssl x509 -pubkey -noout -in "$REPO_ROOT/tests/scripts/data/cluster-ca.crt" |
+    openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)"
+}
+
+# join_line N: the join command the stub kubeadm prints for its Nth token.
+join_line() {
+  printf 'kubeadm join 10.0.0.4:6443 --token abcdef.%016d --discovery-token-ca-cert-hash %s' "$1" "$(ca_hash)"
+}

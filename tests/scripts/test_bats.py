@@ -22,7 +22,7 @@ def test_bats_suite() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=240,  # 52 tests, about a minute on a quiet machine; the suite shares 2 cores
         check=False,
     )
     assert result.returncode == 0, f"bats failed:\n{result.stdout}\n{result.stderr}"

@@ -13,7 +13,8 @@ from tests.scripts.tools import missing_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted((ROOT / "scripts").glob("*.sh"))
-TEST_SHELL = [ROOT / "tests/scripts/stubs/stub", ROOT / "tests/scripts/helpers.bash"]
+TEST_SHELL = [ROOT / "tests/scripts/stubs/stub", ROOT / "tests/scripts/helpers.bash",
+              ROOT / "tests/scripts/azurite.bash"]
 BATS_FILES = sorted((ROOT / "tests" / "scripts").glob("*.bats"))
 
 

@@ -178,7 +178,9 @@ def test_plan_shows_pool_job_and_tasks_offline():
     deploy = runs_["tesk-deploy"]
     assert deploy["job"]["id"] == "tesk-deploy-20260101-000000"
     assert [t["id"] for t in deploy["tasks"]] == ["apply", "ready", "service"]
-    assert "placeholder" in deploy["tasks"][0]["resourceFiles"][0]["storageContainerUrl"]
+    [manifests] = deploy["tasks"][0]["resourceFiles"]
+    assert "placeholder" in manifests["httpUrl"] and "each blob under" in manifests["httpUrl"]
+    assert "storageContainerUrl" not in manifests
 
 
 def test_affinity_goes_only_to_tasks_that_need_the_control_plane():
@@ -231,3 +233,32 @@ def test_task_prelude_on_each_kind_of_node(tmp_path, role, admin_conf, exit_code
                                "AZ_BATCH_NODE_ID": "tvmps_w"})
     assert done.returncode == exit_code and message in done.stderr
     assert (done.stdout == f"using {k8s}/admin.conf\n") == (exit_code == 0)
+
+
+IDENTITY = ("/subscriptions/5ca1ab1e-0000-4000-8000-00000000c0de/resourceGroups/ids/providers/"
+            "Microsoft.ManagedIdentity/userAssignedIdentities/k8s-nodes")
+
+
+def test_plan_of_an_identity_pool_names_the_identity_and_issues_no_sas():
+    from batchk8s.batch.plan_section import pool_section
+
+    settings = load_settings({"K8S_NODE_ROLE": "auto", "AZURE_BATCH_POOL_IDENTITY_ID": IDENTITY,
+                              "AZURE_BATCH_POOL_IDENTITY_CLIENT_ID": "0b1d2c3e-4f50-4a61-8b72-93a4b5c6d7e8"})
+    section = pool_section(settings)
+    assert any(line.strip().startswith(f"identity {IDENTITY}: created through the management plane")
+               for line in section.lines)
+    assert "SAS" not in section.data["startTask"]["resourceFiles"][0]["httpUrl"]
+    env = {e["name"]: e["value"] for e in section.data["startTask"]["environmentSettings"]}
+    assert env["K8S_STORAGE_CLIENT_ID"] == "0b1d2c3e-4f50-4a61-8b72-93a4b5c6d7e8" and "K8S_CLUSTER_SAS_URL" not in env
+    deploy = planned_run(settings, "tesk-deploy", None, datetime(2026, 1, 1, tzinfo=UTC))
+    [manifests] = deploy["tasks"][0]["resourceFiles"]
+    assert "read with the pool identity" in manifests["httpUrl"] and manifests["identityReference"] == {
+        "resourceId": IDENTITY}
+
+
+def test_plan_of_a_sas_auto_pool_shows_each_narrow_url():
+    planned = pools.planned_pool(load_settings({"K8S_NODE_ROLE": "auto"}))
+    env = {e["name"]: e["value"] for e in planned["startTask"]["environmentSettings"]}
+    assert "read-only SAS for container k8s-k8s-pool" in env["K8S_CLUSTER_SAS_URL"]
+    assert env["K8S_CLUSTER_CLAIM_URL"] == "<placeholder: 'c' SAS for k8s-k8s-pool/control-plane.lock>"
+    assert "'cw' SAS for k8s-k8s-pool/join-command" in env["K8S_CLUSTER_JOIN_URL"]

@@ -54,15 +54,25 @@ def create_auto_pool(settings: Settings, clock: FakeClock, pool_id: str, nodes: 
     return sorted(node["id"] for node in status["nodes"])
 
 
+def node_env(batch: FakeBatch, pool_id: str) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in batch.pools[pool_id]["spec"]["startTask"]["environmentSettings"]}
+
+
+def put(url: str, document: str) -> int:
+    return requests.put(url, data=document.encode(), timeout=10,
+                        headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"}).status_code
+
+
 def publish(batch: FakeBatch, pool_id: str, node_id: str) -> None:
-    """What the bootstrap's publish_join_command does: PUT control-plane.json with the pool's cluster SAS."""
-    env = {e["name"]: e["value"] for e in batch.pools[pool_id]["spec"]["startTask"]["environmentSettings"]}
-    base, _, sas = env["K8S_CLUSTER_SAS_URL"].partition("?")
+    """What the bootstrap does with the URLs its start task got: the winner creates control-plane.lock (once),
+    then after kubeadm init writes control-plane.json."""
+    env = node_env(batch, pool_id)
+    lock = json.dumps({"nodeId": node_id, "hostname": node_id.lower(), "endpoint": "10.0.0.4:6443",
+                       "caCertHash": "sha256:" + "0" * 64, "claimed": "2026-01-05T07:58:00Z"}, separators=(",", ":"))
+    assert put(env["K8S_CLUSTER_CLAIM_URL"], lock + "\n") == 201
     document = json.dumps({"nodeId": node_id, "hostname": node_id.lower(), "published": "2026-01-05T08:00:00Z"},
                           separators=(",", ":")) + "\n"  # the script's printf, byte for byte
-    response = requests.put(f"{base}/{CONTROL_PLANE_BLOB}?{sas}", data=document.encode(), timeout=10,
-                            headers={"x-ms-blob-type": "BlockBlob", "x-ms-version": "2021-08-06"})
-    assert response.status_code == 201, response.text
+    assert put(env["K8S_CLUSTER_RECORD_URL"], document) == 201
 
 
 def test_the_bootstrap_publishes_the_record_this_reads():
@@ -70,6 +80,7 @@ def test_the_bootstrap_publishes_the_record_this_reads():
     text = SCRIPT.read_text()
     assert 'NODE_ID="${NODE_ID:-${AZ_BATCH_NODE_ID:-$(hostname)}}"' in text
     assert '{"nodeId":"%s"' in text and f"blob_put {CONTROL_PLANE_BLOB} " in text
+    assert all(name in text for name in pools.CLUSTER_BLOB_URLS)  # the URLs the pool gives, by name
     assert '"$AZ_BATCH_NODE_SHARED_DIR/k8s/node-role"' in text and "node_role=worker" in text
 
 
@@ -217,7 +228,8 @@ def test_a_new_pool_clears_what_an_earlier_pool_of_its_id_left(auto: Settings, b
     BlobLeaseClient(service.get_blob_client(container, "control-plane.lock")).acquire(lease_duration=-1)
 
     node_ids = create_auto_pool(auto, clock, pool_id)
-    assert [b.name for b in service.get_container_client(container).list_blobs()] == []
+    assert [b.name for b in service.get_container_client(container).list_blobs()] == [storage.CLAIM_BLOB]
+    assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == pool_id  # the claim names its pool
 
     publish(batch, pool_id, node_ids[0])
     pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 3})  # reused: its cluster's state is left alone
@@ -236,3 +248,100 @@ def test_a_pool_id_that_would_share_a_live_pools_cluster_container_is_a_409(auto
     assert twin.lower() not in {key.lower() for key in batch.pools}
     record = storage.read_blob_text(auto, pools.cluster_container(pool_id), CONTROL_PLANE_BLOB)
     assert json.loads(record)["nodeId"] == node_ids[0]  # the live cluster's state is untouched
+
+
+def test_two_pools_claiming_one_cluster_container_at_the_same_moment_one_wins(auto: Settings, batch: FakeBatch,
+                                                                              pool_id: str):
+    """'x_y' and 'x-y' created at the same instant (threads released together, real Azurite): exactly one pool
+    is created, the other is a 409 ClusterContainerInUse, whatever the interleaving."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    for round_ in range(5):
+        ids = [f"{pool_id}-r{round_}", f"{pool_id}_r{round_}"]
+        barrier = threading.Barrier(len(ids))
+
+        def create(one: str, barrier: threading.Barrier = barrier) -> str:
+            barrier.wait()
+            try:
+                pools.create_pool(auto, {"id": one, "dedicatedNodes": 1})
+                return "created"
+            except ConflictError as error:
+                return error.code
+
+        with ThreadPoolExecutor(len(ids)) as executor:
+            results = list(executor.map(create, ids))
+        assert sorted(results) == ["ClusterContainerInUse", "created"], results
+        winner = ids[results.index("created")]
+        assert {key.lower() for key in batch.pools} >= {winner.lower()}
+        assert ids[results.index("ClusterContainerInUse")].lower() not in batch.pools
+        container = pools.cluster_container(winner)
+        assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == winner.lower()
+
+
+def test_a_claim_by_a_pool_that_is_gone_is_taken_over_after_the_grace(auto: Settings, batch: FakeBatch,
+                                                                      pool_id: str, monkeypatch: pytest.MonkeyPatch):
+    from datetime import timedelta
+
+    twin = pool_id.replace("-", "_")
+    container = storage.ensure_container(auto, pools.cluster_container(pool_id))
+    claim = storage.claim_container(auto, container, twin, live_owners=(), grace=timedelta(minutes=10))
+    assert claim.won and claim.holder == twin.lower()
+    with pytest.raises(ConflictError) as caught:  # twin may be being created right now
+        pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
+    assert caught.value.code == "ClusterContainerInUse" and twin.lower() in caught.value.message
+    assert pool_id not in batch.pools
+
+    monkeypatch.setattr(pools, "CLAIM_GRACE", timedelta(0))  # twin never appeared: its claim is stale
+    pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
+    assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == pool_id
+
+
+def test_a_create_that_batch_refuses_gives_the_claim_back(auto: Settings, batch: FakeBatch, pool_id: str):
+    from batchk8s.errors import UpstreamError
+
+    batch.inject(method="POST", path=r"^/pools$", status=400, body={
+        "code": "InvalidPropertyValue", "message": {"lang": "en-US", "value": "The value provided for one of the "
+                                                    "properties in the request body is invalid."}})
+    with pytest.raises(UpstreamError):
+        pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
+    service = storage.blob_service(auto)
+    blobs = [b.name for b in service.get_container_client(pools.cluster_container(pool_id)).list_blobs()]
+    assert storage.CLAIM_BLOB not in blobs
+
+
+def test_nodes_get_read_only_access_and_may_write_only_their_three_blobs(auto: Settings, batch: FakeBatch,
+                                                                         clock: FakeClock, pool_id: str):
+    """Against real Azurite: what a Batch reader can take from the start task cannot rewrite the lock or the
+    container; each blob URL writes its own blob only."""
+    from urllib.parse import parse_qs, urlsplit
+
+    node_ids = create_auto_pool(auto, clock, pool_id, nodes=2)
+    env = node_env(batch, pool_id)
+    scopes = {name: (parse_qs(urlsplit(env[name]).query)["sr"][0], parse_qs(urlsplit(env[name]).query)["sp"][0],
+                     urlsplit(env[name]).path.rsplit("/", 1)[-1])
+              for name in ("K8S_CLUSTER_SAS_URL", *pools.CLUSTER_BLOB_URLS)}
+    container = pools.cluster_container(pool_id)
+    assert scopes == {"K8S_CLUSTER_SAS_URL": ("c", "r", container),
+                      "K8S_CLUSTER_CLAIM_URL": ("b", "c", "control-plane.lock"),
+                      "K8S_CLUSTER_JOIN_URL": ("b", "cw", "join-command"),
+                      "K8S_CLUSTER_RECORD_URL": ("b", "cw", "control-plane.json")}
+    publish(batch, pool_id, node_ids[0])
+    base, _, sas = env["K8S_CLUSTER_SAS_URL"].partition("?")
+    assert put(env["K8S_CLUSTER_CLAIM_URL"], '{"nodeId":"evil"}') == 403  # the lock cannot be rewritten
+    assert put(f"{base}/control-plane.lock?{sas}", '{"nodeId":"evil"}') == 403  # nor through the container
+    assert put(f"{base}/anything?{sas}", "x") == 403
+    join_base, _, join_sas = env["K8S_CLUSTER_JOIN_URL"].partition("?")
+    assert put(f"{join_base.rsplit('/', 1)[0]}/control-plane.lock?{join_sas}", "x") == 403  # one blob per SAS
+    assert requests.get(f"{base}/control-plane.lock?{sas}", timeout=10).json()["nodeId"] == node_ids[0]
+
+
+def test_a_record_that_names_another_node_than_the_lock_is_not_trusted(auto: Settings, batch: FakeBatch,
+                                                                        clock: FakeClock, pool_id: str):
+    node_ids = create_auto_pool(auto, clock, pool_id, nodes=2)
+    publish(batch, pool_id, node_ids[0])
+    forged = json.dumps({"nodeId": node_ids[1], "hostname": "x", "published": "2026-01-05T09:00:00Z"})
+    assert put(node_env(batch, pool_id)["K8S_CLUSTER_RECORD_URL"], forged) == 201  # nodes may rewrite the record
+    with pytest.raises(ConflictError) as caught:
+        control_plane_affinity(auto, pool_id)
+    assert caught.value.code == "ControlPlaneRecordInvalid" and node_ids[0] in caught.value.message

@@ -7,7 +7,6 @@ import json
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 import azure.functions as func
 import pytest
@@ -74,12 +73,17 @@ def test_services_end_to_end(uploaded: Settings, batch: FakeBatch, clock: FakeCl
     assert (run["jobId"], run["poolId"], run["jobCreated"], run["added"]) == ("deploy-1", "k8s-pool", True, 3)
     assert_deploy_completed_in_order(run["status"])
 
-    # The manifests reach the node through a read+list container SAS scoped to the k8s container.
-    apply = batch.jobs["deploy-1"]["tasks"]["apply"]["spec"]["resourceFiles"][0]
-    listing = requests.get(apply["storageContainerUrl"] + "&restype=container&comp=list&prefix=" + apply["blobPrefix"],
-                           timeout=10)
-    names = [e.text for e in ElementTree.fromstring(listing.content).iter("Name")]
-    assert names and all(name.startswith("tesk/") for name in names)
+    # The manifests reach the node through one read-only SAS per manifest blob: nothing container-wide.
+    files = batch.jobs["deploy-1"]["tasks"]["apply"]["spec"]["resourceFiles"]
+    manifests = sorted(f"tesk/{p.name}" for p in Path("k8sresources/tesk").glob("*.yaml"))
+    assert sorted(f["filePath"] for f in files) == manifests and all("storageContainerUrl" not in f for f in files)
+    for file in files:
+        base, _, sas = file["httpUrl"].partition("?")
+        assert base.endswith("/" + file["filePath"]) and "sr=b" in sas and "sp=r&" in sas
+        assert requests.get(file["httpUrl"], timeout=10).status_code == 200
+        container = base.rsplit("/", 2)[0]
+        listing = requests.get(f"{container}?restype=container&comp=list&{sas}", timeout=10)
+        assert listing.status_code == 403  # a blob's SAS cannot list, nor read the container's other blobs
 
     rerun = runs.run_workflow(settings, "tesk-deploy", {"jobId": "deploy-1"})  # repeat: reused, nothing doubled
     assert (rerun["jobCreated"], rerun["added"], rerun["existing"]) == (False, 0, 3)
@@ -260,3 +264,18 @@ def test_cli_reports_a_failed_start_task_with_exit_3(uploaded: Settings, batch_e
     out = capsys.readouterr().out
     assert code == 3
     assert "starttaskfailed" in out and "stderr| kubeadm init failed: port 6443 in use" in out
+
+
+def test_get_pool_warns_before_the_start_task_sas_expires(app_env: None, batch: FakeBatch, clock: FakeClock,
+                                                          monkeypatch: pytest.MonkeyPatch):
+    """GET /api/pools/{id}: the expiry of the SAS in the start task, and the warning once it is near."""
+    from batchk8s import settings as settings_module
+
+    monkeypatch.setenv("AZURE_STORAGE_SAS_EXPIRY_HOURS", "24")
+    settings_module.clear_cache()
+    assert call("pool_create", "POST", "/api/pools", {"dedicatedNodes": 1})[0] == 202
+    status, body, _ = call("pool_show", "GET", "/api/pools/k8s-pool", id="k8s-pool")
+    assert status == 200 and body["startTaskSasExpiry"].endswith("Z")
+    [warning] = body["warnings"]
+    assert warning["code"] == "StartTaskSasExpiring" and body["startTaskSasExpiry"] in warning["message"]
+    assert "sig=" not in json.dumps(body)
