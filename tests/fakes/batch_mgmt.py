@@ -73,6 +73,11 @@ class FakeBatchManagement(FakeService):
         self.route("PUT", POOL_PATH)(self._put)
         self.route("GET", POOL_PATH)(self._get)
 
+    def start(self) -> FakeBatchManagement:
+        super().start()
+        self.aad.register(self.url)  # the tenant knows this ARM endpoint as a resource
+        return self
+
     def add_identity(self, resource_id: str, client_id: str | None = None) -> str:
         """Seed a user-assigned identity; returns its client id."""
         client_id = client_id or str(uuid.uuid4())
