@@ -7,8 +7,9 @@ The authority host and ARM endpoint come from settings so sovereign and private 
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -34,18 +35,75 @@ def get_credential(settings: Settings) -> TokenCredential:
     return _credential(settings.authority_host, settings.tenant_id, settings.client_id, secret)
 
 
+# A token request is a small POST: it gets a few attempts and a short budget of its own, so an Entra
+# outage is a prompt 502 naming Entra, not minutes of the caller's deadline.
+TOKEN_RETRIES = 3
+TOKEN_BUDGET_SECONDS = 20.0
+TOKEN_READ_SECONDS = 10.0
+
+
 @lru_cache(maxsize=8)
 def _credential(authority: str, tenant: str | None, client_id: str | None, secret: str | None) -> TokenCredential:
+    from batchk8s.retry import core_policy
+
     discovery_off = urlparse(authority).hostname not in KNOWN_AUTHORITIES
+    recorder = _TokenResponses()
+    bounded: dict[str, Any] = {
+        "retry_policy_class": lambda **_: core_policy(total=TOKEN_RETRIES, backoff=0.5, backoff_max=4,
+                                                      budget=TOKEN_BUDGET_SECONDS),
+        "connection_timeout": 5, "read_timeout": TOKEN_READ_SECONDS, "raw_response_hook": recorder.record,
+    }
     if client_id and secret and tenant:
         from azure.identity import ClientSecretCredential
 
-        return ClientSecretCredential(tenant, client_id, secret, authority=authority,
-                                      disable_instance_discovery=discovery_off)
+        return _Recording(ClientSecretCredential(tenant, client_id, secret, authority=authority,
+                                                 disable_instance_discovery=discovery_off, **bounded), recorder)
     from azure.identity import DefaultAzureCredential
 
-    return DefaultAzureCredential(authority=authority, disable_instance_discovery=discovery_off,
-                                  exclude_interactive_browser_credential=True)
+    return _Recording(DefaultAzureCredential(authority=authority, disable_instance_discovery=discovery_off,
+                                             exclude_interactive_browser_credential=True, **bounded), recorder)
+
+
+class _TokenResponses(threading.local):
+    """The last error answer from the token endpoint, per thread: azure-identity's exception drops the
+    HTTP status (it keeps only Entra's description), and a 502 should say what Entra answered."""
+
+    response: Any = None
+
+    def record(self, pipeline_response: Any) -> None:
+        http = pipeline_response.http_response
+        self.response = http if http.status_code >= 400 else None
+
+
+class _Recording:
+    """The credential, raising token failures with the status Entra answered (`response`)."""
+
+    def __init__(self, inner: Any, recorder: _TokenResponses):
+        self._inner = inner
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._fetch(self._inner.get_token, scopes, kwargs)
+
+    def get_token_info(self, *scopes: str, **kwargs: Any) -> Any:
+        return self._fetch(self._inner.get_token_info, scopes, kwargs)
+
+    def _fetch(self, method: Any, scopes: tuple[str, ...], kwargs: dict[str, Any]) -> Any:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        self._recorder.response = None
+        try:
+            return method(*scopes, **kwargs)
+        except ClientAuthenticationError as exc:
+            failed = ClientAuthenticationError(message=exc.message, response=self._recorder.response)
+            failed.token_request = True  # type: ignore[attr-defined]
+            raise failed from None
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 def clear_cache() -> None:

@@ -27,6 +27,8 @@ from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
 
+    from batchk8s.deadline import Deadline
+
 log = logging.getLogger("batchk8s.batch.pools")
 
 BOOTSTRAP_BLOB = "k8s-node-setup.sh"
@@ -265,12 +267,12 @@ def redacted(document: Any) -> Any:
 # --- effects -----------------------------------------------------------------------------------
 
 
-def supported_images(settings: Settings) -> list[dict[str, Any]]:
-    client = batch_client(settings)
+def supported_images(settings: Settings, *, deadline: Deadline | None = None) -> list[dict[str, Any]]:
+    client = batch_client(settings, deadline)
     return [image.as_dict() for image in call("supported images", lambda: list(client.list_supported_images()))]
 
 
-def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
+def _urls(settings: Settings, request: PoolRequest, *, deadline: Deadline | None = None) -> tuple[str, str | None]:
     """The bootstrap's read SAS and, for an `auto` pool, its cluster container's SAS.
 
     The cluster container outlives a pool deleted under the same id; when no pool of this id exists,
@@ -282,7 +284,7 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
     if settings.k8s_node_role != "auto":
         return start_task_url, None
     name = cluster_container(request.id)
-    sharing = _pools_with_container(settings, name)
+    sharing = _pools_with_container(settings, name, deadline=deadline)
     others = sorted(pool for pool in sharing if pool.lower() != request.id.lower())
     if others:
         # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
@@ -299,23 +301,24 @@ def _urls(settings: Settings, request: PoolRequest) -> tuple[str, str | None]:
     return start_task_url, storage.container_sas_url(settings, container, permission="racwl")
 
 
-def _pools_with_container(settings: Settings, container: str) -> list[str]:
+def _pools_with_container(settings: Settings, container: str, *, deadline: Deadline | None = None) -> list[str]:
     """Ids of existing pools whose cluster container is `container` (one listing of pool ids)."""
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     listed = call("pools", lambda: [pool.id for pool in client.list_pools(select=["id"])])
     return [pool_id for pool_id in listed if pool_id and cluster_container(pool_id) == container]
 
 
 def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, wait: bool = False,
-                timeout: float = 1800, waiter: Waiter | None = None) -> dict[str, Any]:
+                timeout: float = 1800, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
+                                                                                                               Any]:
     """Create the pool, or reuse an identical existing one; 409 naming each difference otherwise."""
     from azure.core.exceptions import ResourceExistsError
 
     settings.require("batch")
     request = pool_request(settings, overrides)
-    client = batch_client(settings)
-    sku = resolve_node_agent_sku(supported_images(settings), request)
-    start_task_url, cluster_url = _urls(settings, request)
+    client = batch_client(settings, deadline)
+    sku = resolve_node_agent_sku(supported_images(settings, deadline=deadline), request)
+    start_task_url, cluster_url = _urls(settings, request, deadline=deadline)
     spec = build_pool_spec(settings, request, start_task_url=start_task_url, cluster_sas_url=cluster_url,
                            node_agent_sku=sku)
     what = f"pool {request.id}"
@@ -338,7 +341,7 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
         created = False
     except Exception as exc:
         raise translated(exc, what) from None
-    result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter)
+    result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter, deadline=deadline)
     result["created"] = created
     if not created and (result["targetDedicatedNodes"], result["targetSpotNodes"]) != (request.dedicated_nodes,
                                                                                         request.spot_nodes):
@@ -363,24 +366,26 @@ def _node_summary(node: batch_models.BatchNode) -> dict[str, Any]:
     return summary
 
 
-def _start_task_stderr(settings: Settings, pool_id: str, node_id: str) -> str | None:
+def _start_task_stderr(settings: Settings, pool_id: str, node_id: str, *,
+                       deadline: Deadline | None = None) -> str | None:
     from azure.core.exceptions import AzureError
 
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     try:
         return tail(client.download_node_file(pool_id, node_id, "startup/stderr.txt"))
     except AzureError:
         return None  # not there yet (node still booting) or the node left: status goes on without it
 
 
-def _with_stderr(settings: Settings, pool_id: str, nodes: list[dict[str, Any]]) -> None:
+def _with_stderr(settings: Settings, pool_id: str, nodes: list[dict[str, Any]], *,
+                 deadline: Deadline | None = None) -> None:
     started = [n for n in nodes if "startTask" in n]
     started.sort(key=lambda n: n["state"] != "starttaskfailed")
     chosen = started[:STDERR_NODES]
     if not chosen:
         return
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
-        tails = pool.map(lambda n: _start_task_stderr(settings, pool_id, n["id"]), chosen)
+        tails = pool.map(lambda n: _start_task_stderr(settings, pool_id, n["id"], deadline=deadline), chosen)
         for node, text in zip(chosen, tails, strict=True):
             node["startTask"]["stderrTail"] = text
 
@@ -390,10 +395,10 @@ def _resize_errors(pool: batch_models.BatchPool) -> list[dict[str, Any]]:
             for e in pool.resize_errors or []]
 
 
-def pool_verdict(settings: Settings, pool_id: str) -> PoolVerdict:
+def pool_verdict(settings: Settings, pool_id: str, *, deadline: Deadline | None = None) -> PoolVerdict:
     """The pool's verdict from two light reads (the pool, and node states only): for waits that only
     need to know whether the pool can still run tasks."""
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     pool = call(what, client.get_pool, pool_id, select=["id", "state", "allocationState", "resizeErrors"])
     states = [text(n.state) for n in call(what, lambda: list(client.list_nodes(pool_id, select=["id", "state"])))]
@@ -401,12 +406,12 @@ def pool_verdict(settings: Settings, pool_id: str) -> PoolVerdict:
                       [e["code"] for e in _resize_errors(pool)])
 
 
-def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
-    client = batch_client(settings)
+def _status(settings: Settings, pool_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     pool = call(what, client.get_pool, pool_id)
     nodes = [_node_summary(n) for n in call(what, lambda: list(client.list_nodes(pool_id)))]
-    _with_stderr(settings, pool_id, nodes)
+    _with_stderr(settings, pool_id, nodes, deadline=deadline)
     counts: dict[str, int] = {}
     for node in nodes:
         counts[node["state"]] = counts.get(node["state"], 0) + 1
@@ -428,7 +433,7 @@ def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
 
 
 def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout: float = 1800,
-                waiter: Waiter | None = None) -> dict[str, Any]:
+                waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Allocation state, resize errors, node counts by state and class, each node's start task, and
     the verdict (`ready`, `settled`, `failed`, `reason`; see node_states).
 
@@ -438,13 +443,13 @@ def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout
     """
     _check_pool_id(pool_id)
     if not wait:
-        return _status(settings, pool_id)
+        return _status(settings, pool_id, deadline=deadline)
 
     def probe() -> tuple[bool, dict[str, Any]]:
-        status = _status(settings, pool_id)
+        status = _status(settings, pool_id, deadline=deadline)
         return status["settled"], status
 
-    return (waiter or Waiter()).until(probe, timeout, f"pool {pool_id}")
+    return (waiter or Waiter()).until(probe, timeout, f"pool {pool_id}", deadline=deadline)
 
 
 def _check_pool_id(pool_id: str, field_name: str = "poolId") -> None:
@@ -453,7 +458,8 @@ def _check_pool_id(pool_id: str, field_name: str = "poolId") -> None:
 
 
 def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait: bool = False,
-                timeout: float = 1800, waiter: Waiter | None = None) -> dict[str, Any]:
+                timeout: float = 1800, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
+                                                                                                               Any]:
     """Resize to `dedicatedNodes`/`spotNodes` (each optional; the other keeps its target)."""
     from azure.batch import models as m
 
@@ -469,19 +475,19 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
         problems.append({"field": "dedicatedNodes", "message": "give dedicatedNodes, spotNodes or both"})
     if problems:
         raise InputError.from_problems(problems, "invalid resize request")
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     options = m.BatchPoolResizeOptions(target_dedicated_nodes=body.get("dedicatedNodes"),
                                        target_low_priority_nodes=body.get("spotNodes"))
     request_pool_resize(client, pool_id, options, what)
     if not wait:
-        return _status(settings, pool_id)
+        return _status(settings, pool_id, deadline=deadline)
 
     def probe() -> tuple[bool, dict[str, Any]]:
-        status = _status(settings, pool_id)
+        status = _status(settings, pool_id, deadline=deadline)
         return status["allocationState"] == "steady", status
 
-    status = (waiter or Waiter()).until(probe, timeout, f"resize of {what}")
+    status = (waiter or Waiter()).until(probe, timeout, f"resize of {what}", deadline=deadline)
     if status["resizeErrors"]:
         first = status["resizeErrors"][0]
         raise UpstreamError(f"{what} resize finished with errors: "
@@ -493,12 +499,12 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
 
 
 def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout: float = 1800,
-                waiter: Waiter | None = None) -> dict[str, Any]:
+                waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Ask Batch to delete the pool; with `wait`, read until it is gone."""
     from azure.core.exceptions import ResourceNotFoundError
 
     _check_pool_id(pool_id)
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     request_pool_delete(client, pool_id, what)
     if wait:
@@ -511,7 +517,7 @@ def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout
                 raise translated(exc, what) from None
             return False, None
 
-        (waiter or Waiter()).until(probe, timeout, f"deletion of {what}")
+        (waiter or Waiter()).until(probe, timeout, f"deletion of {what}", deadline=deadline)
         return {"id": pool_id, "state": "deleted"}
     return {"id": pool_id, "state": "deleting"}
 

@@ -16,6 +16,7 @@ from batchk8s.batch import jobs
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
 from batchk8s.batch.tasks import TaskSpec, check_task_specs, task_document, to_task_options
+from batchk8s.deadline import Deadline
 from batchk8s.errors import InputError
 from batchk8s.settings import BATCH_ID, Settings
 from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
@@ -50,7 +51,8 @@ def workflow_tasks(settings: Settings, workflow: Workflow, context: WorkflowCont
 
 
 def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = None, *, wait: bool = False,
-                 timeout: float = 3600, waiter: Waiter | None = None) -> dict[str, Any]:
+                 timeout: float = 3600, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
+                                                                                                                Any]:
     """Create (or reuse) the job on the pool and add the workflow's tasks; with `wait`, monitor it."""
     from batchk8s import storage
 
@@ -58,20 +60,21 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
     workflow, context = run_target(settings, name, body)
     specs = workflow_tasks(settings, workflow, context)
     # Before any change: 404 for a missing pool, 409 for an auto pool without a usable control plane.
-    affinity = control_plane_affinity(settings, context.pool_id)
+    affinity = control_plane_affinity(settings, context.pool_id, deadline=deadline)
 
     @functools.cache
     def container_url(container: str) -> str:
         return storage.container_sas_url(settings, container, permission="rl")
 
     options = [to_task_options(spec, container_url, affinity) for spec in specs]
-    created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}")
-    added = jobs.add_tasks(settings, context.job_id, options)
+    created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}",
+                              deadline=deadline)
+    added = jobs.add_tasks(settings, context.job_id, options, deadline=deadline)
     result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
                               "jobCreated": created, "tasks": [spec.id for spec in specs], **added,
                               "affinityId": affinity.affinity_id if affinity else None}
     if wait:
-        result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter)
+        result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter, deadline=deadline)
     return result
 
 

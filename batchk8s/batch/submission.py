@@ -7,6 +7,9 @@ chunks that failed with a 5xx, until they are added: against an account that kee
 never returns. This module resubmits them for a fixed number of rounds with backoff, then reports
 exactly which tasks were not added and why, so a caller can run again (tasks keep their ids, so a
 resubmitted task that did get in comes back `TaskExists` and counts as already there).
+
+Every request carries the operation's deadline, and a resubmission round starts only if its pause
+leaves time before that deadline: tasks still unconfirmed then are named in a 504 `UpstreamTimeout`.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, text, translated
-from batchk8s.errors import UpstreamError
+from batchk8s.batch.client import BATCH, batch_client, text, translated
+from batchk8s.deadline import Deadline
+from batchk8s.errors import UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,6 +47,8 @@ class Tally:
     resubmitted: int = 0
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (task id, code, message)
     unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)  # task id -> (code, message)
+    rounds: int = 0  # requests rounds sent
+    out_of_time: bool = False  # resubmission stopped because the deadline left no time for another round
 
     def to_dict(self) -> dict[str, int]:
         return {"added": self.added, "existing": self.existing, "resubmitted": self.resubmitted}
@@ -93,16 +99,22 @@ def _send(client: Any, job_id: str, chunk: list[batch_models.BatchTaskCreateOpti
 
 
 def submit(client: Any, job_id: str, tasks: Sequence[batch_models.BatchTaskCreateOptions], *,
-           delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep) -> Tally:
-    """Add every task; resubmit the ones Batch could not add for `len(delays)` more rounds."""
+           delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep,
+           deadline: Deadline | None = None) -> Tally:
+    """Add every task; resubmit the ones Batch could not add for `len(delays)` more rounds, as far as
+    `deadline` leaves time for them."""
     tally = Tally()
     pending = list(tasks)
     for round_number in range(len(delays) + 1):
+        if round_number and deadline is not None and not deadline.allows(delays[round_number - 1]):
+            tally.out_of_time = True
+            break
         if round_number:
             log.warning("job %s: resubmitting %d task(s) Batch could not add (round %d of %d)", job_id,
                         len(pending), round_number, len(delays))
             tally.resubmitted += len(pending)
             sleep(delays[round_number - 1])
+        tally.rounds = round_number + 1
         chunks = _chunks(pending, TASKS_PER_REQUEST)
         with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_REQUESTS, len(chunks))) as workers:
             outcomes = [o for chunk_outcomes in workers.map(lambda c: _send(client, job_id, c), chunks)
@@ -125,13 +137,14 @@ def submit(client: Any, job_id: str, tasks: Sequence[batch_models.BatchTaskCreat
     return tally
 
 
-def failure(job_id: str, tally: Tally, rounds: int) -> UpstreamError | None:
+def failure(job_id: str, tally: Tally, rounds: int | None = None) -> UpstreamError | None:
     """The error naming every task that is not in the job, or None when all are."""
     if not tally.refused and not tally.unavailable:
         return None
+    attempts = tally.rounds if rounds is None else rounds + 1
     details = [{"field": f"tasks.{task_id}", "message": f"{code}: {message}".rstrip(": ")}
                for task_id, code, message in tally.refused]
-    details += [{"field": f"tasks.{task_id}", "message": f"{code}: {message} (servererror after {rounds + 1} "
+    details += [{"field": f"tasks.{task_id}", "message": f"{code}: {message} (servererror after {attempts} "
                  "attempts; running again resubmits it)".replace(":  (", ": (")}
                 for task_id, (code, message) in sorted(tally.unavailable.items())]
     summary = f"added {tally.added}, already there {tally.existing}"
@@ -140,19 +153,23 @@ def failure(job_id: str, tally: Tally, rounds: int) -> UpstreamError | None:
         return UpstreamError(f"job {job_id}: Batch refused {len(tally.refused)} task(s): {', '.join(codes)}; "
                              f"{summary}", upstream_status=400, code=codes[0], details=details)
     codes = sorted({code for code, _ in tally.unavailable.values()})
+    if tally.out_of_time:
+        return UpstreamTimeoutError(f"job {job_id}: {BATCH} could not add {len(tally.unavailable)} task(s) "
+                                    f"({', '.join(codes)}) in {attempts} attempts before the operation's deadline; "
+                                    f"{summary}", details=details)
     return UpstreamError(f"job {job_id}: Batch could not add {len(tally.unavailable)} task(s) ({', '.join(codes)}) "
-                         f"after {rounds + 1} attempts; {summary}", upstream_status=500, code="TasksNotAdded",
+                         f"after {attempts} attempts; {summary}", upstream_status=500, code="TasksNotAdded",
                          details=details)
 
 
 def add_tasks(settings: Settings, job_id: str, tasks: Sequence[batch_models.BatchTaskCreateOptions], *,
-              delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep
-              ) -> dict[str, int]:
+              delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep,
+              deadline: Deadline | None = None) -> dict[str, int]:
     """Add any number of tasks (existing ids count as there); raise naming every task not added."""
     if not tasks:
         return Tally().to_dict()
-    tally = submit(batch_client(settings), job_id, tasks, delays=delays, sleep=sleep)
-    error = failure(job_id, tally, len(delays))
+    tally = submit(batch_client(settings, deadline), job_id, tasks, delays=delays, sleep=sleep, deadline=deadline)
+    error = failure(job_id, tally)
     if error is not None:
         raise error
     return tally.to_dict()

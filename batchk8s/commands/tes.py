@@ -17,7 +17,7 @@ from batchk8s.errors import InputError
 from batchk8s.settings import Settings
 
 EXIT_TASK_FAILED = 1
-MAX_WAIT = 7 * 24 * 3600
+DEFAULT_WAIT_TIMEOUT = 3600
 log = logging.getLogger("batchk8s.tes")
 
 
@@ -29,8 +29,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     verbs = tes.add_subparsers(dest="verb", required=True, metavar="VERB")
     views = {"type": str.upper, "choices": VIEWS, "metavar": "|".join(VIEWS)}
     timeout = argparse.ArgumentParser(add_help=False)
-    timeout.add_argument("--timeout", type=positive_int(1, MAX_WAIT), default=3600, metavar="SECONDS",
-                         help="give up waiting after this long (default 3600)")
+    timeout.set_defaults(default_timeout=DEFAULT_WAIT_TIMEOUT)  # --timeout is the common option
 
     submit = verbs.add_parser("submit", parents=[common, timeout], help="validate and submit a TES task")
     submit.add_argument("file", nargs="?", metavar="FILE", help="TES task JSON ('-' for stdin)")
