@@ -55,6 +55,9 @@ MAX_DELEGATION = timedelta(days=7)
 # the SAS URLs for one pool costs one key request, not one per URL.
 DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
+BLOB = "Blob storage"
+# Every storage call ends within this, retries and pauses included (one call is at most an artifact upload).
+STORAGE_CALL_SECONDS = 60.0
 CONTAINER_PERMISSIONS = "racwdlt"
 
 T = TypeVar("T")
@@ -100,15 +103,22 @@ def blob_service(settings: Settings) -> BlobServiceClient:
 
 
 def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
+    """A client whose retries are bounded in time as well as in number (batchk8s.retry): the SDK's own
+    policy waits 15-24 s between attempts and 60 s per read, so an account that accepts and never
+    answers held a request for 324 s."""
     from azure.storage.blob import BlobServiceClient
 
+    from batchk8s.retry import storage_policy
+
+    bounded = {"retry_policy": storage_policy(budget=STORAGE_CALL_SECONDS)}
     account = identity.account
     if account and identity.key:
         endpoint = identity.endpoint or f"https://{account}.blob.core.windows.net"
-        return BlobServiceClient(endpoint, credential={"account_name": account, "account_key": identity.key})
+        return BlobServiceClient(endpoint, credential={"account_name": account, "account_key": identity.key},
+                                 **bounded)
     if identity.connection_string and _is_connection_string(identity.connection_string):
         try:
-            return BlobServiceClient.from_connection_string(identity.connection_string)
+            return BlobServiceClient.from_connection_string(identity.connection_string, **bounded)
         except ValueError:
             # The SDK's message is generic; never echo the string itself, it carries the key.
             raise ConfigError("AzureWebJobsStorage: is not a usable storage connection string",
@@ -118,7 +128,7 @@ def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
         from batchk8s.credentials import get_credential
 
         endpoint = identity.endpoint or f"https://{account}.blob.core.windows.net"
-        return BlobServiceClient(endpoint, credential=get_credential(settings))
+        return BlobServiceClient(endpoint, credential=get_credential(settings), **bounded)
     raise ConfigError("AzureWebJobsStorage is not a storage connection string and AZURE_STORAGE_ACCOUNT_NAME is "
                       "not set: set one of them", details=[{"field": "AZURE_STORAGE_ACCOUNT_NAME",
                                                            "message": "required without a connection string"}])
@@ -152,7 +162,7 @@ def _call(what: str, operation: Callable[[], T]) -> T:
     try:
         return operation()
     except AzureError as exc:
-        raise from_azure(exc, what) from None
+        raise from_azure(exc, what, BLOB) from None
 
 
 # --- containers ------------------------------------------------------------------------------

@@ -175,7 +175,7 @@ class StateStore:
             self._count("list")  # the request answered 404
             return {}  # no container yet: no state yet; the first write creates it
         except AzureError as exc:
-            raise from_azure(exc, f"state container {self.container}") from None
+            raise from_azure(exc, f"state container {self.container}", storage.BLOB) from None
         return found
 
     def load(self, targets: Mapping[str, dict[str, Any]]) -> dict[str, Stored]:
