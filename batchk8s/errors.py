@@ -6,6 +6,7 @@ Services raise these; the two doors (HTTP and CLI) translate them with `status`/
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 EXIT_INPUT = 2
@@ -46,6 +47,19 @@ class InputError(BatchK8sError):
     def from_problems(cls, problems: list[dict[str, Any]], summary: str = "invalid input") -> InputError:
         fields = ", ".join(p["field"] for p in problems)
         return cls(f"{summary}: {fields}", details=problems)
+
+
+def pattern_problem(field: str, value: Any, pattern: re.Pattern[str], rule: str) -> dict[str, Any] | None:
+    """None when `value` is a string `pattern` matches whole; else a problem naming `field`.
+
+    Wrong types and empty values are problems too (never a reason to fall back to a default), and the
+    message shows the value only as a short excerpt."""
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__
+        return {"field": field, "message": f"must be a string: {rule} (got {kind})"}
+    if not pattern.fullmatch(value):
+        return {"field": field, "message": f"{rule} (got {excerpt(value)})"}
+    return None
 
 
 class ConfigError(BatchK8sError):
@@ -191,8 +205,6 @@ def token_failure(exc: Exception, what: str) -> UpstreamError:
 
 def _aadsts(exc: Exception) -> str | None:
     """The AADSTS code Entra ID put in its error body (error_codes or the description's prefix)."""
-    import re
-
     response = getattr(exc, "response", None)
     body: Any = None
     try:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from batchk8s.errors import ConfigError, ConflictError, InputError, from_azure
+from batchk8s.errors import ConfigError, ConflictError, InputError, excerpt, from_azure
 from batchk8s.settings import CONTAINER_NAME, Settings
 
 if TYPE_CHECKING:
@@ -169,8 +169,9 @@ def _call(what: str, operation: Callable[[], T]) -> T:
 
 
 def _check_container_name(name: str) -> str:
-    if not isinstance(name, str) or not CONTAINER_NAME.match(name):
-        raise InputError.for_field("container", f"{name!r} must be 3-63 lowercase letters, digits and single hyphens")
+    if not isinstance(name, str) or not CONTAINER_NAME.fullmatch(name):
+        raise InputError.for_field("container",
+                                   f"{excerpt(name)} must be 3-63 lowercase letters, digits and single hyphens")
     return name
 
 

@@ -35,7 +35,7 @@ STOPPED_JOB_STATES = ("disabling", "disabled", "terminating", "completed", "dele
 
 
 def check_id(value: Any, field_name: str) -> str:
-    if not isinstance(value, str) or not BATCH_ID.match(value):
+    if not isinstance(value, str) or not BATCH_ID.fullmatch(value):
         raise InputError.for_field(field_name, "must be 1-64 letters, digits, '-' or '_'")
     return value
 

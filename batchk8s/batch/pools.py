@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
 from batchk8s.batch.node_states import PoolVerdict, judge_pool, node_class
 from batchk8s.batch.polling import Waiter, tail
-from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError
+from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError, excerpt
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
 
 if TYPE_CHECKING:
@@ -68,10 +68,10 @@ def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) ->
     for name in sorted(set(overrides) - set(OVERRIDE_FIELDS)):
         bad(name, f"unknown field; expected one of {', '.join(OVERRIDE_FIELDS)}")
     pool_id = overrides.get("id", settings.pool_id)
-    if not isinstance(pool_id, str) or not BATCH_ID.match(pool_id):
+    if not isinstance(pool_id, str) or not BATCH_ID.fullmatch(pool_id):
         bad("id", "must be 1-64 letters, digits, '-' or '_'")
     vm_size = overrides.get("vmSize", settings.vm_size)
-    if not isinstance(vm_size, str) or not VM_SIZE.match(vm_size):
+    if not isinstance(vm_size, str) or not VM_SIZE.fullmatch(vm_size):
         bad("vmSize", "must be an Azure VM size such as STANDARD_D2_V3")
     counts = {}
     for name, default in (("dedicatedNodes", settings.node_count), ("spotNodes", settings.spot_node_count)):
@@ -80,16 +80,17 @@ def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) ->
             bad(name, f"must be a whole number from 0 to {MAX_NODES}")
         counts[name] = value
     image_id = overrides.get("imageId", settings.vm_image_id)
-    if image_id is not None and (not isinstance(image_id, str) or not GALLERY_IMAGE_ID.match(image_id)):
+    if image_id is not None and (not isinstance(image_id, str) or not GALLERY_IMAGE_ID.fullmatch(image_id)):
         bad("imageId", "must be a Shared Image Gallery image or image version resource id "
                        "(/subscriptions/.../galleries/G/images/I[/versions/V])")
     sku = overrides.get("nodeAgentSkuId")
-    if sku is not None and (not isinstance(sku, str) or not re.match(r"^batch\.node\.[a-z0-9. ]{1,60}$", sku)):
+    if sku is not None and (not isinstance(sku, str) or not re.fullmatch(r"batch\.node\.[a-z0-9. ]{1,60}", sku)):
         bad("nodeAgentSkuId", "must be a Batch node agent SKU id such as 'batch.node.ubuntu 24.04'")
-    metadata = overrides.get("metadata") or {}
+    metadata = overrides.get("metadata", {})
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
                                                  for k, v in metadata.items()):
         bad("metadata", "must be an object of non-empty names to string values")
+        metadata = {}
     if problems:
         raise InputError.from_problems(problems, "invalid pool request")
     return PoolRequest(pool_id, vm_size, counts["dedicatedNodes"], counts["spotNodes"], image_id or None, sku,
@@ -246,7 +247,7 @@ def comparable(spec: dict[str, Any]) -> dict[str, Any]:
 
 def spec_differences(requested: dict[str, Any], existing: dict[str, Any]) -> list[dict[str, Any]]:
     wanted, found = comparable(requested), comparable(existing)
-    return [{"field": name, "message": f"existing {found[name]!r}, requested {wanted[name]!r}",
+    return [{"field": name, "message": f"existing {excerpt(found[name])}, requested {excerpt(wanted[name])}",
              "existing": found[name], "requested": wanted[name]}
             for name in wanted if wanted[name] != found[name]]
 
@@ -453,7 +454,7 @@ def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout
 
 
 def _check_pool_id(pool_id: str, field_name: str = "poolId") -> None:
-    if not isinstance(pool_id, str) or not BATCH_ID.match(pool_id):
+    if not isinstance(pool_id, str) or not BATCH_ID.fullmatch(pool_id):
         raise InputError.for_field(field_name, "must be 1-64 letters, digits, '-' or '_'")
 
 
@@ -468,8 +469,7 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
                 for name in sorted(set(body) - {"dedicatedNodes", "spotNodes"})]
     for name in ("dedicatedNodes", "spotNodes"):
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 0 <= value <= MAX_NODES):
+        if name in body and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NODES):
             problems.append({"field": name, "message": f"must be a whole number from 0 to {MAX_NODES}"})
     if not problems and body.get("dedicatedNodes") is None and body.get("spotNodes") is None:
         problems.append({"field": "dedicatedNodes", "message": "give dedicatedNodes, spotNodes or both"})

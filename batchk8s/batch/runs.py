@@ -17,7 +17,7 @@ from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affin
 from batchk8s.batch.polling import Waiter
 from batchk8s.batch.tasks import TaskSpec, check_task_specs, task_document, to_task_options
 from batchk8s.deadline import Deadline
-from batchk8s.errors import InputError
+from batchk8s.errors import InputError, pattern_problem
 from batchk8s.settings import BATCH_ID, Settings
 from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
 
@@ -34,11 +34,13 @@ def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
     problems = [{"field": key, "message": f"unknown field; expected {' and/or '.join(RUN_FIELDS)}"}
                 for key in sorted(set(body) - set(RUN_FIELDS))]
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    pool_id = body.get("poolId") or settings.pool_id
-    job_id = body.get("jobId") or f"{name}-{stamp}"
+    # Absent means the default; present means exactly that id ("", 0, false, [] or null are refused).
+    pool_id = body.get("poolId", settings.pool_id)
+    job_id = body.get("jobId", f"{name}-{stamp}")
     for field_name, value in (("poolId", pool_id), ("jobId", job_id)):
-        if not isinstance(value, str) or not BATCH_ID.match(value):
-            problems.append({"field": field_name, "message": "must be 1-64 letters, digits, '-' or '_'"})
+        problem = pattern_problem(field_name, value, BATCH_ID, "must be 1-64 letters, digits, '-' or '_'")
+        if problem:
+            problems.append(problem)
     if problems:
         raise InputError.from_problems(problems, "invalid workflow run")
     return workflow, WorkflowContext(pool_id=pool_id, job_id=job_id)

@@ -63,7 +63,7 @@ def check_task_specs(specs: list[TaskSpec]) -> None:
     problems = []
     seen: set[str] = set()
     for spec in specs:
-        if not BATCH_ID.match(spec.id):
+        if not BATCH_ID.fullmatch(spec.id):
             problems.append({"field": f"tasks.{spec.id}", "message": "id must be 1-64 letters, digits, '-' or '_'"})
         if spec.id.lower() in seen:
             problems.append({"field": f"tasks.{spec.id}", "message": "duplicate task id"})

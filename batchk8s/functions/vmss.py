@@ -109,7 +109,7 @@ def parse_action_body(body: dict[str, Any]) -> tuple[list[str] | None, bool, int
     problems = [{"field": key, "message": f"unknown field; allowed: {', '.join(BODY_FIELDS)}"}
                 for key in body if key not in BODY_FIELDS]
     names = body.get("names")
-    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+    if "names" in body and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         problems.append({"field": "names", "message": "must be an array of scale set names"})
         names = None
     dry_run = body.get("dryRun", False)

@@ -400,7 +400,7 @@ def parse_target(item: Any, path: str, default_rg: str | None, problems: _Proble
     if "pool" in item:
         problems.unknown_keys(path, item, POOL_KEYS | set(extra_keys))
         pool = item["pool"]
-        if not isinstance(pool, str) or not BATCH_ID.match(pool):
+        if not isinstance(pool, str) or not BATCH_ID.fullmatch(pool):
             problems.add(f"{path}.pool", "must be a Batch pool id: 1-64 letters, digits, '-' or '_'")
         return PoolTarget(pool) if len(problems.items) == before else None
     if "tag" in item or "value" in item:
@@ -428,7 +428,7 @@ def _resource_group(item: dict[str, Any], path: str, default: str | None, proble
     if group is None:
         problems.add(f"{path}.resourceGroup", "is required (AZURE_RES_GROUP_NAME is not set to default it)")
         return None
-    if not isinstance(group, str) or not RESOURCE_GROUP.match(group):
+    if not isinstance(group, str) or not RESOURCE_GROUP.fullmatch(group):
         problems.add(f"{path}.resourceGroup", "must be a resource group name: 1-90 letters, digits, '-', '_', "
                                               "'.', '(' or ')', not ending in '.'")
         return None
