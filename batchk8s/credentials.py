@@ -36,10 +36,11 @@ def get_credential(settings: Settings) -> TokenCredential:
 
 
 # A token request is a small POST: it gets a few attempts and a short budget of its own, so an Entra
-# outage is a prompt 502 naming Entra, not minutes of the caller's deadline.
-TOKEN_RETRIES = 3
-TOKEN_BUDGET_SECONDS = 20.0
-TOKEN_READ_SECONDS = 10.0
+# outage is a prompt 502 naming Entra, not minutes of the caller's deadline. (azure-identity gives a
+# credential no per-call options, so the operation's deadline cannot reach it: this budget is fixed.)
+TOKEN_RETRIES = 2
+TOKEN_BUDGET_SECONDS = 10.0
+TOKEN_READ_SECONDS = 5.0
 
 
 @lru_cache(maxsize=8)

@@ -134,6 +134,7 @@ def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8
     """
     from azure.core.exceptions import (
         ClientAuthenticationError,
+        DecodeError,
         HttpResponseError,
         ResourceExistsError,
         ResourceNotFoundError,
@@ -157,6 +158,9 @@ def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8
         who = service or "the service"
         return UpstreamTimeoutError(f"{who} did not answer in time while working on {what}",
                                     details=[{"service": who, "operation": what}])
+    if isinstance(exc, DecodeError):
+        return UpstreamError(f"{what}: the service answered {status} with a body that could not be read",
+                             upstream_status=status, code="UpstreamBadAnswer")
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return UpstreamError(f"{what}: could not reach the service ({type(exc).__name__})",
                              code="ServiceUnreachable")

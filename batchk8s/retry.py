@@ -9,8 +9,9 @@ Blob SDK's ExponentialRetry waits 15 s, 18 s, 24 s between attempts and 60 s per
 * before every attempt the connect timeout becomes min(10 s, time left) and the read timeout the
   time left;
 * a pause (Retry-After or backoff) is taken only if time is left after it; otherwise the call ends
-  at once with `DeadlineExceeded` (a ServiceResponseTimeoutError, so `errors.from_azure` makes it a
-  504) instead of sleeping into a deadline it cannot meet;
+  at once with what the service last said (a 429 or 503 becomes a 502 naming it) or with the error
+  that ended the attempt (a read that timed out is a 504), instead of sleeping into a deadline it
+  cannot meet;
 * `Retry-After` is read as seconds, or an HTTP date; a negative value means "now", garbage means
   "no hint" (the backoff applies), and nothing is ever waited beyond the deadline;
 * attempts are bounded by `retry_total` as before: request counts do not change.
@@ -81,34 +82,6 @@ def _fit_timeouts(options: dict[str, Any], transport: Any, deadline: Deadline) -
     options["read_timeout"] = min(float(read), left)
 
 
-def _exceeded(pause: float, deadline: Deadline) -> Exception:
-    from azure.core.exceptions import ServiceResponseTimeoutError
-
-    class_ = _deadline_exceeded_class(ServiceResponseTimeoutError)
-    return class_(f"a retry after {pause:g} s would pass the deadline ({deadline.remaining():.1f} s left)")
-
-
-_EXCEEDED: dict[type, type] = {}
-
-
-def _deadline_exceeded_class(base: type) -> type:
-    """DeadlineExceeded, built on azure-core's timeout error the first time it is needed (lazy import)."""
-    if base not in _EXCEEDED:
-        _EXCEEDED[base] = type("DeadlineExceeded", (base,), {"__doc__": "No time left for another attempt."})
-    return _EXCEEDED[base]
-
-
-def is_deadline_exceeded(error: Any) -> bool:
-    return type(error).__name__ == "DeadlineExceeded"
-
-
-def _pause(deadline: Deadline, pause: float, transport: Any) -> None:
-    if not deadline.allows(pause):
-        raise _exceeded(pause, deadline)
-    if pause > 0:
-        transport.sleep(pause)
-
-
 def core_policy(*, total: int = 10, backoff: float = 0.8, backoff_max: float = 120.0, retry_post: bool = False,
                 budget: float = DEFAULT_BUDGET_SECONDS) -> RetryPolicy:
     """azure-core's RetryPolicy (ARM, Batch, Entra) bounded by the call's deadline.
@@ -136,14 +109,20 @@ def core_policy(*, total: int = 10, backoff: float = 0.8, backoff_max: float = 1
                           Deadline.after(absolute_timeout))
 
         def increment(self, settings: dict[str, Any], response: Any = None, error: Any = None) -> bool:
-            if is_deadline_exceeded(error):
+            if not super().increment(settings, response=response, error=error):
                 return False
-            return super().increment(settings, response=response, error=error)
+            # No time for the pause and another attempt: stop here, so the caller gets what the service
+            # last said (a 429 or 503 becomes a 502 naming it) or the error that ended the attempt.
+            return settings["deadline"].allows(self._pause(settings, response))
+
+        def _pause(self, settings: dict[str, Any], response: Any) -> float:
+            hint = _header_hint(response) if hasattr(response, "http_response") else None
+            return hint or self.get_backoff_time(settings)  # no hint, or "now": azure-core's backoff
 
         def sleep(self, settings: dict[str, Any], transport: Any, response: Any = None) -> None:
-            hint = _header_hint(response)
-            pause = hint if hint is not None else self.get_backoff_time(settings)
-            _pause(settings["deadline"], pause, transport)
+            pause = self._pause(settings, response)
+            if pause > 0:
+                transport.sleep(pause)
 
     return DeadlineRetryPolicy(retry_total=total, retry_backoff_factor=backoff, retry_backoff_max=backoff_max)
 
@@ -167,15 +146,18 @@ def storage_policy(*, total: int = 3, initial: float = 1.0, base: float = 2.0,
             return settings
 
         def increment(self, settings: dict[str, Any], request: Any, response: Any = None, error: Any = None) -> bool:
-            if is_deadline_exceeded(error):
+            if not super().increment(settings, request, response=response, error=error):
                 return False
-            return super().increment(settings, request, response=response, error=error)
+            settings["pause"] = self.get_backoff_time(settings)  # drawn once: the backoff has jitter
+            return settings["deadline"].allows(settings["pause"])
 
         def sleep(self, settings: dict[str, Any], transport: Any) -> None:
-            deadline: Deadline = settings["deadline"]
-            _pause(deadline, self.get_backoff_time(settings), transport)
+            pause = settings.pop("pause", None)
+            pause = self.get_backoff_time(settings) if pause is None else pause
+            if pause > 0:
+                transport.sleep(pause)
             pipeline_request = settings["request"]
-            _fit_timeouts(pipeline_request.context.options, pipeline_request.context.transport, deadline)
+            _fit_timeouts(pipeline_request.context.options, pipeline_request.context.transport, settings["deadline"])
 
     return DeadlineStorageRetry(initial_backoff=initial, increment_base=base, retry_total=total,
                                 random_jitter_range=min(initial, 1.0))

@@ -90,8 +90,8 @@ COMPUTE_API_VERSION = "2025-04-01"
 VM_SIZE = re.compile(r"(standard|basic)_[a-z0-9_]+", re.IGNORECASE)
 CONTAINER_NAME = re.compile(r"(?=.{3,63}\Z)[a-z0-9]+(-[a-z0-9]+)*")
 GALLERY_IMAGE_ID = re.compile(
-    r"/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+"
-    r"/images/[^/]+(/versions/[^/]+)?",
+    r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Compute/galleries/[^/\s]+"
+    r"/images/[^/\s]+(/versions/[^/\s]+)?",
     re.IGNORECASE,
 )
 K8S_MINOR = re.compile(r"1\.\d{1,2}")

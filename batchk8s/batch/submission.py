@@ -9,7 +9,8 @@ exactly which tasks were not added and why, so a caller can run again (tasks kee
 resubmitted task that did get in comes back `TaskExists` and counts as already there).
 
 Every request carries the operation's deadline, and a resubmission round starts only if its pause
-leaves time before that deadline: tasks still unconfirmed then are named in a 504 `UpstreamTimeout`.
+leaves time before that deadline. Tasks still not added then are named in the error: 502
+`TasksNotAdded` when Batch kept failing them, 504 `UpstreamTimeout` when Batch did not answer in time.
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def _send(client: Any, job_id: str, chunk: list[batch_models.BatchTaskCreateOpti
     large is split in half and sent again; a request that failed after the pipeline's retries with a
     5xx or no answer leaves its tasks unconfirmed; any other refusal (job gone, being deleted) raises."""
     from azure.batch import models as m
-    from azure.core.exceptions import AzureError, HttpResponseError
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 
     try:
         response = client.create_task_collection(job_id, m.BatchTaskGroup(task_values=chunk))
+    except ClientAuthenticationError as exc:  # no token, or Batch refused ours: resubmitting cannot help
+        raise translated(exc, f"tasks of job {job_id}") from None
     except HttpResponseError as exc:
         code = getattr(exc.error, "code", None)
         if code == TOO_LARGE:
@@ -153,12 +156,13 @@ def failure(job_id: str, tally: Tally, rounds: int | None = None) -> UpstreamErr
         return UpstreamError(f"job {job_id}: Batch refused {len(tally.refused)} task(s): {', '.join(codes)}; "
                              f"{summary}", upstream_status=400, code=codes[0], details=details)
     codes = sorted({code for code, _ in tally.unavailable.values()})
-    if tally.out_of_time:
-        return UpstreamTimeoutError(f"job {job_id}: {BATCH} could not add {len(tally.unavailable)} task(s) "
-                                    f"({', '.join(codes)}) in {attempts} attempts before the operation's deadline; "
-                                    f"{summary}", details=details)
+    if tally.out_of_time and all("Timeout" in message for _, message in tally.unavailable.values()):
+        return UpstreamTimeoutError(f"job {job_id}: {BATCH} did not answer in time while adding "
+                                    f"{len(tally.unavailable)} task(s) ({attempts} attempts); {summary}",
+                                    details=details)
+    stopped = "; the deadline left no time for another round" if tally.out_of_time else ""
     return UpstreamError(f"job {job_id}: Batch could not add {len(tally.unavailable)} task(s) ({', '.join(codes)}) "
-                         f"after {attempts} attempts; {summary}", upstream_status=500, code="TasksNotAdded",
+                         f"after {attempts} attempts{stopped}; {summary}", upstream_status=500, code="TasksNotAdded",
                          details=details)
 
 

@@ -396,31 +396,37 @@ class TesClient:
             try:
                 result = self.transport.send(method, path, params, body, timeout)
             except Unreachable as exc:
-                if (idempotent or not exc.sent) and attempt < self.retries:
-                    attempt = self._pause(attempt, None, what, exc.reason)
+                if (idempotent or not exc.sent) and (retry := self._pause(attempt, None, what, exc.reason)):
+                    attempt = retry
                     continue
                 raise UpstreamError(f"{what}: could not reach TES at {self.transport.where} ({exc.reason})"
                                     + ("" if idempotent else "; the task may or may not have been created"),
                                     code="TesUnreachable") from None
             except TimedOut:
-                if idempotent and attempt < self.retries:
-                    attempt = self._pause(attempt, None, what, "timed out")
+                if idempotent and (retry := self._pause(attempt, None, what, "timed out")):
+                    attempt = retry
                     continue
                 raise UpstreamTimeoutError(
                     f"{what}: TES at {self.transport.where} did not answer within {timeout:g} s"
                     + ("" if idempotent else "; the task may or may not have been created")) from None
-            if result.status in RETRY_STATUSES and (idempotent or result.status == 429) and attempt < self.retries:
-                attempt = self._pause(attempt, result, what, f"answered {result.status}")
+            if (result.status in RETRY_STATUSES and (idempotent or result.status == 429)
+                    and (retry := self._pause(attempt, result, what, f"answered {result.status}"))):
+                attempt = retry
                 continue
             return result
 
-    def _pause(self, attempt: int, result: HttpResult | None, what: str, reason: str) -> int:
+    def _pause(self, attempt: int, result: HttpResult | None, what: str, reason: str) -> int | None:
+        """Wait before retry `attempt + 1` and return its number; None when retries are used up or the
+        pause would not leave time before the deadline (the caller then reports what it last got)."""
+        if attempt >= self.retries:
+            return None
         delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
         retry_after = _retry_after(result.headers.get("Retry-After")) if result is not None else None
         if retry_after is not None:
             delay = min(retry_after, self.max_backoff * 4)
         if self.deadline is not None and not self.deadline.allows(delay):
-            raise self.deadline.timeout(TES, f"{what} ({reason}; a retry in {delay:g} s would pass the deadline)")
+            log.info("%s: %s; no retry: a pause of %.2f s would pass the deadline", what, reason, delay)
+            return None
         log.info("%s: %s; retry %d in %.2f s", what, reason, attempt + 1, delay)
         self.sleep(delay)
         return attempt + 1
