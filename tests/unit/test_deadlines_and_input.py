@@ -14,28 +14,21 @@ from batchk8s.errors import InputError, UpstreamTimeoutError, excerpt
 from batchk8s.functions.vmss import parse_action_body
 from batchk8s.retry import retry_after_seconds
 from batchk8s.settings import load_settings
+from tests.fakes.batch import FakeClock
 
 NOW = datetime(2026, 1, 14, 9, 30, tzinfo=UTC)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_deadline_counts_down_on_its_clock_and_names_what_ran_out():
-    clock = Clock()
-    deadline = Deadline.after(10, clock)
-    clock.now += 4
+    clock = FakeClock(speed=0)
+    deadline = Deadline.after(10, clock.now)
+    clock.advance(4)
     assert deadline.remaining() == 6
     assert deadline.allows(5.9) and not deadline.allows(6)
     step = deadline.within(2)
     assert step.remaining() == 2
     assert deadline.within(60).remaining() == 6  # a step never outlives its operation
-    clock.now += 7
+    clock.advance(7)
     assert deadline.expired() and deadline.remaining() == 0
     with pytest.raises(UpstreamTimeoutError) as caught:
         deadline.check("Azure Batch", "adding tasks to job j1")

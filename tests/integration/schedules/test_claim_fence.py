@@ -15,6 +15,7 @@ from batchk8s.schedules import reconcile as reconcile_module
 from batchk8s.schedules.reconcile import TickReport, reconcile
 from batchk8s.settings import Settings
 from tests.fakes.arm import FakeARM
+from tests.fakes.batch import FakeClock
 from tests.integration.schedules.conftest import RG
 from tests.integration.schedules.test_reconcile import BERLIN_OFFICE, MON_0800, actions, results, stored
 
@@ -111,24 +112,16 @@ def stored_or_none(settings: Settings) -> dict[str, Any] | None:
         return None
 
 
-class Ticking:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_no_action_starts_on_a_claim_about_to_expire():
-    clock = Ticking()
-    fence = reconcile_module._ClaimFence(Deadline.after(600, clock), clock(), timedelta(seconds=100))
+    clock = FakeClock(speed=0)
+    fence = reconcile_module._ClaimFence(Deadline.after(600, clock.now), clock.now(), timedelta(seconds=100))
     acting = fence.for_acting()
     assert acting is not None and acting.remaining() == pytest.approx(90)  # a tenth of the lease kept back
 
-    clock.now = 85.0  # the listing and the claims took 85 s: 5 s left before the margin, less than the margin
+    clock.advance(85)  # the listing and the claims took 85 s: 5 s left before the margin, less than the margin
     assert fence.for_acting() is None
 
-    short_tick = reconcile_module._ClaimFence(Deadline.after(30, clock), clock(), timedelta(minutes=5))
+    short_tick = reconcile_module._ClaimFence(Deadline.after(30, clock.now), clock.now(), timedelta(minutes=5))
     assert short_tick.for_acting() is not None
     assert short_tick.for_acting().remaining() == pytest.approx(30)  # the tick's own deadline comes first
 
