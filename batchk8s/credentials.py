@@ -49,20 +49,21 @@ def _credential(authority: str, tenant: str | None, client_id: str | None, secre
 
     discovery_off = urlparse(authority).hostname not in KNOWN_AUTHORITIES
     recorder = _TokenResponses()
-    bounded: dict[str, Any] = {
-        "retry_policy_class": lambda **_: core_policy(total=TOKEN_RETRIES, backoff=0.5, backoff_max=4,
-                                                      budget=TOKEN_BUDGET_SECONDS),
-        "connection_timeout": 5, "read_timeout": TOKEN_READ_SECONDS, "raw_response_hook": recorder.record,
-    }
     if client_id and secret and tenant:
         from azure.identity import ClientSecretCredential
 
-        return _Recording(ClientSecretCredential(tenant, client_id, secret, authority=authority,
-                                                 disable_instance_discovery=discovery_off, **bounded), recorder)
+        bounded = core_policy(total=TOKEN_RETRIES, backoff=0.5, backoff_max=4, budget=TOKEN_BUDGET_SECONDS)
+        return _Recording(ClientSecretCredential(
+            tenant, client_id, secret, authority=authority, disable_instance_discovery=discovery_off,
+            retry_policy_class=lambda **_: bounded, connection_timeout=5, read_timeout=TOKEN_READ_SECONDS,
+            raw_response_hook=recorder.record), recorder)
     from azure.identity import DefaultAzureCredential
 
+    # Managed identity keeps azure-identity's own bounded policies (IMDS has its retry rules and a 2 s
+    # connect timeout, and refuses another retry policy); only the answers are recorded.
     return _Recording(DefaultAzureCredential(authority=authority, disable_instance_discovery=discovery_off,
-                                             exclude_interactive_browser_credential=True, **bounded), recorder)
+                                             exclude_interactive_browser_credential=True,
+                                             raw_response_hook=recorder.record), recorder, chain=True)
 
 
 class _TokenResponses(threading.local):
@@ -79,9 +80,10 @@ class _TokenResponses(threading.local):
 class _Recording:
     """The credential, raising token failures with the status Entra answered (`response`)."""
 
-    def __init__(self, inner: Any, recorder: _TokenResponses):
+    def __init__(self, inner: Any, recorder: _TokenResponses, *, chain: bool = False):
         self._inner = inner
         self._recorder = recorder
+        self._chain = chain  # DefaultAzureCredential: a failure may mean no identity is configured at all
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -99,8 +101,12 @@ class _Recording:
         try:
             return method(*scopes, **kwargs)
         except ClientAuthenticationError as exc:
-            failed = ClientAuthenticationError(message=exc.message, response=self._recorder.response)
+            # The chain's own summary when every credential in it was unavailable (none configured).
+            unavailable = self._chain and "from the included credentials" in str(exc.message)
+            failed = ClientAuthenticationError(message=exc.message,
+                                               response=None if unavailable else self._recorder.response)
             failed.token_request = True  # type: ignore[attr-defined]
+            failed.no_credential = unavailable  # type: ignore[attr-defined]
             raise failed from None
 
     def close(self) -> None:

@@ -192,6 +192,10 @@ def token_failure(exc: Exception, what: str) -> UpstreamError:
     status = getattr(response, "status_code", None)
     aadsts = _aadsts(exc)
     details: list[dict[str, Any]] = [{"service": "Microsoft Entra ID", "operation": f"token for {what}"}]
+    if getattr(exc, "no_credential", False):
+        return UpstreamError(f"no Azure credential could get a token for {what}: set the service principal settings "
+                             "(AZURE_SP_CLIENT_ID, AZURE_SP_CLIENT_SECRET, AZURE_AD_TENANT_ID) or give the app a "
+                             "managed identity", code="AuthenticationFailed", details=details)
     if aadsts:
         details[0]["aadsts"] = aadsts
     said = f" (answered {status}{', ' + aadsts if aadsts else ''})" if status is not None else ""

@@ -136,3 +136,29 @@ def test_a_pool_conflict_shows_excerpts_of_both_sides():
     existing = {"metadata": [{"name": "big", "value": "w" * 100_000}]}
     [difference] = pools.spec_differences(requested, existing)
     assert difference["field"] == "metadata" and len(difference["message"]) < 300
+
+
+def test_the_managed_identity_chain_builds_with_the_recording_hook():
+    """DefaultAzureCredential refuses a retry policy of ours (IMDS brings its own): building it must work."""
+    from batchk8s.credentials import _credential, clear_cache
+
+    clear_cache()
+    try:
+        credential = _credential("https://login.microsoftonline.com", None, None, None)
+        assert type(credential._inner).__name__ == "DefaultAzureCredential"
+    finally:
+        clear_cache()
+
+
+def test_no_credential_at_all_says_what_to_configure():
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from batchk8s.errors import from_azure
+
+    exc = ClientAuthenticationError(message="DefaultAzureCredential failed to retrieve a token from the included "
+                                            "credentials.")
+    exc.token_request = True  # as batchk8s.credentials raises it
+    exc.no_credential = True
+    error = from_azure(exc, "pool p1")
+    assert (error.status, error.code) == (502, "AuthenticationFailed")
+    assert "give the app a managed identity" in error.message
