@@ -394,7 +394,7 @@ class TesClient:
                 self.deadline.check(TES, what)
                 timeout = min(timeout, self.deadline.remaining())
             try:
-                result = self.transport.send(method, path, params, body, timeout)
+                result = self.transport.send(method, path, params, body, timeout, deadline=self.deadline)
             except Unreachable as exc:
                 if (idempotent or not exc.sent) and (retry := self._pause(attempt, None, what, exc.reason)):
                     attempt = retry
