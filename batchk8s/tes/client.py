@@ -422,7 +422,7 @@ class TesClient:
             return None
         delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
         retry_after = _retry_after(result.headers.get("Retry-After")) if result is not None else None
-        if retry_after is not None:
+        if retry_after:  # absent, unreadable, negative or 0: the backoff
             delay = min(retry_after, self.max_backoff * 4)
         if self.deadline is not None and not self.deadline.allows(delay):
             log.info("%s: %s; no retry: a pause of %.2f s would pass the deadline", what, reason, delay)
