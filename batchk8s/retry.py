@@ -12,8 +12,8 @@ Blob SDK's ExponentialRetry waits 15 s, 18 s, 24 s between attempts and 60 s per
   at once with what the service last said (a 429 or 503 becomes a 502 naming it) or with the error
   that ended the attempt (a read that timed out is a 504), instead of sleeping into a deadline it
   cannot meet;
-* `Retry-After` is read as seconds, or an HTTP date; a negative value means "now", garbage means
-  "no hint" (the backoff applies), and nothing is ever waited beyond the deadline;
+* `Retry-After` is read as seconds, or an HTTP date; a negative or zero value, or garbage, is "no
+  hint" (the backoff applies, as azure-core does for 0), and nothing is waited beyond the deadline;
 * attempts are bounded by `retry_total` as before: request counts do not change.
 """
 

@@ -43,9 +43,10 @@ def endpoint(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.Ht
     wants_deadline = "deadline" in inspect.signature(handler).parameters
 
     def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+        deadline = Deadline.for_http()  # from the moment the request arrives
         try:
             if wants_deadline:
-                return handler(req, current_settings(), deadline=Deadline.for_http())
+                return handler(req, current_settings(), deadline=deadline)
             return handler(req, current_settings())
         except BatchK8sError as error:
             log.warning("%s %s -> %s %s", req.method, req.url.split("?")[0], error.status, error.code)
