@@ -2,8 +2,9 @@
 
 Each area adds its verbs in `batchk8s/commands/<area>.py` through `register(subparsers)`; a verb's
 handler takes `(args, settings)` and returns an `Output`. This module owns what all verbs share:
-`--settings FILE`, `--json`, and turning our errors into a message and an exit code (2 = bad input
-or configuration, 3 = Azure or TES failed), never a traceback.
+`--settings FILE`, `--json`, `--timeout SECONDS` (the whole command, waits included, ends within it:
+the deadline handed to every call is `args.deadline`), and turning our errors into a message and an
+exit code (2 = bad input or configuration, 3 = Azure or TES failed or too slow), never a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from batchk8s.deadline import CLI_MAX_SECONDS, CLI_SECONDS, Deadline
 from batchk8s.errors import BatchK8sError, InputError
 
 COMMAND_MODULES = (
@@ -59,6 +61,9 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
                         help="read settings from a local.settings.json-shaped file instead of the environment")
     common.add_argument("--json", action="store_true", help="print JSON instead of text", **kwargs)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr", **kwargs)
+    common.add_argument("--timeout", type=positive_int(1, int(CLI_MAX_SECONDS)), metavar="SECONDS",
+                        help=f"give up after this long, waits included (default {CLI_SECONDS:g}; "
+                             "1800 for Batch --wait, 3600 for TES waits)", **kwargs)
     return common
 
 
@@ -84,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
     from batchk8s.settings import load_settings, read_settings_file
+
+    # A verb that waits by design sets `default_timeout`; every other verb gets CLI_SECONDS.
+    args.timeout = args.timeout or getattr(args, "default_timeout", CLI_SECONDS)
+    args.deadline = Deadline.after(args.timeout)
 
     try:
         env = read_settings_file(args.settings) if args.settings else None

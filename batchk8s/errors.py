@@ -28,10 +28,8 @@ class BatchK8sError(Exception):
         self.details = list(details or [])
 
     def to_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.details:
-            body["details"] = self.details
-        return {"error": body}
+        # `details` is always there (possibly empty): the documented shape, so callers need no guard.
+        return {"error": {"code": self.code, "message": self.message, "details": list(self.details)}}
 
 
 class InputError(BatchK8sError):
@@ -49,6 +47,19 @@ class InputError(BatchK8sError):
     def from_problems(cls, problems: list[dict[str, Any]], summary: str = "invalid input") -> InputError:
         fields = ", ".join(p["field"] for p in problems)
         return cls(f"{summary}: {fields}", details=problems)
+
+
+def pattern_problem(field: str, value: Any, pattern: re.Pattern[str], rule: str) -> dict[str, Any] | None:
+    """None when `value` is a string `pattern` matches whole; else a problem naming `field`.
+
+    Wrong types and empty values are problems too (never a reason to fall back to a default), and the
+    message shows the value only as a short excerpt."""
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__
+        return {"field": field, "message": f"must be a string: {rule} (got {kind})"}
+    if not pattern.fullmatch(value):
+        return {"field": field, "message": f"{rule} (got {excerpt(value)})"}
+    return None
 
 
 class ConfigError(BatchK8sError):
@@ -104,19 +115,33 @@ class UpstreamTimeoutError(UpstreamError):
 BEING_DELETED = frozenset({"PoolBeingDeleted", "JobBeingDeleted"})
 
 
-def from_azure(exc: Exception, what: str) -> BatchK8sError:
+EXCERPT_CHARS = 80
+
+
+def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
+    """What a caller sent, as an error message may show it: repr'd and cut to `limit` characters, so a
+    100 KB field is never echoed back (nor a newline that would split a log line)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8sError:
     """Translate an azure-core exception into our error model.
 
-    `what` names the resource ("scale set vmss-1", "pool k8s-pool") so the message says what failed.
+    `what` names the resource ("scale set vmss-1", "pool k8s-pool") so the message says what failed;
+    `service` ("Azure Resource Manager", "Azure Batch", "Blob storage") names who did not answer in time.
     The SDK message is not echoed whole: it can be long and carries request ids only support needs.
     """
     from azure.core.exceptions import (
         ClientAuthenticationError,
+        DecodeError,
         HttpResponseError,
         ResourceExistsError,
         ResourceNotFoundError,
         ServiceRequestError,
+        ServiceRequestTimeoutError,
         ServiceResponseError,
+        ServiceResponseTimeoutError,
     )
 
     status = getattr(exc, "status_code", None)
@@ -127,12 +152,15 @@ def from_azure(exc: Exception, what: str) -> BatchK8sError:
         return NotFoundError(f"{what} not found", code=upstream_code or "NotFound")
     if isinstance(exc, ResourceExistsError):
         return ConflictError(f"{what} already exists", code=upstream_code or "Conflict")
-    if isinstance(exc, ClientAuthenticationError) and status is None:
-        # Entra ID's AADSTS number says what was refused (500011: unknown resource, 7000215: bad secret)
-        # and carries nothing secret; the rest of the message can.
-        aadsts = sorted(set(re.findall(r"AADSTS\d+", str(exc))))
-        return UpstreamError(f"could not get a token for {what}{' (' + ', '.join(aadsts) + ')' if aadsts else ''}: "
-                             "check the service principal or managed identity settings", code="AuthenticationFailed")
+    if isinstance(exc, ClientAuthenticationError) and _is_token_failure(exc):
+        return token_failure(exc, what)
+    if isinstance(exc, (ServiceRequestTimeoutError, ServiceResponseTimeoutError)):
+        who = service or "the service"
+        return UpstreamTimeoutError(f"{who} did not answer in time while working on {what}",
+                                    details=[{"service": who, "operation": what}])
+    if isinstance(exc, DecodeError):
+        return UpstreamError(f"{what}: the service answered {status} with a body that could not be read",
+                             upstream_status=status, code="UpstreamBadAnswer")
     if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
         return UpstreamError(f"{what}: could not reach the service ({type(exc).__name__})",
                              code="ServiceUnreachable")
@@ -145,6 +173,64 @@ def from_azure(exc: Exception, what: str) -> BatchK8sError:
             message += f": {detail}"
         return UpstreamError(message, upstream_status=status, code=upstream_code or "UpstreamError")
     return UpstreamError(f"{what}: {type(exc).__name__}", code="UpstreamError")
+
+
+# Entra ID answers these when the request itself is wrong (bad secret, unknown app or tenant): the
+# settings need fixing. Anything else (5xx, 429, an unreadable answer) is Entra failing, not us.
+_CREDENTIAL_STATUSES = frozenset({400, 401, 403})
+
+
+def _is_token_failure(exc: Exception) -> bool:
+    """A ClientAuthenticationError raised while getting a token (not a service's 401 to a request)."""
+    return getattr(exc, "token_request", False) or getattr(exc, "status_code", None) is None
+
+
+def token_failure(exc: Exception, what: str) -> UpstreamError:
+    """Entra ID did not give a token: 502 with its status and AADSTS code; the message points at the
+    settings only when Entra said the credentials were wrong, not when it was down or throttling."""
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    aadsts = _aadsts(exc)
+    details: list[dict[str, Any]] = [{"service": "Microsoft Entra ID", "operation": f"token for {what}"}]
+    if getattr(exc, "no_credential", False):
+        return UpstreamError(f"no Azure credential could get a token for {what}: set the service principal settings "
+                             "(AZURE_SP_CLIENT_ID, AZURE_SP_CLIENT_SECRET, AZURE_AD_TENANT_ID) or give the app a "
+                             "managed identity", code="AuthenticationFailed", details=details)
+    if aadsts:
+        details[0]["aadsts"] = aadsts
+    said = (f" (answered {status}{', ' + aadsts if aadsts else ''})" if status is not None
+            else f" ({aadsts})" if aadsts else "")
+    if status in _CREDENTIAL_STATUSES or (status is None and aadsts):
+        # A managed identity's endpoint relays Entra's refusal without its status; the AADSTS code says it.
+        message = (f"Microsoft Entra ID refused a token for {what}{said}: check the service principal or managed "
+                   "identity settings")
+        code = "AuthenticationFailed"
+    elif status is None:
+        message = f"could not get a token for {what}: Microsoft Entra ID did not answer"
+        code = "TokenServiceUnavailable"
+    else:
+        message = f"Microsoft Entra ID failed to issue a token for {what}{said}: try again later"
+        code = "TokenServiceUnavailable"
+    return UpstreamError(message, upstream_status=status, code=code, details=details)
+
+
+def _aadsts(exc: Exception) -> str | None:
+    """The AADSTS code Entra ID put in its error body (error_codes or the description's prefix)."""
+    response = getattr(exc, "response", None)
+    body: Any = None
+    try:
+        body = response.json() if response is not None else None
+    except Exception:  # an unreadable body has no code to read
+        body = None
+    if isinstance(body, dict):
+        codes = body.get("error_codes")
+        if isinstance(codes, list) and codes and isinstance(codes[0], int):
+            return f"AADSTS{codes[0]}"
+        text = str(body.get("error_description") or "")
+    else:
+        text = str(getattr(exc, "message", "") or "")
+    found = re.search(r"AADSTS\d{4,}", text)
+    return found.group(0) if found else None
 
 
 def _azure_error_code(exc: Exception) -> str | None:

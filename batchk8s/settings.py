@@ -81,33 +81,35 @@ def is_connection_string(value: str) -> bool:
 
 
 # --- value rules -----------------------------------------------------------------------------
+# Every pattern is matched against the whole value (re.fullmatch): `re.match(...$)` would let a trailing
+# newline through ("newpool\n" reached Batch).
 
-GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-RESOURCE_GROUP = re.compile(r"^[-\w.()]{0,89}[-\w()]$")
-VMSS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]$|^[A-Za-z0-9]$")
-BATCH_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")
+VMSS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]|[A-Za-z0-9]")
+BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 # The Microsoft.Compute api-version batchk8s is tested with (GA, serves orchestrationMode, the filtered
 # VM list with instance views, and single-VM start/deallocate). Pinned so that what ARM answers does
 # not depend on which azure-mgmt-compute pip installed; AZURE_VMSS_API_VER overrides it.
 COMPUTE_API_VERSION = "2025-04-01"
 # ASCII: without it IGNORECASE also folds U+017F (long s) to 's' and U+212A (Kelvin) to 'k', which Azure refuses.
-VM_SIZE = re.compile(r"^(standard|basic)_[a-z0-9_]+$", re.IGNORECASE | re.ASCII)
-CONTAINER_NAME = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(-[a-z0-9]+)*$")
+VM_SIZE = re.compile(r"(standard|basic)_[a-z0-9_]+", re.IGNORECASE | re.ASCII)
+CONTAINER_NAME = re.compile(r"(?=.{3,63}\Z)[a-z0-9]+(-[a-z0-9]+)*")
 GALLERY_IMAGE_ID = re.compile(
-    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.Compute/galleries/[^/]+"
-    r"/images/[^/]+(/versions/[^/]+)?$",
+    r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Compute/galleries/[^/\s]+"
+    r"/images/[^/\s]+(/versions/[^/\s]+)?",
     re.IGNORECASE | re.ASCII,
 )
-K8S_MINOR = re.compile(r"^1\.\d{1,2}$")
+K8S_MINOR = re.compile(r"1\.\d{1,2}")
 USER_ASSIGNED_IDENTITY_ID = re.compile(
-    r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.ManagedIdentity"
-    r"/userAssignedIdentities/[A-Za-z0-9][A-Za-z0-9_-]{2,127}$",
+    r"/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[-\w.()]{1,90}/providers/Microsoft\.ManagedIdentity"
+    r"/userAssignedIdentities/[A-Za-z0-9][A-Za-z0-9_-]{2,127}",
     re.IGNORECASE,
 )
-BATCH_ACCOUNT = STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
-LINUX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-BLOB_PATH = re.compile(r"^[a-z0-9][a-z0-9-]{2,62}/.+$")
+BATCH_ACCOUNT = STORAGE_ACCOUNT = re.compile(r"[a-z0-9]{3,24}")
+LINUX_USER = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+BLOB_PATH = re.compile(r"[a-z0-9][a-z0-9-]{2,62}/.+")
 VMSS_ACTIONS = ("start", "deallocate")
 CONSUMPTION_SKUS = ("dynamic", "flexconsumption")
 
@@ -151,7 +153,7 @@ def _masked_value(raw: str) -> str:
 
 def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not regex.match(value):
+        if not regex.fullmatch(value):
             raise ValueError(rule)
         return value
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-from batchk8s.errors import ConfigError, ConflictError, InputError, from_azure
+from batchk8s.errors import ConfigError, ConflictError, InputError, excerpt, from_azure
 from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ MAX_DELEGATION = timedelta(days=7)
 DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
 STORAGE_SCOPE = "https://storage.azure.com/.default"
+BLOB = "Blob storage"
+# Every storage call ends within this, retries and pauses included (one call is at most an artifact upload).
+STORAGE_CALL_SECONDS = 60.0
 CONTAINER_PERMISSIONS = "racwdlt"
 BLOB_PERMISSIONS = "racwdt"
 
@@ -105,8 +108,14 @@ def blob_service(settings: Settings) -> BlobServiceClient:
 
 
 def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
+    """A client whose retries are bounded in time as well as in number (batchk8s.retry): the SDK's own
+    policy waits 15-24 s between attempts and 60 s per read, so an account that accepts and never
+    answers held a request for 324 s."""
     from azure.storage.blob import BlobServiceClient
 
+    from batchk8s.retry import storage_policy
+
+    bounded = {"retry_policy": storage_policy(budget=STORAGE_CALL_SECONDS)}
     access = identity.access
     if access is None:
         raise ConfigError("AzureWebJobsStorage is not a storage connection string and neither "
@@ -115,10 +124,10 @@ def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
                                     "message": "required without a connection string"}])
     if access.mode == "account key":
         return BlobServiceClient(access.endpoint, credential={"account_name": settings.storage_account_name,
-                                                              "account_key": identity.key})
+                                                              "account_key": identity.key}, **bounded)
     if access.mode == "connection string":
         try:
-            return BlobServiceClient.from_connection_string(identity.connection_string or "")
+            return BlobServiceClient.from_connection_string(identity.connection_string or "", **bounded)
         except ValueError:
             # The SDK's message is generic; never echo the string itself, it carries the key.
             raise ConfigError("AzureWebJobsStorage: is not a usable storage connection string",
@@ -128,7 +137,7 @@ def _new_client(settings: Settings, identity: _Identity) -> BlobServiceClient:
 
     credential = get_managed_identity(access.client_id) if access.managed_identity else get_credential(settings)
     _first_token(credential, access.endpoint or "")
-    return BlobServiceClient(access.endpoint, credential=credential)
+    return BlobServiceClient(access.endpoint, credential=credential, **bounded)
 
 
 def _first_token(credential: Any, endpoint: str) -> None:
@@ -166,15 +175,16 @@ def _call(what: str, operation: Callable[[], T]) -> T:
     try:
         return operation()
     except AzureError as exc:
-        raise from_azure(exc, what) from None
+        raise from_azure(exc, what, BLOB) from None
 
 
 # --- containers ------------------------------------------------------------------------------
 
 
 def _check_container_name(name: str) -> str:
-    if not isinstance(name, str) or not CONTAINER_NAME.match(name):
-        raise InputError.for_field("container", f"{name!r} must be 3-63 lowercase letters, digits and single hyphens")
+    if not isinstance(name, str) or not CONTAINER_NAME.fullmatch(name):
+        raise InputError.for_field("container",
+                                   f"{excerpt(name)} must be 3-63 lowercase letters, digits and single hyphens")
     return name
 
 

@@ -22,7 +22,10 @@ Why it is shaped this way:
 * ARM operations take minutes; a Function's HTTP response is capped at 230 s. The action is started
   and reported as accepted; a caller may ask for a bounded wait, polled here with back-off (honouring
   ARM's Retry-After), not by a background thread that outlives the call.
-* Retries of 429 (with Retry-After) and 503 are azure-core's RetryPolicy, already in the client.
+* Retries of 429 (with Retry-After) and 503 are azure-core's RetryPolicy, bounded by the
+  operation's deadline (batchk8s.retry): every call carries it, and a wait asked for never outlives it.
+* An operation has completed only when ARM says `Succeeded`: a 200 whose body says `Failed`, or
+  that cannot be read, is not reported as done.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, UpstreamError, from_azure
 from batchk8s.settings import VMSS_ACTIONS, is_vmss_name
 
@@ -48,6 +52,7 @@ MAX_WORKERS = 64  # scale sets handled at once; the HTTP connection pool is size
 MAX_VM_WORKERS = 64  # single-VM calls (Flexible members) in flight at once, across all scale sets
 MAX_TARGETS = 100
 MAX_WAIT_SECONDS = 200  # fits inside the 230 s HTTP response cap
+WAIT_MARGIN_SECONDS = 5.0  # a wait ends this long before the deadline: the answer still has to be written
 FIRST_POLL_DELAY = 1.0
 MAX_POLL_DELAY = 10.0
 AKS_TAG_PREFIX = "aks-managed-"
@@ -59,6 +64,8 @@ SATISFIED = {"start": ("running", "starting"), "deallocate": ("deallocated", "de
 DONE = {"start": "started", "deallocate": "deallocated"}
 WOULD = {"start": "would-start", "deallocate": "would-deallocate"}
 TERMINAL = {"succeeded", "failed", "canceled", "cancelled"}
+UNREADABLE = "Unknown"  # the status ARM sent could not be read: not terminal, so never "completed"
+ARM = "Azure Resource Manager"
 
 
 @dataclass(frozen=True)
@@ -199,7 +206,7 @@ def _require_subscription(settings: Settings) -> str:
 
 
 @contextmanager
-def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
+def _compute(settings: Settings, concurrency: int, deadline: Deadline) -> Iterator[_Arm]:
     """One ComputeManagementClient for a whole batch of scale sets (one token, one connection pool)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
@@ -208,6 +215,7 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
     from urllib3.util.retry import Retry
 
     from batchk8s.credentials import get_credential
+    from batchk8s.retry import core_policy
 
     subscription = _require_subscription(settings)
     # requests keeps 10 connections per host by default; concurrent scale sets would each open and
@@ -219,12 +227,12 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
     session.mount("http://", adapter)
     credential = get_credential(settings)
     client = ComputeManagementClient(credential, subscription, base_url=settings.arm_endpoint,
-                                     credential_scopes=[settings.arm_scope],
+                                     credential_scopes=[settings.arm_scope], retry_policy=core_policy(),
                                      transport=RequestsTransport(session=session, session_owner=True))
     # Threads start only when a Flexible scale set submits single-VM calls.
     vm_pool = ThreadPoolExecutor(MAX_VM_WORKERS, thread_name_prefix="vmss-vm")
     try:
-        yield _Arm(client, credential, settings, vm_pool)
+        yield _Arm(client, credential, settings, vm_pool, deadline)
     finally:
         vm_pool.shutdown(wait=True)
         client.close()
@@ -233,13 +241,16 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
 class _Arm:
     """The calls per scale set (Uniform) or per member VM (Flexible), each with the pinned api-version."""
 
-    def __init__(self, client: Any, credential: Any, settings: Settings, vm_pool: ThreadPoolExecutor):
+    def __init__(self, client: Any, credential: Any, settings: Settings, vm_pool: ThreadPoolExecutor,
+                 deadline: Deadline):
         self.client = client
         self.credential = credential
         self.scope = settings.arm_scope
         self.vm_pool = vm_pool
-        # azure-mgmt-compute has no client-wide api-version: each operation takes `api_version`.
-        self.options: dict[str, Any] = {"api_version": settings.vmss_api_version}
+        self.deadline = deadline
+        # azure-mgmt-compute has no client-wide api-version: each operation takes `api_version`; the
+        # deadline rides along to the retry policy, which fits every timeout and pause to it.
+        self.options: dict[str, Any] = {"api_version": settings.vmss_api_version, **deadline.call_options()}
 
     def authenticate(self) -> BatchK8sError | None:
         """Get the ARM token once before the fan-out: the concurrent calls then share MSAL's cache,
@@ -247,7 +258,7 @@ class _Arm:
         try:
             self.credential.get_token(self.scope)
         except Exception as exc:  # azure-identity raises ClientAuthenticationError and friends
-            return from_azure(exc, "Azure Resource Manager")
+            return from_azure(exc, ARM, ARM)
         return None
 
     def describe(self, ref: ScaleSetRef) -> ScaleSetInfo:
@@ -277,14 +288,15 @@ class _Arm:
     def begin(self, ref: ScaleSetRef, action: str, instance_ids: list[str]) -> Any:
         """Start the set-level action (Uniform) and return its polling method without blocking on it."""
         begin = getattr(self.client.virtual_machine_scale_sets, f"begin_{action}")
-        poller = begin(ref.resource_group, ref.name, {"instanceIds": instance_ids}, polling=_stepwise_polling(),
-                       **self.options)
+        poller = begin(ref.resource_group, ref.name, {"instanceIds": instance_ids},
+                       polling=_stepwise_polling(self.deadline), **self.options)
         return poller.polling_method()
 
     def begin_vm(self, resource_group: str, vm_name: str, action: str) -> Any:
         """Start the single-VM action (a Flexible member) and return its polling method."""
         begin = getattr(self.client.virtual_machines, f"begin_{action}")
-        return begin(resource_group, vm_name, polling=_stepwise_polling(), **self.options).polling_method()
+        return begin(resource_group, vm_name, polling=_stepwise_polling(self.deadline),
+                     **self.options).polling_method()
 
     def list_scale_sets(self, resource_group: str | None) -> list[ScaleSetInfo]:
         operations = self.client.virtual_machine_scale_sets
@@ -305,25 +317,24 @@ def _info(scale_set: Any, ref: ScaleSetRef) -> ScaleSetInfo:
                         FLEXIBLE if mode.lower() == "flexible" else UNIFORM, scale_set.id)
 
 
-def _stepwise_polling() -> Any:
+def _stepwise_polling(deadline: Deadline) -> Any:
     """ARM's rules for reading an operation's status (Azure-AsyncOperation, Location, Retry-After),
     polled by our bounded loop: reporting itself finished stops LROPoller from starting a thread that
-    would keep polling after the call returned."""
+    would keep polling after the call returned. Every status read carries the deadline."""
     from azure.mgmt.core.polling.arm_polling import ARMPolling
+
+    from batchk8s.retry import retry_after_seconds
 
     class StepwisePolling(ARMPolling):
         def finished(self) -> bool:
             return True
 
         def operation_status(self) -> str:
-            return str(self.status())
+            said = _status_in_body(self._pipeline_response.http_response)
+            return said if said is not None else str(self.status())
 
         def retry_after(self) -> float | None:
-            value = self._pipeline_response.http_response.headers.get("Retry-After")
-            try:
-                return max(float(value), 0.0) if value else None
-            except ValueError:
-                return None
+            return retry_after_seconds(self._pipeline_response.http_response.headers.get("Retry-After"))
 
         def failure(self) -> dict[str, Any]:
             try:
@@ -333,7 +344,31 @@ def _stepwise_polling() -> Any:
             return {"code": str(error.get("code") or "OperationFailed"),
                     "message": str(error.get("message") or "the operation failed")[:300]}
 
-    return StepwisePolling()
+    return StepwisePolling(**deadline.call_options())
+
+
+def _status_in_body(response: Any) -> str | None:
+    """The status an ARM answer states in its body (`status`, or `properties.provisioningState`),
+    UNREADABLE for a body that is not JSON (cut short, say), None for an empty one (azure-core's reading
+    of the headers and status code then stands: a 200 with no body is done)."""
+    import json
+
+    try:
+        text = response.text()
+    except Exception:  # an undecodable body says nothing readable
+        return UNREADABLE
+    if not text or not text.strip():
+        return None
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return UNREADABLE
+    if not isinstance(body, dict):
+        return UNREADABLE
+    status = body.get("status")
+    if status is None and isinstance(body.get("properties"), dict):
+        status = body["properties"].get("provisioningState")
+    return status if isinstance(status, str) and status else None
 
 
 def _power_state(vm: Any) -> str:
@@ -375,7 +410,7 @@ def _failed(report: TargetReport, exc: Exception, instances: Sequence[InstanceRe
 
     if not isinstance(exc, (AzureError, BatchK8sError)):
         log.exception("unexpected failure on scale set %s", report.ref)
-    problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"scale set {report.ref}")
+    problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"scale set {report.ref}", ARM)
     if report.problem is None:  # the first failure names the report; every failed instance is marked
         report.problem = problem
         report.outcome = "not-found" if problem.status == 404 and instances is None else "failed"
@@ -390,13 +425,14 @@ def _failed(report: TargetReport, exc: Exception, instances: Sequence[InstanceRe
 
 def _fan_out(settings: Settings, targets: Sequence[ScaleSetRef], action: str | None,
              work: Callable[[_Arm, TargetReport], TargetReport],
-             after: Callable[[_Arm, list[TargetReport]], list[TargetReport]] | None = None) -> list[TargetReport]:
+             after: Callable[[_Arm, list[TargetReport]], list[TargetReport]] | None = None,
+             deadline: Deadline | None = None) -> list[TargetReport]:
     """Run `work` for every target concurrently and in isolation, in one client; then `after`."""
     targets = list(targets)
     if not targets:
         return []
     workers = min(len(targets), MAX_WORKERS)
-    with _compute(settings, workers) as arm:
+    with _compute(settings, workers, deadline or Deadline.for_http()) as arm:
         denied = arm.authenticate()
         if denied:
             return [_failed(TargetReport(ref, action, "failed"), denied) for ref in targets]
@@ -428,24 +464,26 @@ def _read(arm: _Arm, report: TargetReport) -> ScaleSetInfo:
 # --- public operations --------------------------------------------------------------------------
 
 
-def list_scale_sets(settings: Settings, resource_group: str | None = None) -> list[ScaleSetInfo]:
+def list_scale_sets(settings: Settings, resource_group: str | None = None,
+                    deadline: Deadline | None = None) -> list[ScaleSetInfo]:
     """Scale sets with their tags, in `resource_group` or (None) the whole subscription: one paged call."""
-    with _compute(settings, 1) as arm:
+    with _compute(settings, 1, deadline or Deadline.for_http()) as arm:
         try:
             return arm.list_scale_sets(resource_group)
         except Exception as exc:
             where = f"resource group {resource_group}" if resource_group else "the subscription"
-            raise from_azure(exc, f"scale sets in {where}") from None
+            raise from_azure(exc, f"scale sets in {where}", ARM) from None
 
 
-def power_states(settings: Settings, targets: Sequence[ScaleSetRef]) -> list[TargetReport]:
+def power_states(settings: Settings, targets: Sequence[ScaleSetRef],
+                 deadline: Deadline | None = None) -> list[TargetReport]:
     """Power state of every instance of each target (two requests per scale set, either mode)."""
 
     def read(arm: _Arm, report: TargetReport) -> TargetReport:
         _read(arm, report)
         return report
 
-    return _fan_out(settings, targets, None, read)
+    return _fan_out(settings, targets, None, read, deadline=deadline)
 
 
 @dataclass
@@ -465,17 +503,19 @@ class _Operation:
 
 
 def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef], *, dry_run: bool = False,
-                 wait_seconds: float = 0) -> list[TargetReport]:
+                 wait_seconds: float = 0, deadline: Deadline | None = None) -> list[TargetReport]:
     """Start or deallocate the instances of each target that are not already in the wanted state.
 
     Returns as soon as every action is accepted by ARM, unless `wait_seconds` (at most 200) asks to
-    wait for the operations; whatever is still running then is reported as accepted.
+    wait for the operations; whatever is still running then is reported as accepted. The wait ends
+    early enough to leave `deadline` a margin for the answer.
     """
     if action not in VMSS_ACTIONS:
         raise InputError.for_field("action", f"must be one of {', '.join(VMSS_ACTIONS)}")
     if isinstance(wait_seconds, bool) or not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
         raise InputError.for_field("waitSeconds", f"must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
-    deadline = time.monotonic() + wait_seconds
+    deadline = deadline or Deadline.for_http()
+    waiting_until = deadline.within(max(min(wait_seconds, deadline.remaining() - WAIT_MARGIN_SECONDS), 0))
     accepted: dict[ScaleSetRef, list[_Operation]] = {}
 
     def submit(arm: _Arm, report: TargetReport) -> TargetReport:
@@ -503,10 +543,10 @@ def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef]
         if wait_seconds <= 0 or not waiting:
             return reports
         with ThreadPoolExecutor(min(len(waiting), MAX_WORKERS), thread_name_prefix="vmss-wait") as pool:
-            list(pool.map(lambda r: _wait(arm, r, accepted[r.ref], deadline, wait_seconds), waiting))
+            list(pool.map(lambda r: _wait(arm, r, accepted[r.ref], waiting_until, wait_seconds), waiting))
         return reports
 
-    return _fan_out(settings, targets, action, submit, wait)
+    return _fan_out(settings, targets, action, submit, wait, deadline)
 
 
 def _begin_members(arm: _Arm, report: TargetReport, action: str, todo: list[InstanceReport]) -> list[_Operation]:
@@ -548,6 +588,8 @@ def _settled(report: TargetReport, operations: list[_Operation]) -> TargetReport
             report.problem = UpstreamError(f"scale set {report.ref}: the {report.action} operation ended {status}: "
                                            f"{failure['message']}", code=failure["code"])
             report.error = {**failure, "upstreamStatus": None}
+    if UNREADABLE in statuses and report.problem is None:
+        report.warnings.append("ARM's answer about the operation could not be read: not reported as completed")
     if report.problem is not None:
         report.outcome = "failed"
     elif all(status.lower() == "succeeded" for status in statuses):
@@ -557,14 +599,14 @@ def _settled(report: TargetReport, operations: list[_Operation]) -> TargetReport
     return report
 
 
-def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadline: float,
+def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadline: Deadline,
           wait_seconds: float) -> None:
     """Poll a target's operations until they end or the deadline passes, backing off between polls;
     the operations of a Flexible set's VMs are polled concurrently."""
     delay = FIRST_POLL_DELAY
     try:
         while any(operation.running for operation in operations):
-            remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 break
             running = [operation for operation in operations if operation.running]
@@ -573,7 +615,7 @@ def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadlin
             list(arm.vm_pool.map(lambda operation: operation.polling.update_status(), running))
             delay = min(delay * 2, MAX_POLL_DELAY)
     except Exception as exc:  # the action was accepted; only reading its status failed
-        problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"operation status of {report.ref}")
+        problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"operation status of {report.ref}", ARM)
         report.warnings.append(f"could not read the operation status: {problem.message}")
         return
     finally:

@@ -5,7 +5,9 @@ dropped: it cannot know the POST is safe to send again. Every POST this app send
 added under fixed ids (a resent task comes back TaskExists, which `submission` counts as added),
 pools and jobs are create-or-reuse (PoolExists/JobExists lead to a comparison, not a duplicate),
 and a resize to the same target is the same resize. So the app's client retries POST like GET,
-with exponential backoff, and still honours Retry-After when the service sends it.
+with exponential backoff, and still honours Retry-After when the service sends it -- but only as far
+as the operation's deadline allows (batchk8s.retry): `batch_client(settings, deadline)` hands the
+deadline to every call, and a call without one still ends within the policy's own budget.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from azure.batch import BatchClient
 
+    from batchk8s.deadline import Deadline
     from batchk8s.settings import Settings
+
+BATCH = "Azure Batch"
 
 RETRY_TOTAL = 6
 BACKOFF_FACTOR = 0.5
@@ -27,21 +32,35 @@ _lock = threading.Lock()
 
 
 def _retry_policy() -> Any:
-    from azure.core.pipeline.policies import RetryPolicy
+    """azure-core's RetryPolicy, also retrying POST (see the module docstring for why that is safe here)."""
+    from batchk8s.retry import core_policy
 
-    class BatchRetryPolicy(RetryPolicy):
-        """RetryPolicy that also retries POST (see the module docstring for why that is safe here)."""
-
-        def __init__(self, **kwargs: Any):
-            super().__init__(**kwargs)
-            self._method_whitelist = frozenset(self._method_whitelist | {"POST"})
-
-    return BatchRetryPolicy(retry_total=RETRY_TOTAL, retry_backoff_factor=BACKOFF_FACTOR,
-                            retry_backoff_max=BACKOFF_MAX)
+    return core_policy(total=RETRY_TOTAL, backoff=BACKOFF_FACTOR, backoff_max=BACKOFF_MAX, retry_post=True)
 
 
-def batch_client(settings: Settings) -> BatchClient:
-    """One BatchClient per account and identity, so its connection pool and token are reused."""
+class Bounded:
+    """The shared BatchClient seen through one operation's deadline: every method called through it
+    carries `deadline=`, which the retry policy reads (attributes that are not methods pass through)."""
+
+    def __init__(self, client: BatchClient, deadline: Deadline):
+        self._client = client
+        self.deadline = deadline
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+        options = self.deadline.call_options()
+
+        def bounded(*args: Any, **kwargs: Any) -> Any:
+            return attribute(*args, **options, **kwargs)
+
+        return bounded
+
+
+def batch_client(settings: Settings, deadline: Deadline | None = None) -> Any:
+    """One BatchClient per account and identity, so its connection pool and token are reused; with a
+    `deadline`, a view of it whose every call carries that deadline."""
     settings.require("batch")
     from batchk8s.credentials import get_credential
 
@@ -54,7 +73,7 @@ def batch_client(settings: Settings) -> BatchClient:
 
             client = _clients[key] = BatchClient(settings.batch_account_url, credential,
                                                  retry_policy=_retry_policy())
-    return client
+    return Bounded(client, deadline) if deadline is not None else client
 
 
 def clear_cache() -> None:
@@ -74,7 +93,7 @@ def call(what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return operation(*args, **kwargs)
     except AzureError as exc:
-        raise from_azure(exc, what) from None
+        raise from_azure(exc, what, BATCH) from None
 
 
 def translated(exc: Exception, what: str) -> Exception:
@@ -83,7 +102,7 @@ def translated(exc: Exception, what: str) -> Exception:
 
     from batchk8s.errors import from_azure
 
-    return from_azure(exc, what) if isinstance(exc, AzureError) else exc
+    return from_azure(exc, what, BATCH) if isinstance(exc, AzureError) else exc
 
 
 def text(value: Any) -> str | None:

@@ -31,6 +31,8 @@ from batchk8s.settings import Settings
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
 
+    from batchk8s.deadline import Deadline
+
 CONTROL_PLANE_BLOB = "control-plane.json"
 LOCK_BLOB = "control-plane.lock"
 
@@ -82,7 +84,8 @@ def _json_object(raw: str) -> dict[str, Any]:
 
 
 def control_plane_affinity(settings: Settings, pool_id: str, *,
-                           pool: batch_models.BatchPool | None = None) -> batch_models.BatchAffinityInfo | None:
+                           pool: batch_models.BatchPool | None = None,
+                           deadline: Deadline | None = None) -> batch_models.BatchAffinityInfo | None:
     """The affinity that sends a task to the pool's control-plane node, or None for a `single` pool.
 
     Pass `pool` when it was just read, to save a request. A missing pool is a 404; an `auto` pool
@@ -91,7 +94,7 @@ def control_plane_affinity(settings: Settings, pool_id: str, *,
     """
     from azure.batch import models as m
 
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     if pool is None:
         pool = call(f"pool {pool_id}", client.get_pool, pool_id)
     if pool_node_role(pool) != "auto":

@@ -23,6 +23,8 @@ from batchk8s.settings import BATCH_ID, Settings
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
 
+    from batchk8s.deadline import Deadline
+
 log = logging.getLogger("batchk8s.batch.jobs")
 
 OUTPUT_TASKS = 50  # stdout/stderr tails collected per status call
@@ -47,13 +49,14 @@ def job_spec(job_id: str, pool_id: str, display_name: str | None = None) -> batc
                                    metadata=[m.BatchMetadataItem(name="created-by", value="batchk8s")])
 
 
-def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str | None = None) -> bool:
+def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str | None = None, *,
+               deadline: Deadline | None = None) -> bool:
     """Create the job; reuse an existing one on the same pool with dependencies on. True if created."""
     from azure.core.exceptions import ResourceExistsError
 
     check_id(job_id, "jobId")
     check_id(pool_id, "poolId")
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"job {job_id}"
     try:
         client.create_job(job_spec(job_id, pool_id, display_name))
@@ -81,17 +84,17 @@ def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str 
 
 
 def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTaskCreateOptions],
-              **resubmission: Any) -> dict[str, int]:
+              *, deadline: Deadline | None = None, **resubmission: Any) -> dict[str, int]:
     """Add any number of tasks (see submission): existing ids count as added, `servererror` tasks are
     resubmitted a bounded number of times, and an error names every task that is not in the job."""
     from batchk8s.batch import submission
 
-    return submission.add_tasks(settings, job_id, tasks, **resubmission)
+    return submission.add_tasks(settings, job_id, tasks, **resubmission, deadline=deadline)
 
 
-def list_tasks(settings: Settings, job_id: str) -> list[dict[str, Any]]:
+def list_tasks(settings: Settings, job_id: str, *, deadline: Deadline | None = None) -> list[dict[str, Any]]:
     """Every task of the job with its state, dependencies and execution info (one request per 1000)."""
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     tasks = call(f"job {job_id}", lambda: list(client.list_tasks(job_id, select=LIST_SELECT)))
     return [_task_summary(task) for task in tasks]
 
@@ -147,16 +150,18 @@ def summarize(job_id: str, pool_id: str | None, state: str | None, tasks: list[d
             "tasks": tasks}
 
 
-def _file_tail(settings: Settings, job_id: str, task_id: str, name: str) -> str | None:
+def _file_tail(settings: Settings, job_id: str, task_id: str, name: str, *,
+               deadline: Deadline | None = None) -> str | None:
     from azure.core.exceptions import AzureError
 
     try:
-        return tail(batch_client(settings).download_task_file(job_id, task_id, name))
+        return tail(batch_client(settings, deadline).download_task_file(job_id, task_id, name))
     except AzureError:
         return None  # the task has not started (no files yet) or its files were cleaned up
 
 
-def collect_outputs(settings: Settings, job_id: str, tasks: list[dict[str, Any]], limit: int = OUTPUT_TASKS) -> None:
+def collect_outputs(settings: Settings, job_id: str, tasks: list[dict[str, Any]], limit: int = OUTPUT_TASKS, *,
+                    deadline: Deadline | None = None) -> None:
     """Add stdout/stderr tails to started tasks (failed ones first, at most `limit`), fetched concurrently."""
     started = [t for t in tasks if t["state"] in ("running", "completed")]
     started.sort(key=lambda t: t["state"] != "completed" or t.get("exitCode") == 0)
@@ -164,24 +169,27 @@ def collect_outputs(settings: Settings, job_id: str, tasks: list[dict[str, Any]]
     if not chosen:
         return
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
-        tails = list(pool.map(lambda item: _file_tail(settings, job_id, item[0]["id"], item[1]), chosen))
+        tails = list(pool.map(lambda item: _file_tail(settings, job_id, item[0]["id"], item[1], deadline=deadline),
+                              chosen))
     for (task, name), output in zip(chosen, tails, strict=True):
         task[name.replace(".txt", "Tail")] = output
 
 
-def job_status(settings: Settings, job_id: str, *, outputs: bool = True) -> dict[str, Any]:
+def job_status(settings: Settings, job_id: str, *, outputs: bool = True,
+               deadline: Deadline | None = None) -> dict[str, Any]:
     """The job, every task's state/exit code/failure, and (with `outputs`) stdout/stderr tails."""
     check_id(job_id, "jobId")
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     job = call(f"job {job_id}", client.get_job, job_id)
     report = summarize(job.id, job.pool_info.pool_id if job.pool_info else None, text(job.state),
-                       list_tasks(settings, job_id))
+                       list_tasks(settings, job_id, deadline=deadline))
     if outputs:
-        collect_outputs(settings, job_id, report["tasks"])
+        collect_outputs(settings, job_id, report["tasks"], deadline=deadline)
     return report
 
 
-def _stalled(settings: Settings, job_id: str, report: dict[str, Any]) -> str | None:
+def _stalled(settings: Settings, job_id: str, report: dict[str, Any], *,
+             deadline: Deadline | None = None) -> str | None:
     """Why the job's waiting tasks can never run, or None while they still can.
 
     Checked only when tasks wait and none runs (two or three extra reads): the job no longer takes
@@ -193,40 +201,40 @@ def _stalled(settings: Settings, job_id: str, report: dict[str, Any]) -> str | N
     waiting = [t for t in report["tasks"] if t["state"] == "active" and not t.get("blocked")]
     if not waiting or any(t["state"] in ("running", "preparing") for t in report["tasks"]):
         return None
-    job = call(f"job {job_id}", batch_client(settings).get_job, job_id, select=["id", "state", "poolInfo"])
+    job = call(f"job {job_id}", batch_client(settings, deadline).get_job, job_id, select=["id", "state", "poolInfo"])
     state = text(job.state)
     if state in STOPPED_JOB_STATES:
         return f"job {job_id} is {state}: its {len(waiting)} waiting task(s) will not run"
     pool_id = job.pool_info.pool_id if job.pool_info else None
     if not pool_id:
         return None
-    verdict = pool_verdict(settings, pool_id)
+    verdict = pool_verdict(settings, pool_id, deadline=deadline)
     if verdict.settled and verdict.usable_nodes == 0:
         return f"pool {pool_id} cannot run the {len(waiting)} waiting task(s): {verdict.reason}"
     return None
 
 
 def monitor(settings: Settings, job_id: str, *, timeout: float = 3600, waiter: Waiter | None = None,
-            outputs: bool = True) -> dict[str, Any]:
+            outputs: bool = True, deadline: Deadline | None = None) -> dict[str, Any]:
     """List the tasks (with backoff) until every one completed or is blocked, or until the waiting
     ones cannot run (`stalled` says why); then collect outputs."""
     check_id(job_id, "jobId")
 
     def probe() -> tuple[bool, dict[str, Any]]:
-        report = summarize(job_id, None, None, list_tasks(settings, job_id))
+        report = summarize(job_id, None, None, list_tasks(settings, job_id, deadline=deadline))
         if not report["complete"]:
-            report["stalled"] = _stalled(settings, job_id, report)
+            report["stalled"] = _stalled(settings, job_id, report, deadline=deadline)
         return report["complete"] or bool(report.get("stalled")), report
 
-    report = (waiter or Waiter()).until(probe, timeout, f"job {job_id}")
+    report = (waiter or Waiter()).until(probe, timeout, f"job {job_id}", deadline=deadline)
     if outputs:
-        collect_outputs(settings, job_id, report["tasks"])
+        collect_outputs(settings, job_id, report["tasks"], deadline=deadline)
     return report
 
 
-def delete_job(settings: Settings, job_id: str) -> dict[str, Any]:
+def delete_job(settings: Settings, job_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
     """Ask Batch to delete the job and its tasks (one request; Batch finishes it in the background)."""
     check_id(job_id, "jobId")
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     request_job_delete(client, job_id, f"job {job_id}")
     return {"id": job_id, "state": "deleting"}

@@ -12,12 +12,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from batchk8s.errors import UpstreamTimeoutError
 
+if TYPE_CHECKING:
+    from batchk8s.deadline import Deadline
+
 T = TypeVar("T")
 TAIL_BYTES = 4096
+READ_MARGIN_SECONDS = 5.0  # a wait stops this long before the deadline: the last read and the answer need time
 
 
 @dataclass(frozen=True)
@@ -43,17 +47,25 @@ class Waiter:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
 
-    def until(self, probe: Callable[[], tuple[bool, T]], timeout: float, what: str) -> T:
-        """Call `probe` until it reports done; return its last value, or raise UpstreamTimeoutError."""
-        deadline = self.clock() + timeout
+    def until(self, probe: Callable[[], tuple[bool, T]], timeout: float, what: str,
+              deadline: Deadline | None = None) -> T:
+        """Call `probe` until it reports done; return its last value, or raise UpstreamTimeoutError.
+
+        The wait ends at `timeout` or when the operation's `deadline` leaves no time for another read,
+        whichever comes first (the clock of `deadline` is its own; this waiter's clock times `timeout`)."""
+        ends = self.clock() + timeout
         delays = self.backoff.delays()
         while True:
             done, value = probe()
             if done:
                 return value
-            remaining = deadline - self.clock()
+            remaining = ends - self.clock()
+            limit = f"within {timeout:g} s"
+            if deadline is not None and deadline.remaining() - READ_MARGIN_SECONDS < remaining:
+                remaining = deadline.remaining() - READ_MARGIN_SECONDS
+                limit = f"before the operation's deadline ({deadline.seconds:g} s)"
             if remaining <= 0:
-                raise UpstreamTimeoutError(f"{what} did not finish within {timeout:g} s; it goes on in Azure Batch: "
+                raise UpstreamTimeoutError(f"{what} did not finish {limit}; it goes on in Azure Batch: "
                                            "ask again later", code="Timeout")
             self.sleep(min(next(delays), remaining))
 

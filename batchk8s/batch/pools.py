@@ -26,11 +26,13 @@ from urllib.parse import urlsplit, urlunsplit
 from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
 from batchk8s.batch.node_states import PoolVerdict, judge_pool, node_class
 from batchk8s.batch.polling import Waiter, tail
-from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError
+from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError, excerpt
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
 
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
+
+    from batchk8s.deadline import Deadline
 
 log = logging.getLogger("batchk8s.batch.pools")
 
@@ -102,11 +104,11 @@ def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) ->
     sku = overrides.get("nodeAgentSkuId")
     if sku is not None and (not isinstance(sku, str) or not NODE_AGENT_SKU.fullmatch(sku)):
         bad("nodeAgentSkuId", "must be a Batch node agent SKU id such as 'batch.node.ubuntu 24.04'")
-    metadata = overrides.get("metadata")
-    metadata = {} if metadata is None else metadata
+    metadata = overrides.get("metadata", {})  # absent is none; null, 0 or [] is refused below
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
                                                  for k, v in metadata.items()):
         bad("metadata", "must be an object of non-empty names to string values")
+        metadata = {}
     if problems:
         raise InputError.from_problems(problems, "invalid pool request")
     return PoolRequest(pool_id, vm_size, counts["dedicatedNodes"], counts["spotNodes"], image_id or None, sku,
@@ -295,7 +297,7 @@ def comparable(spec: dict[str, Any]) -> dict[str, Any]:
 
 def spec_differences(requested: dict[str, Any], existing: dict[str, Any]) -> list[dict[str, Any]]:
     wanted, found = comparable(requested), comparable(existing)
-    return [{"field": name, "message": f"existing {found[name]!r}, requested {wanted[name]!r}",
+    return [{"field": name, "message": f"existing {excerpt(found[name])}, requested {excerpt(wanted[name])}",
              "existing": found[name], "requested": wanted[name]}
             for name in wanted if wanted[name] != found[name]]
 
@@ -336,7 +338,8 @@ def start_task_sas_expiry(pool: batch_models.BatchPool) -> datetime | None:
     return min((e for e in expiries if e is not None), default=None)
 
 
-def renew_start_task(settings: Settings, pool: batch_models.BatchPool) -> datetime | None:
+def renew_start_task(settings: Settings, pool: batch_models.BatchPool, *,
+                     deadline: Deadline | None = None) -> datetime | None:
     """Re-sign every SAS in the pool's start task (same blob or container, same permissions, a full
     lifetime from now) and PATCH the start task; returns the new earliest expiry.
 
@@ -351,7 +354,7 @@ def renew_start_task(settings: Settings, pool: batch_models.BatchPool) -> dateti
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError
 
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     for attempt in range(2):
         if attempt:
             pool = call(f"pool {pool.id}", client.get_pool, pool.id, select=["id", "eTag", "startTask"])
@@ -405,8 +408,8 @@ def sas_report(pool: batch_models.BatchPool, now: datetime) -> dict[str, Any]:
 # --- effects -----------------------------------------------------------------------------------
 
 
-def supported_images(settings: Settings) -> list[dict[str, Any]]:
-    client = batch_client(settings)
+def supported_images(settings: Settings, *, deadline: Deadline | None = None) -> list[dict[str, Any]]:
+    client = batch_client(settings, deadline)
     return [image.as_dict() for image in call("supported images", lambda: list(client.list_supported_images()))]
 
 
@@ -421,7 +424,7 @@ class _NodeUrls:
     claimed: bool = False
 
 
-def _urls(settings: Settings, request: PoolRequest) -> _NodeUrls:
+def _urls(settings: Settings, request: PoolRequest, *, deadline: Deadline | None = None) -> _NodeUrls:
     """The bootstrap's URL and, for an `auto` pool, its cluster container's (see CLUSTER_BLOB_URLS).
 
     The container is claimed atomically (`storage.claim_container`): of two pools whose ids map to
@@ -438,7 +441,7 @@ def _urls(settings: Settings, request: PoolRequest) -> _NodeUrls:
     if settings.k8s_node_role != "auto":
         return _NodeUrls(start_task_url)
     name = cluster_container(request.id)
-    sharing = _pools_with_container(settings, name)
+    sharing = _pools_with_container(settings, name, deadline=deadline)
     others = sorted(pool for pool in sharing if pool.lower() != request.id.lower())
     if others:
         # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
@@ -478,23 +481,24 @@ def _release(settings: Settings, request: PoolRequest, claimed: bool) -> None:
         storage.release_claim(settings, cluster_container(request.id), request.id)
 
 
-def _pools_with_container(settings: Settings, container: str) -> list[str]:
+def _pools_with_container(settings: Settings, container: str, *, deadline: Deadline | None = None) -> list[str]:
     """Ids of existing pools whose cluster container is `container` (one listing of pool ids)."""
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     listed = call("pools", lambda: [pool.id for pool in client.list_pools(select=["id"])])
     return [pool_id for pool_id in listed if pool_id and cluster_container(pool_id) == container]
 
 
 def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, wait: bool = False,
-                timeout: float = 1800, waiter: Waiter | None = None) -> dict[str, Any]:
+                timeout: float = 1800, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
+                                                                                                               Any]:
     """Create the pool, or reuse an identical existing one; 409 naming each difference otherwise."""
     from azure.core.exceptions import ResourceExistsError
 
     settings.require("batch")
     request = pool_request(settings, overrides)
-    client = batch_client(settings)
-    sku = resolve_node_agent_sku(supported_images(settings), request)
-    urls = _urls(settings, request)
+    client = batch_client(settings, deadline)
+    sku = resolve_node_agent_sku(supported_images(settings, deadline=deadline), request)
+    urls = _urls(settings, request, deadline=deadline)
     claimed = urls.claimed
     spec = build_pool_spec(settings, request, start_task_url=urls.start_task, cluster_sas_url=urls.cluster,
                            cluster_blob_urls=urls.cluster_blobs, node_agent_sku=sku)
@@ -527,8 +531,8 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                                 code="PoolExistsWithDifferentSpec",
                                 details=[{"field": d["field"], "message": d["message"]} for d in differences])
         # Reused: its nodes' SAS URLs are renewed, so a node the pool allocates later can still start.
-        renew_start_task(settings, existing)
-    result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter)
+        renew_start_task(settings, existing, deadline=deadline)
+    result = pool_status(settings, request.id, wait=wait, timeout=timeout, waiter=waiter, deadline=deadline)
     result["created"] = created
     if not created and (result["targetDedicatedNodes"], result["targetSpotNodes"]) != (request.dedicated_nodes,
                                                                                         request.spot_nodes):
@@ -553,24 +557,26 @@ def _node_summary(node: batch_models.BatchNode) -> dict[str, Any]:
     return summary
 
 
-def _start_task_stderr(settings: Settings, pool_id: str, node_id: str) -> str | None:
+def _start_task_stderr(settings: Settings, pool_id: str, node_id: str, *,
+                       deadline: Deadline | None = None) -> str | None:
     from azure.core.exceptions import AzureError
 
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     try:
         return tail(client.download_node_file(pool_id, node_id, "startup/stderr.txt"))
     except AzureError:
         return None  # not there yet (node still booting) or the node left: status goes on without it
 
 
-def _with_stderr(settings: Settings, pool_id: str, nodes: list[dict[str, Any]]) -> None:
+def _with_stderr(settings: Settings, pool_id: str, nodes: list[dict[str, Any]], *,
+                 deadline: Deadline | None = None) -> None:
     started = [n for n in nodes if "startTask" in n]
     started.sort(key=lambda n: n["state"] != "starttaskfailed")
     chosen = started[:STDERR_NODES]
     if not chosen:
         return
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
-        tails = pool.map(lambda n: _start_task_stderr(settings, pool_id, n["id"]), chosen)
+        tails = pool.map(lambda n: _start_task_stderr(settings, pool_id, n["id"], deadline=deadline), chosen)
         for node, text in zip(chosen, tails, strict=True):
             node["startTask"]["stderrTail"] = text
 
@@ -580,10 +586,10 @@ def _resize_errors(pool: batch_models.BatchPool) -> list[dict[str, Any]]:
             for e in pool.resize_errors or []]
 
 
-def pool_verdict(settings: Settings, pool_id: str) -> PoolVerdict:
+def pool_verdict(settings: Settings, pool_id: str, *, deadline: Deadline | None = None) -> PoolVerdict:
     """The pool's verdict from two light reads (the pool, and node states only): for waits that only
     need to know whether the pool can still run tasks."""
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     pool = call(what, client.get_pool, pool_id, select=["id", "state", "allocationState", "resizeErrors"])
     states = [text(n.state) for n in call(what, lambda: list(client.list_nodes(pool_id, select=["id", "state"])))]
@@ -591,12 +597,12 @@ def pool_verdict(settings: Settings, pool_id: str) -> PoolVerdict:
                       [e["code"] for e in _resize_errors(pool)])
 
 
-def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
-    client = batch_client(settings)
+def _status(settings: Settings, pool_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     pool = call(what, client.get_pool, pool_id)
     nodes = [_node_summary(n) for n in call(what, lambda: list(client.list_nodes(pool_id)))]
-    _with_stderr(settings, pool_id, nodes)
+    _with_stderr(settings, pool_id, nodes, deadline=deadline)
     counts: dict[str, int] = {}
     for node in nodes:
         counts[node["state"]] = counts.get(node["state"], 0) + 1
@@ -618,7 +624,7 @@ def _status(settings: Settings, pool_id: str) -> dict[str, Any]:
 
 
 def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout: float = 1800,
-                waiter: Waiter | None = None) -> dict[str, Any]:
+                waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Allocation state, resize errors, node counts by state and class, each node's start task, and
     the verdict (`ready`, `settled`, `failed`, `reason`; see node_states).
 
@@ -628,13 +634,13 @@ def pool_status(settings: Settings, pool_id: str, *, wait: bool = False, timeout
     """
     _check_pool_id(pool_id)
     if not wait:
-        return _status(settings, pool_id)
+        return _status(settings, pool_id, deadline=deadline)
 
     def probe() -> tuple[bool, dict[str, Any]]:
-        status = _status(settings, pool_id)
+        status = _status(settings, pool_id, deadline=deadline)
         return status["settled"], status
 
-    return (waiter or Waiter()).until(probe, timeout, f"pool {pool_id}")
+    return (waiter or Waiter()).until(probe, timeout, f"pool {pool_id}", deadline=deadline)
 
 
 def _check_pool_id(pool_id: str, field_name: str = "poolId") -> None:
@@ -643,7 +649,8 @@ def _check_pool_id(pool_id: str, field_name: str = "poolId") -> None:
 
 
 def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait: bool = False,
-                timeout: float = 1800, waiter: Waiter | None = None) -> dict[str, Any]:
+                timeout: float = 1800, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
+                                                                                                               Any]:
     """Resize to `dedicatedNodes`/`spotNodes` (each optional; the other keeps its target)."""
     from azure.batch import models as m
 
@@ -652,28 +659,28 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
                 for name in sorted(set(body) - {"dedicatedNodes", "spotNodes"})]
     for name in ("dedicatedNodes", "spotNodes"):
         value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or not 0 <= value <= MAX_NODES):
+        if name in body and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NODES):
             problems.append({"field": name, "message": f"must be a whole number from 0 to {MAX_NODES}"})
     if not problems and body.get("dedicatedNodes") is None and body.get("spotNodes") is None:
         problems.append({"field": "dedicatedNodes", "message": "give dedicatedNodes, spotNodes or both"})
     if problems:
         raise InputError.from_problems(problems, "invalid resize request")
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     # A resize (a schedule's morning scale-up among them) allocates nodes that run the start task now.
-    renew_start_task(settings, call(what, client.get_pool, pool_id, select=["id", "eTag", "startTask"]))
+    renew_start_task(settings, call(what, client.get_pool, pool_id, select=["id", "eTag", "startTask"]),
+                     deadline=deadline)
     options = m.BatchPoolResizeOptions(target_dedicated_nodes=body.get("dedicatedNodes"),
                                        target_low_priority_nodes=body.get("spotNodes"))
     request_pool_resize(client, pool_id, options, what)
     if not wait:
-        return _status(settings, pool_id)
+        return _status(settings, pool_id, deadline=deadline)
 
     def probe() -> tuple[bool, dict[str, Any]]:
-        status = _status(settings, pool_id)
+        status = _status(settings, pool_id, deadline=deadline)
         return status["allocationState"] == "steady", status
 
-    status = (waiter or Waiter()).until(probe, timeout, f"resize of {what}")
+    status = (waiter or Waiter()).until(probe, timeout, f"resize of {what}", deadline=deadline)
     if status["resizeErrors"]:
         first = status["resizeErrors"][0]
         raise UpstreamError(f"{what} resize finished with errors: "
@@ -685,12 +692,12 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
 
 
 def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout: float = 1800,
-                waiter: Waiter | None = None) -> dict[str, Any]:
+                waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Ask Batch to delete the pool; with `wait`, read until it is gone."""
     from azure.core.exceptions import ResourceNotFoundError
 
     _check_pool_id(pool_id)
-    client = batch_client(settings)
+    client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
     request_pool_delete(client, pool_id, what)
     if wait:
@@ -703,7 +710,7 @@ def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout
                 raise translated(exc, what) from None
             return False, None
 
-        (waiter or Waiter()).until(probe, timeout, f"deletion of {what}")
+        (waiter or Waiter()).until(probe, timeout, f"deletion of {what}", deadline=deadline)
         return {"id": pool_id, "state": "deleted"}
     return {"id": pool_id, "state": "deleting"}
 

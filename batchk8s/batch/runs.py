@@ -17,7 +17,8 @@ from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affin
 from batchk8s.batch.polling import Waiter
 from batchk8s.batch.pools import node_identity
 from batchk8s.batch.tasks import BlobFiles, TaskSpec, check_task_specs, file_path, task_document, to_task_options
-from batchk8s.errors import ConfigError, InputError
+from batchk8s.deadline import Deadline
+from batchk8s.errors import ConfigError, InputError, pattern_problem
 from batchk8s.settings import BATCH_ID, Settings
 from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
 
@@ -38,11 +39,13 @@ def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
     problems = [{"field": key, "message": f"unknown field; expected {' and/or '.join(RUN_FIELDS)}"}
                 for key in sorted(set(body) - set(RUN_FIELDS))]
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    # Absent means the default; present means exactly that id ("", 0, false, [] or null are refused).
     pool_id = body.get("poolId", settings.pool_id)
     job_id = body.get("jobId", f"{name}-{stamp}")
     for field_name, value in (("poolId", pool_id), ("jobId", job_id)):
-        if not isinstance(value, str) or not BATCH_ID.fullmatch(value):
-            problems.append({"field": field_name, "message": "must be 1-64 letters, digits, '-' or '_'"})
+        problem = pattern_problem(field_name, value, BATCH_ID, "must be 1-64 letters, digits, '-' or '_'")
+        if problem:
+            problems.append(problem)
     if problems:
         raise InputError.from_problems(problems, "invalid workflow run")
     return workflow, WorkflowContext(pool_id=pool_id, job_id=job_id)
@@ -55,7 +58,8 @@ def workflow_tasks(settings: Settings, workflow: Workflow, context: WorkflowCont
 
 
 def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = None, *, wait: bool = False,
-                 timeout: float = 3600, waiter: Waiter | None = None) -> dict[str, Any]:
+                 timeout: float = 3600, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
+                                                                                                                Any]:
     """Create (or reuse) the job on the pool and add the workflow's tasks; with `wait`, monitor it."""
     from batchk8s import storage
 
@@ -63,7 +67,7 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
     workflow, context = run_target(settings, name, body)
     specs = workflow_tasks(settings, workflow, context)
     # Before any change: 404 for a missing pool, 409 for an auto pool without a usable control plane.
-    affinity = control_plane_affinity(settings, context.pool_id)
+    affinity = control_plane_affinity(settings, context.pool_id, deadline=deadline)
 
     identity = node_identity(settings)
 
@@ -80,13 +84,14 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
                                                               hours=WORKFLOW_SAS_HOURS)) for blob in names]
 
     options = [to_task_options(spec, blob_urls, affinity, identity) for spec in specs]
-    created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}")
-    added = jobs.add_tasks(settings, context.job_id, options)
+    created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}",
+                              deadline=deadline)
+    added = jobs.add_tasks(settings, context.job_id, options, deadline=deadline)
     result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
                               "jobCreated": created, "tasks": [spec.id for spec in specs], **added,
                               "affinityId": affinity.affinity_id if affinity else None}
     if wait:
-        result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter)
+        result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter, deadline=deadline)
     return result
 
 

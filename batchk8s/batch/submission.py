@@ -7,6 +7,10 @@ chunks that failed with a 5xx, until they are added: against an account that kee
 never returns. This module resubmits them for a fixed number of rounds with backoff, then reports
 exactly which tasks were not added and why, so a caller can run again (tasks keep their ids, so a
 resubmitted task that did get in comes back `TaskExists` and counts as already there).
+
+Every request carries the operation's deadline, and a resubmission round starts only if its pause
+leaves time before that deadline. Tasks still not added then are named in the error: 502
+`TasksNotAdded` when Batch kept failing them, 504 `UpstreamTimeout` when Batch did not answer in time.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, text, translated
-from batchk8s.errors import UpstreamError
+from batchk8s.batch.client import BATCH, batch_client, text, translated
+from batchk8s.deadline import Deadline
+from batchk8s.errors import UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings
 
 if TYPE_CHECKING:
@@ -43,6 +48,8 @@ class Tally:
     resubmitted: int = 0
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # (task id, code, message)
     unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)  # task id -> (code, message)
+    rounds: int = 0  # requests rounds sent
+    out_of_time: bool = False  # resubmission stopped because the deadline left no time for another round
 
     def to_dict(self) -> dict[str, int]:
         return {"added": self.added, "existing": self.existing, "resubmitted": self.resubmitted}
@@ -63,10 +70,12 @@ def _send(client: Any, job_id: str, chunk: list[batch_models.BatchTaskCreateOpti
     large is split in half and sent again; a request that failed after the pipeline's retries with a
     5xx or no answer leaves its tasks unconfirmed; any other refusal (job gone, being deleted) raises."""
     from azure.batch import models as m
-    from azure.core.exceptions import AzureError, HttpResponseError
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
 
     try:
         response = client.create_task_collection(job_id, m.BatchTaskGroup(task_values=chunk))
+    except ClientAuthenticationError as exc:  # no token, or Batch refused ours: resubmitting cannot help
+        raise translated(exc, f"tasks of job {job_id}") from None
     except HttpResponseError as exc:
         code = getattr(exc.error, "code", None)
         if code == TOO_LARGE:
@@ -93,16 +102,22 @@ def _send(client: Any, job_id: str, chunk: list[batch_models.BatchTaskCreateOpti
 
 
 def submit(client: Any, job_id: str, tasks: Sequence[batch_models.BatchTaskCreateOptions], *,
-           delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep) -> Tally:
-    """Add every task; resubmit the ones Batch could not add for `len(delays)` more rounds."""
+           delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep,
+           deadline: Deadline | None = None) -> Tally:
+    """Add every task; resubmit the ones Batch could not add for `len(delays)` more rounds, as far as
+    `deadline` leaves time for them."""
     tally = Tally()
     pending = list(tasks)
     for round_number in range(len(delays) + 1):
+        if round_number and deadline is not None and not deadline.allows(delays[round_number - 1]):
+            tally.out_of_time = True
+            break
         if round_number:
             log.warning("job %s: resubmitting %d task(s) Batch could not add (round %d of %d)", job_id,
                         len(pending), round_number, len(delays))
             tally.resubmitted += len(pending)
             sleep(delays[round_number - 1])
+        tally.rounds = round_number + 1
         chunks = _chunks(pending, TASKS_PER_REQUEST)
         with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENT_REQUESTS, len(chunks))) as workers:
             outcomes = [o for chunk_outcomes in workers.map(lambda c: _send(client, job_id, c), chunks)
@@ -125,13 +140,14 @@ def submit(client: Any, job_id: str, tasks: Sequence[batch_models.BatchTaskCreat
     return tally
 
 
-def failure(job_id: str, tally: Tally, rounds: int) -> UpstreamError | None:
+def failure(job_id: str, tally: Tally, rounds: int | None = None) -> UpstreamError | None:
     """The error naming every task that is not in the job, or None when all are."""
     if not tally.refused and not tally.unavailable:
         return None
+    attempts = tally.rounds if rounds is None else rounds + 1
     details = [{"field": f"tasks.{task_id}", "message": f"{code}: {message}".rstrip(": ")}
                for task_id, code, message in tally.refused]
-    details += [{"field": f"tasks.{task_id}", "message": f"{code}: {message} (servererror after {rounds + 1} "
+    details += [{"field": f"tasks.{task_id}", "message": f"{code}: {message} (servererror after {attempts} "
                  "attempts; running again resubmits it)".replace(":  (", ": (")}
                 for task_id, (code, message) in sorted(tally.unavailable.items())]
     summary = f"added {tally.added}, already there {tally.existing}"
@@ -140,19 +156,24 @@ def failure(job_id: str, tally: Tally, rounds: int) -> UpstreamError | None:
         return UpstreamError(f"job {job_id}: Batch refused {len(tally.refused)} task(s): {', '.join(codes)}; "
                              f"{summary}", upstream_status=400, code=codes[0], details=details)
     codes = sorted({code for code, _ in tally.unavailable.values()})
+    if tally.out_of_time and all("Timeout" in message for _, message in tally.unavailable.values()):
+        return UpstreamTimeoutError(f"job {job_id}: {BATCH} did not answer in time while adding "
+                                    f"{len(tally.unavailable)} task(s) ({attempts} attempts); {summary}",
+                                    details=details)
+    stopped = "; the deadline left no time for another round" if tally.out_of_time else ""
     return UpstreamError(f"job {job_id}: Batch could not add {len(tally.unavailable)} task(s) ({', '.join(codes)}) "
-                         f"after {rounds + 1} attempts; {summary}", upstream_status=500, code="TasksNotAdded",
+                         f"after {attempts} attempts{stopped}; {summary}", upstream_status=500, code="TasksNotAdded",
                          details=details)
 
 
 def add_tasks(settings: Settings, job_id: str, tasks: Sequence[batch_models.BatchTaskCreateOptions], *,
-              delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep
-              ) -> dict[str, int]:
+              delays: Sequence[float] = RESUBMIT_DELAYS, sleep: Callable[[float], None] = time.sleep,
+              deadline: Deadline | None = None) -> dict[str, int]:
     """Add any number of tasks (existing ids count as there); raise naming every task not added."""
     if not tasks:
         return Tally().to_dict()
-    tally = submit(batch_client(settings), job_id, tasks, delays=delays, sleep=sleep)
-    error = failure(job_id, tally, len(delays))
+    tally = submit(batch_client(settings, deadline), job_id, tasks, delays=delays, sleep=sleep, deadline=deadline)
+    error = failure(job_id, tally)
     if error is not None:
         raise error
     return tally.to_dict()

@@ -16,15 +16,14 @@ from batchk8s.errors import EXIT_UPSTREAM
 from batchk8s.settings import Settings
 
 TAIL_LINES = 5
-MAX_TIMEOUT = 24 * 3600
+DEFAULT_WAIT_TIMEOUT = 1800
 NODES = positive_int(0, 1000)
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     waiting = argparse.ArgumentParser(add_help=False)
     waiting.add_argument("--wait", action="store_true", help="block until Batch reports the outcome")
-    waiting.add_argument("--timeout", type=positive_int(1, MAX_TIMEOUT), default=1800, metavar="SECONDS",
-                         help="how long --wait waits (default 1800)")
+    waiting.set_defaults(default_timeout=DEFAULT_WAIT_TIMEOUT)  # --timeout is the common option
     _register_pool(subparsers, common, waiting)
     _register_workflow(subparsers, common, waiting)
     _register_job(subparsers, common)
@@ -101,7 +100,7 @@ def pool_create(args: argparse.Namespace, settings: Settings) -> Output:
     options = {"id": args.id, "vmSize": args.vm_size, "dedicatedNodes": args.dedicated, "spotNodes": args.spot,
                "imageId": args.image_id, "nodeAgentSkuId": args.node_agent_sku, "metadata": _metadata(args.metadata)}
     status = create_pool(settings, {k: v for k, v in options.items() if v is not None}, wait=args.wait,
-                         timeout=args.timeout)
+                         timeout=args.timeout, deadline=args.deadline)
     verb = "created" if status["created"] else "reused"
     return _pool_output(status, f"{verb} pool {status['id']}", args.wait)
 
@@ -109,7 +108,7 @@ def pool_create(args: argparse.Namespace, settings: Settings) -> Output:
 def pool_show(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.pools import pool_status
 
-    return _pool_output(pool_status(settings, args.id or settings.pool_id), "", False)
+    return _pool_output(pool_status(settings, args.id or settings.pool_id, deadline=args.deadline), "", False)
 
 
 def pool_resize(args: argparse.Namespace, settings: Settings) -> Output:
@@ -117,14 +116,15 @@ def pool_resize(args: argparse.Namespace, settings: Settings) -> Output:
 
     body = {k: v for k, v in (("dedicatedNodes", args.dedicated), ("spotNodes", args.spot)) if v is not None}
     pool_id = args.id or settings.pool_id
-    status = resize_pool(settings, pool_id, body, wait=args.wait, timeout=args.timeout)
+    status = resize_pool(settings, pool_id, body, wait=args.wait, timeout=args.timeout, deadline=args.deadline)
     return _pool_output(status, f"resizing pool {pool_id}" if not args.wait else f"resized pool {pool_id}", args.wait)
 
 
 def pool_delete(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.pools import delete_pool
 
-    result = delete_pool(settings, args.id or settings.pool_id, wait=args.wait, timeout=args.timeout)
+    result = delete_pool(settings, args.id or settings.pool_id, wait=args.wait, timeout=args.timeout,
+                         deadline=args.deadline)
     return Output(result, f"pool {result['id']}: {result['state']}")
 
 
@@ -175,7 +175,7 @@ def workflow_run(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.runs import run_workflow
 
     body = {k: v for k, v in (("poolId", args.pool_id), ("jobId", args.job_id)) if v}
-    result = run_workflow(settings, args.name, body, wait=args.wait, timeout=args.timeout)
+    result = run_workflow(settings, args.name, body, wait=args.wait, timeout=args.timeout, deadline=args.deadline)
     lines = [f"workflow {result['workflow']}: job {result['jobId']} on pool {result['poolId']} "
              f"({'created' if result['jobCreated'] else 'reused'}); tasks added {result['added']}, "
              f"already there {result['existing']}"]
@@ -189,13 +189,13 @@ def workflow_run(args: argparse.Namespace, settings: Settings) -> Output:
 def job_show(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.jobs import job_status
 
-    return _job_output(job_status(settings, args.id))
+    return _job_output(job_status(settings, args.id, deadline=args.deadline))
 
 
 def job_delete(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.jobs import delete_job
 
-    result = delete_job(settings, args.id)
+    result = delete_job(settings, args.id, deadline=args.deadline)
     return Output(result, f"job {result['id']}: {result['state']}")
 
 

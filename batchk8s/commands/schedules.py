@@ -107,7 +107,7 @@ def run_reconcile(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.errors import EXIT_UPSTREAM
     from batchk8s.schedules.reconcile import reconcile
 
-    report = reconcile(settings, dry_run=args.dry_run)
+    report = reconcile(settings, dry_run=args.dry_run, deadline=args.deadline)
     data = report.to_dict()
     lines = [f"tick at {data['now']}{' (dry run)' if report.dry_run else ''}: "
              + (", ".join(f"{n} {result}" for result, n in sorted(data["counts"].items())) or "no targets")]

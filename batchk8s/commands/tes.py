@@ -17,7 +17,7 @@ from batchk8s.errors import InputError
 from batchk8s.settings import Settings
 
 EXIT_TASK_FAILED = 1
-MAX_WAIT = 7 * 24 * 3600
+DEFAULT_WAIT_TIMEOUT = 3600
 log = logging.getLogger("batchk8s.tes")
 
 
@@ -29,8 +29,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     verbs = tes.add_subparsers(dest="verb", required=True, metavar="VERB")
     views = {"type": str.upper, "choices": VIEWS, "metavar": "|".join(VIEWS)}
     timeout = argparse.ArgumentParser(add_help=False)
-    timeout.add_argument("--timeout", type=positive_int(1, MAX_WAIT), default=3600, metavar="SECONDS",
-                         help="give up waiting after this long (default 3600)")
+    timeout.set_defaults(default_timeout=DEFAULT_WAIT_TIMEOUT)  # --timeout is the common option
 
     submit = verbs.add_parser("submit", parents=[common, timeout], help="validate and submit a TES task")
     submit.add_argument("file", nargs="?", metavar="FILE", help="TES task JSON ('-' for stdin)")
@@ -73,7 +72,7 @@ def submit_command(args: argparse.Namespace, settings: Settings) -> Output:
         raise InputError.for_field("FILE", "give a task FILE or --sample NAME (one of them)")
     document = load_sample(args.sample) if args.sample else read_json_file(args.file, "FILE")
     task = prepare_task(document, settings)
-    client = client_for(settings)
+    client = client_for(settings).within(args.deadline)
     task_id = client.create(task)
     if not args.wait:
         return Output({"id": task_id}, task_id)
@@ -83,7 +82,7 @@ def submit_command(args: argparse.Namespace, settings: Settings) -> Output:
 def get_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.tes import client_for
 
-    task = client_for(settings).get(args.id, args.view)
+    task = client_for(settings).within(args.deadline).get(args.id, args.view)
     return Output(task, _task_text(task))
 
 
@@ -92,7 +91,7 @@ def list_command(args: argparse.Namespace, settings: Settings) -> Output:
 
     filters: dict[str, Any] = {"view": args.view, "page_size": args.page_size, "name_prefix": args.name_prefix,
                                "state": args.state, "tags": _tags(args.tag)}
-    client = client_for(settings)
+    client = client_for(settings).within(args.deadline)
     if args.all:
         page: dict[str, Any] = {"tasks": list(client.iter_tasks(page_token=args.page_token, **filters))}
     else:
@@ -107,7 +106,7 @@ def list_command(args: argparse.Namespace, settings: Settings) -> Output:
 def cancel_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.tes import client_for
 
-    result = client_for(settings).cancel(args.id)
+    result = client_for(settings).within(args.deadline).cancel(args.id)
     text = f"{args.id}: cancel requested" if result.requested else f"{args.id}: already {result.state}"
     return Output(result.to_dict(), text)
 
@@ -115,13 +114,13 @@ def cancel_command(args: argparse.Namespace, settings: Settings) -> Output:
 def wait_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.tes import client_for
 
-    return _waited(client_for(settings), args.id, args.timeout)
+    return _waited(client_for(settings).within(args.deadline), args.id, args.timeout)
 
 
 def service_info_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.tes import client_for
 
-    client = client_for(settings)
+    client = client_for(settings).within(args.deadline)
     data = client.describe()
     text = (f"TES {client.version} at {client.transport.where}{client.base} via {client.transport.name}: "
             f"{data['serviceInfo'].get('name') or 'unnamed'}")

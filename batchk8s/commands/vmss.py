@@ -47,7 +47,7 @@ def _names(args: argparse.Namespace) -> list[str] | None:
 def status_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.vmss import configured_targets, power_states
 
-    reports = power_states(settings, configured_targets(settings, _names(args)))
+    reports = power_states(settings, configured_targets(settings, _names(args)), deadline=args.deadline)
     return _output({"scaleSets": [report.to_dict() for report in reports]}, reports)
 
 
@@ -55,7 +55,7 @@ def action_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.vmss import apply_action, configured_targets
 
     reports = apply_action(settings, args.action, configured_targets(settings, _names(args)),
-                           dry_run=args.dry_run, wait_seconds=args.wait)
+                           dry_run=args.dry_run, wait_seconds=args.wait, deadline=args.deadline)
     return _output({"action": args.action, "dryRun": args.dry_run,
                     "targets": [report.to_dict() for report in reports]}, reports)
 

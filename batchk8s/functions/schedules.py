@@ -12,6 +12,7 @@ import logging
 import azure.functions as func
 
 from batchk8s import clock
+from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError
 from batchk8s.functions.http import endpoint, int_param, json_response
 from batchk8s.settings import RECONCILE_SCHEDULE, Settings, current_settings
@@ -35,7 +36,7 @@ def run_tick(settings: Settings) -> None:
     from batchk8s.schedules.reconcile import reconcile
 
     try:
-        reconcile(settings)
+        reconcile(settings, deadline=Deadline.for_timer())
     except BatchK8sError as error:  # an invalid document arrives here with every problem in `details`
         log.error("schedules tick: %s; nothing was done", error.message)
         for problem in error.details:

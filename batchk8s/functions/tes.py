@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import azure.functions as func
 
+from batchk8s.deadline import Deadline
 from batchk8s.errors import InputError
 from batchk8s.functions.http import accepted, base_url, endpoint, int_param, json_response, query_values, read_json
 from batchk8s.settings import Settings
@@ -42,11 +43,11 @@ def _submission(req: func.HttpRequest) -> dict[str, Any]:
 @bp.function_name("tes_create")
 @bp.route(route="tes/tasks", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def tes_create(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def tes_create(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for, prepare_task
 
     task = prepare_task(_submission(req), settings)  # every problem reported before anything is sent
-    task_id = client_for(settings).create(task)
+    task_id = client_for(settings).within(deadline).create(task)
     location = _location(req, task_id)
     return accepted({"id": task_id, "location": location}, location)
 
@@ -54,16 +55,17 @@ def tes_create(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
 @bp.function_name("tes_get")
 @bp.route(route="tes/tasks/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def tes_get(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def tes_get(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for
 
-    return json_response(client_for(settings).get(req.route_params.get("id", ""), req.params.get("view") or None))
+    client = client_for(settings).within(deadline)
+    return json_response(client.get(req.route_params.get("id", ""), req.params.get("view") or None))
 
 
 @bp.function_name("tes_list")
 @bp.route(route="tes/tasks", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def tes_list(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def tes_list(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for
     from batchk8s.tes.client import MAX_PAGE_SIZE
 
@@ -76,7 +78,7 @@ def tes_list(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
         raise InputError.for_field("tag_key", "each key may be given once")
     tags = {key: values[index] if index < len(values) else "" for index, key in enumerate(keys)}
     page_size = int_param(req, "page_size", 0, 1, MAX_PAGE_SIZE) or None
-    page = client_for(settings).list(
+    page = client_for(settings).within(deadline).list(
         view=req.params.get("view") or None, page_size=page_size, page_token=req.params.get("page_token") or None,
         name_prefix=req.params.get("name_prefix") or None, state=req.params.get("state") or None, tags=tags)
     return json_response(page)
@@ -85,11 +87,11 @@ def tes_list(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
 @bp.function_name("tes_cancel")
 @bp.route(route="tes/tasks/{id}/cancel", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def tes_cancel(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def tes_cancel(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for
 
     task_id = req.route_params.get("id", "")
-    result = client_for(settings).cancel(task_id)
+    result = client_for(settings).within(deadline).cancel(task_id)
     location = _location(req, task_id)
     if not result.requested:
         return json_response({**result.to_dict(), "location": location})
@@ -99,7 +101,7 @@ def tes_cancel(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
 @bp.function_name("tes_service_info")
 @bp.route(route="tes/service-info", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def tes_service_info(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def tes_service_info(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for
 
-    return json_response(client_for(settings).describe())
+    return json_response(client_for(settings).within(deadline).describe())

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import azure.functions as func
 
 from batchk8s import clock
+from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, NotFoundError, UpstreamError
 from batchk8s.functions.http import accepted, base_url, endpoint, int_param, json_response, query_values, read_json
 from batchk8s.settings import VMSS_ACTIONS, Settings, current_settings
@@ -39,7 +40,7 @@ def vmss_schedule(timer: func.TimerRequest) -> None:
     try:
         settings.require("vmss-timer")
         targets = configured_targets(settings)
-        reports = apply_action(settings, settings.vmss_action or "", targets)
+        reports = apply_action(settings, settings.vmss_action or "", targets, deadline=Deadline.for_timer())
     except BatchK8sError as error:
         log.error("vmss_schedule: not run: %s", error.message)
         for detail in error.details:
@@ -71,10 +72,10 @@ def schedule(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
 @bp.function_name("vmss_status")
 @bp.route(route="vmss", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def vmss_status(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def vmss_status(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """Power state per scale set and instance; `?name=` (repeated or comma-separated) picks scale sets."""
     targets = configured_targets(settings, _query_names(req))
-    reports = power_states(settings, targets)
+    reports = power_states(settings, targets, deadline=deadline)
     _raise_if_nothing_succeeded(reports)
     return json_response({"scaleSets": [report.to_dict() for report in reports]})
 
@@ -82,14 +83,15 @@ def vmss_status(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
 @bp.function_name("vmss_action")
 @bp.route(route="vmss/{action}", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def vmss_action(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def vmss_action(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """Start or deallocate: 202 while operations run (Location: GET /api/vmss), 200 when nothing is left to run."""
     action = (req.route_params.get("action") or "").lower()
     if action not in VMSS_ACTIONS:
         raise InputError.for_field("action", f"must be one of {', '.join(VMSS_ACTIONS)}")
     names, dry_run, wait_seconds = parse_action_body(read_json(req))
     targets = configured_targets(settings, names)
-    reports = apply_action(settings, action, targets, dry_run=dry_run, wait_seconds=wait_seconds)
+    reports = apply_action(settings, action, targets, dry_run=dry_run, wait_seconds=wait_seconds,
+                           deadline=deadline)
     _raise_if_nothing_succeeded(reports)
     summary: dict[str, int] = {}
     for report in reports:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import azure.functions as func
 
+from batchk8s.deadline import Deadline
 from batchk8s.functions.http import accepted, base_url, endpoint, json_response, read_json
 from batchk8s.settings import Settings
 
@@ -27,28 +28,28 @@ def workflow_list(req: func.HttpRequest, settings: Settings) -> func.HttpRespons
 @bp.function_name("workflow_run")
 @bp.route(route="workflows/{name}/runs", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def workflow_run(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def workflow_run(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """Body (optional): {"poolId": "...", "jobId": "..."}; unknown workflow -> 404 listing the known ones."""
     from batchk8s.batch.runs import run_workflow
 
-    result = run_workflow(settings, req.route_params.get("name", ""), read_json(req))
+    result = run_workflow(settings, req.route_params.get("name", ""), read_json(req), deadline=deadline)
     return accepted(result, f"{base_url(req)}/api/jobs/{result['jobId']}")
 
 
 @bp.function_name("job_show")
 @bp.route(route="jobs/{id}", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def job_show(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def job_show(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.batch.jobs import job_status
 
-    return json_response(job_status(settings, req.route_params.get("id", "")))
+    return json_response(job_status(settings, req.route_params.get("id", ""), deadline=deadline))
 
 
 @bp.function_name("job_delete")
 @bp.route(route="jobs/{id}", methods=["DELETE"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def job_delete(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def job_delete(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.batch.jobs import delete_job
 
     job_id = req.route_params.get("id", "")
-    return accepted(delete_job(settings, job_id), f"{base_url(req)}/api/jobs/{job_id}")
+    return accepted(delete_job(settings, job_id, deadline=deadline), f"{base_url(req)}/api/jobs/{job_id}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchk8s.openapi.schemas import pattern_of
 from batchk8s.schedules.service import MAX_HISTORY, MAX_HOURS, MAX_VIEW_DAYS
 from batchk8s.settings import BATCH_ID, VMSS_ACTIONS
 from batchk8s.tes.client import MAX_PAGE_SIZE, TASK_ID
@@ -72,9 +73,9 @@ def repeated(description: str) -> dict[str, Any]:
     return {"type": "array", "items": {"type": "string"}, "description": description}
 
 
-POOL_ID = path("id", {"type": "string", "pattern": BATCH_ID.pattern}, "pool id")
-JOB_ID = path("id", {"type": "string", "pattern": BATCH_ID.pattern}, "job id")
-TES_ID = path("id", {"type": "string", "pattern": f"^{TASK_ID.pattern}$"}, "TES task id")
+POOL_ID = path("id", {"type": "string", "pattern": pattern_of(BATCH_ID)}, "pool id")
+JOB_ID = path("id", {"type": "string", "pattern": pattern_of(BATCH_ID)}, "job id")
+TES_ID = path("id", {"type": "string", "pattern": pattern_of(TASK_ID)}, "TES task id")
 VIEW = query("view", {"type": "string", "enum": list(VIEWS)},
              "how much of each task TES returns (default MINIMAL: id and state); case-insensitive")
 

@@ -19,6 +19,12 @@ from batchk8s.vmss import MAX_TARGETS, MAX_WAIT_SECONDS
 Schema = dict[str, Any]
 
 
+def pattern_of(pattern: re.Pattern[str]) -> str:
+    """The OpenAPI `pattern` for a validator's regular expression: anchored, because JSON Schema searches
+    where batchk8s matches the whole string (`fullmatch`), and case-folded by hand (see `any_case`)."""
+    return f"^(?:{any_case(pattern)})$"
+
+
 def any_case(pattern: re.Pattern[str]) -> str:
     """`pattern` as an ECMA regular expression that matches what it matches: OpenAPI patterns have no
     flags, so an IGNORECASE letter `a` becomes `[aA]` and a class range `a-z` gains `A-Z`."""
@@ -66,7 +72,7 @@ def string_map(description: str) -> Schema:
     return {"type": "object", "additionalProperties": {"type": "string"}, "description": description}
 
 
-BATCH_ID_SCHEMA: Schema = {"type": "string", "pattern": BATCH_ID.pattern,
+BATCH_ID_SCHEMA: Schema = {"type": "string", "pattern": pattern_of(BATCH_ID),
                            "description": "1-64 letters, digits, '-' or '_' (Batch ids are case-insensitive)"}
 NODE_COUNT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_NODES}
 
@@ -91,14 +97,14 @@ POOL_CREATE: Schema = {
     "description": "Every field optional; the settings' defaults fill the rest.",
     "properties": {
         "id": BATCH_ID_SCHEMA,
-        "vmSize": {"type": "string", "pattern": any_case(VM_SIZE), "example": "STANDARD_D2_V3",
+        "vmSize": {"type": "string", "pattern": pattern_of(VM_SIZE), "example": "STANDARD_D2_V3",
                    "description": "Azure VM size, any case; default AZURE_BATCH_VM_SIZE"},
         "dedicatedNodes": {**NODE_COUNT, "description": "default AZURE_BATCH_VM_NODE_COUNT"},
         "spotNodes": {**NODE_COUNT, "description": "spot (low-priority) nodes"},
-        "imageId": {"type": "string", "nullable": True, "pattern": any_case(GALLERY_IMAGE_ID),
+        "imageId": {"type": "string", "nullable": True, "pattern": pattern_of(GALLERY_IMAGE_ID),
                     "description": "Shared Image Gallery image (version) resource id; null for the marketplace "
                                    "Ubuntu LTS image even when AZURE_BATCH_VM_IMAGE_ID is set"},
-        "nodeAgentSkuId": {"type": "string", "nullable": True, "pattern": NODE_AGENT_SKU.pattern,
+        "nodeAgentSkuId": {"type": "string", "nullable": True, "pattern": pattern_of(NODE_AGENT_SKU),
                            "example": "batch.node.ubuntu 24.04"},
         "metadata": {**string_map("pool metadata items (name -> value)"), "nullable": True},
     },
@@ -121,7 +127,7 @@ VMSS_ACTION: Schema = {
     "type": "object", "additionalProperties": False,
     "properties": {
         "names": {"type": "array", "minItems": 1, "maxItems": MAX_TARGETS,
-                  "items": {"type": "string", "pattern": VMSS_NAME.pattern},
+                  "items": {"type": "string", "pattern": pattern_of(VMSS_NAME)},
                   "description": "scale sets in AZURE_RES_GROUP_NAME; default AZURE_VMSS_NAME"},
         "dryRun": {"type": "boolean", "default": False},
         "waitSeconds": {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_SECONDS, "default": 0,

@@ -428,7 +428,7 @@ def _resource_group(item: dict[str, Any], path: str, default: str | None, proble
     if group is None:
         problems.add(f"{path}.resourceGroup", "is required (AZURE_RES_GROUP_NAME is not set to default it)")
         return None
-    if not isinstance(group, str) or not RESOURCE_GROUP.match(group):
+    if not isinstance(group, str) or not RESOURCE_GROUP.fullmatch(group):
         problems.add(f"{path}.resourceGroup", "must be a resource group name: 1-90 letters, digits, '-', '_', "
                                               "'.', '(' or ')', not ending in '.'")
         return None

@@ -50,6 +50,13 @@ class TargetState:
     retry_at: datetime | None = None
     claimed_by: str | None = None
     claimed_at: datetime | None = None
+    claimed_until: datetime | None = None  # when the claim expires; claims written before it was kept: at + lease
+
+    @property
+    def claim_expires(self) -> datetime | None:
+        if self.claimed_until is not None:
+            return self.claimed_until
+        return self.claimed_at + CLAIM_LEASE if self.claimed_at is not None else None
 
 
 @dataclass(frozen=True)
@@ -125,8 +132,8 @@ def decide(target: Target, rules: Iterable[Rule], latest: Mapping[int, datetime 
 
 def _kind_for_same_firing(state: TargetState, now: datetime) -> str:
     if state.status == STATUS_CLAIMED:
-        live = state.claimed_at is not None and now < state.claimed_at + CLAIM_LEASE
-        return "in-progress" if live else "due"
+        expires = state.claim_expires
+        return "in-progress" if expires is not None and now < expires else "due"
     if state.status == STATUS_FAILED and state.attempts < MAX_ATTEMPTS:
         return "due" if state.retry_at is None or now >= state.retry_at else "waiting-retry"
     return "up-to-date"

@@ -15,6 +15,13 @@ Order of a tick, and why:
 
 One target failing never stops the others: every step is per target, and a failure is recorded on
 that target with a retry backoff (planner.MAX_ATTEMPTS) rather than raised.
+
+Claims are fenced by time. A claim records when it expires (`claimedUntil`, the tick's instant plus
+the lease); after that another instance may claim the same firing. So the winners act under a
+deadline that ends a margin before their claim does (and never after the tick's own deadline): every
+Azure call carries it, and a call that would start later is not sent. When too little of the claim is
+left to act at all (the listing or the claims were slow), the firing is recorded as failed with
+`claim-expiring` and retried, instead of acting on a claim that may already be someone else's.
 """
 
 from __future__ import annotations
@@ -26,13 +33,15 @@ import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from batchk8s import clock
+from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, ConflictError, NotFoundError
 from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarget, Target
 from batchk8s.schedules.planner import (
+    CLAIM_LEASE,
     MAX_ATTEMPTS,
     STATUS_CLAIMED,
     STATUS_DONE,
@@ -53,6 +62,9 @@ from batchk8s.settings import Settings
 log = logging.getLogger("batchk8s.schedules")
 
 WRITE_WORKERS = 8  # below the storage client's connection pool (10 per host)
+# Acting stops this long before the claim expires (a tenth of the lease when that is shorter), and is not
+# started with less than this left.
+FENCE_MARGIN = timedelta(seconds=30)
 ALREADY = {"start": "running or starting", "deallocate": "deallocated or deallocating"}
 T = TypeVar("T")
 R = TypeVar("R")
@@ -222,8 +234,14 @@ def _missed_entries(decision: Decision, now: datetime) -> list[dict[str, Any]]:
 
 
 def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool = False,
-              document_text: str | None = None) -> TickReport:
-    """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting."""
+              document_text: str | None = None, deadline: Deadline | None = None,
+              claim_lease: timedelta = CLAIM_LEASE) -> TickReport:
+    """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting.
+
+    `deadline` bounds the whole tick (the timer's functionTimeout); `claim_lease` is how long a claim
+    written by this tick stays valid."""
+    deadline = deadline or Deadline.for_timer()
+    started = deadline.clock()
     now = (now or clock.now()).astimezone(UTC)
     document = load_document(settings, now, document_text)
     store = StateStore(settings)
@@ -234,7 +252,8 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
                  for key, target in resolved.targets.items()]
     due = [d for d in decisions if d.kind == "due"]
     tag_errors = _fill_tags(settings, resolved, [d.target for d in due if isinstance(d.target, ScaleSetTarget)])
-    tick = _Tick(settings, store, now, dry_run, stored, resolved, tag_errors, document)
+    tick = _Tick(settings, store, now, dry_run, stored, resolved, tag_errors, document,
+                 _ClaimFence(deadline, started, claim_lease))
     outcomes = {d.target.key: Outcome(d, d.kind) for d in decisions if d.kind != "due"}
     outcomes.update(tick.run(due))
     report = TickReport(now, dry_run, document.summary(), [outcomes[d.target.key] for d in decisions],
@@ -243,13 +262,35 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
     return report
 
 
+@dataclass(frozen=True)
+class _ClaimFence:
+    """The time a tick's claims allow: `lease` from the tick's start (`started`, on the deadline's clock)."""
+
+    deadline: Deadline
+    started: float
+    lease: timedelta
+
+    @property
+    def margin(self) -> float:
+        return min(FENCE_MARGIN.total_seconds(), self.lease.total_seconds() / 10)
+
+    def for_acting(self) -> Deadline | None:
+        """The deadline for acting on this tick's claims, or None when too little of the claim is left."""
+        left = self.lease.total_seconds() - (self.deadline.clock() - self.started) - self.margin
+        acting = self.deadline.within(max(left, 0.0))
+        return acting if acting.remaining() >= self.margin else None
+
+
 class _Tick:
     """The effectful part of a tick over the due decisions."""
 
     def __init__(self, settings: Settings, store: StateStore, now: datetime, dry_run: bool,
-                 stored: dict[str, Stored], resolved: Resolved, tag_errors: dict[str, str], document: Document):
+                 stored: dict[str, Stored], resolved: Resolved, tag_errors: dict[str, str], document: Document,
+                 fence: _ClaimFence):
         self.settings, self.store, self.now, self.dry_run = settings, store, now, dry_run
         self.stored, self.resolved, self.tag_errors, self.document = stored, resolved, tag_errors, document
+        self.fence = fence
+        self.acting = fence.deadline
 
     def run(self, due: list[Decision]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -282,6 +323,13 @@ class _Tick:
             if decision not in claimed:
                 outcomes[decision.target.key] = Outcome(decision, "lost-race", "claimed-elsewhere",
                                                         "another instance claimed this firing first")
+        acting_deadline = self.fence.for_acting()
+        if acting_deadline is None:
+            preset.update({d.target.key: Outcome(d, "failed", "claim-expiring",
+                                                 "too little of the claim was left to act before it expires")
+                           for d in claimed if d.target.key not in preset})
+        else:
+            self.acting = acting_deadline
         results = self._act([d for d in claimed if d.target.key not in preset])
         results.update({d.target.key: preset[d.target.key] for d in claimed if d.target.key in preset})
         outcomes.update(results)
@@ -324,7 +372,8 @@ class _Tick:
     def _claim(self, decision: Decision) -> bool:
         base = self._base(decision)
         return self._write(decision, replace(base, status=STATUS_CLAIMED, attempts=base.attempts + 1,
-                                             claimed_by=instance_id(), claimed_at=self.now))
+                                             claimed_by=instance_id(), claimed_at=self.now,
+                                             claimed_until=self.now + self.fence.lease))
 
     def _finish(self, decision: Decision, outcome: Outcome) -> None:
         """Write the outcome to the state and append it to the history (the latter even if the state
@@ -332,7 +381,8 @@ class _Tick:
         assert decision.firing is not None
         current = self.stored[decision.target.key].state
         entry = history_entry(self.now, decision.firing, outcome.result, outcome.reason, outcome.detail)
-        state = replace(current, status=STATUS_DONE, claimed_by=None, claimed_at=None, retry_at=None)
+        state = replace(current, status=STATUS_DONE, claimed_by=None, claimed_at=None, claimed_until=None,
+                        retry_at=None)
         if outcome.result == "failed":
             retry = retry_after(current.attempts, self.now)
             entry["attempt"] = current.attempts
@@ -370,7 +420,7 @@ class _Tick:
         refs = [ScaleSetRef(d.target.resource_group, d.target.name) for d in decisions
                 if isinstance(d.target, ScaleSetTarget)]
         try:
-            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run)
+            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run, deadline=self.acting)
         except BatchK8sError as error:
             return {d.target.key: Outcome(d, "failed", error.code, error.message) for d in decisions}
         outcomes = {}
@@ -395,7 +445,8 @@ class _Tick:
         if self.dry_run:
             return Outcome(decision, "dry-run", "would-resize", effect.describe())
         try:
-            changed = _resize_pool(self.settings, target.pool_id, effect.dedicated or 0, effect.spot or 0)
+            changed = _resize_pool(self.settings, target.pool_id, effect.dedicated or 0, effect.spot or 0,
+                                   self.acting)
         except BatchK8sError as error:
             return Outcome(decision, "failed", error.code, error.message)
         if not changed:
@@ -404,17 +455,17 @@ class _Tick:
         return Outcome(decision, "applied", "resize", effect.describe())
 
 
-def _resize_pool(settings: Settings, pool_id: str, dedicated: int, spot: int) -> bool:
+def _resize_pool(settings: Settings, pool_id: str, dedicated: int, spot: int, deadline: Deadline) -> bool:
     """Resize through the Batch engine unless the pool already targets these counts and is steady
     (then False: one GET instead of a resize that Batch would refuse while another is running)."""
     from batchk8s.batch.client import batch_client, call
     from batchk8s.batch.pools import resize_pool
 
-    pool = call(f"pool {pool_id}", batch_client(settings).get_pool, pool_id)
+    pool = call(f"pool {pool_id}", batch_client(settings, deadline).get_pool, pool_id)
     targets = (pool.target_dedicated_nodes or 0, pool.target_low_priority_nodes or 0)
     if targets == (dedicated, spot) and str(pool.allocation_state).lower().endswith("steady"):
         return False
-    resize_pool(settings, pool_id, {"dedicatedNodes": dedicated, "spotNodes": spot})
+    resize_pool(settings, pool_id, {"dedicatedNodes": dedicated, "spotNodes": spot}, deadline=deadline)
     return True
 
 

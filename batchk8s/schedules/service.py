@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batchk8s import clock
-from batchk8s.errors import BatchK8sError, ConfigError, InputError
+from batchk8s.errors import BatchK8sError, ConfigError, InputError, excerpt
 from batchk8s.schedules.document import Document, DocumentError, parse_cached, parse_instant
 from batchk8s.schedules.planner import window
 from batchk8s.settings import Settings
@@ -129,7 +129,7 @@ def view_zone(value: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise InputError.for_field("tz", f"{value!r} is not an IANA time zone name (e.g. Europe/Berlin, "
+        raise InputError.for_field("tz", f"{excerpt(value)} is not an IANA time zone name (e.g. Europe/Berlin, "
                                          "America/New_York)") from None
 
 
@@ -139,9 +139,9 @@ def view_start(value: str | None, now: datetime) -> datetime:
         return now
     instant = parse_instant(value)
     if instant is None:
-        raise InputError.for_field("after", f"{value!r} is not an ISO 8601 time such as 2026-11-30T00:00:00Z")
+        raise InputError.for_field("after", f"{excerpt(value)} is not an ISO 8601 time such as 2026-11-30T00:00:00Z")
     if abs(instant - now) > MAX_VIEW_DISTANCE:
-        raise InputError.for_field("after", f"{value!r} is more than {MAX_VIEW_DISTANCE.days} days from now")
+        raise InputError.for_field("after", f"{excerpt(value)} is more than {MAX_VIEW_DISTANCE.days} days from now")
     return instant
 
 

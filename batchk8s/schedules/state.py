@@ -47,7 +47,7 @@ R = TypeVar("R")
 
 # Blob metadata names of the summary (lowercase: metadata names are case-insensitive).
 META_SCHEMA, META_FIRING, META_STATUS, META_ATTEMPTS = "batchk8sstate", "firing", "status", "attempts"
-META_RETRY_AT, META_CLAIMED_AT = "retryat", "claimedat"
+META_RETRY_AT, META_CLAIMED_AT, META_CLAIMED_UNTIL = "retryat", "claimedat", "claimeduntil"
 
 
 @dataclass(frozen=True)
@@ -87,14 +87,16 @@ def encode(key: str, target: dict[str, Any], state: TargetState, now: datetime) 
     return json.dumps({
         "schema": SCHEMA, "key": key, "target": target, "firing": iso(state.firing), "status": state.status,
         "rule": state.rule, "action": state.action, "attempts": state.attempts, "retryAt": iso(state.retry_at),
-        "claimedBy": state.claimed_by, "claimedAt": iso(state.claimed_at), "updatedAt": now.isoformat(),
+        "claimedBy": state.claimed_by, "claimedAt": iso(state.claimed_at), "claimedUntil": iso(state.claimed_until),
+        "updatedAt": now.isoformat(),
     }, separators=(",", ":"))
 
 
 def summary(state: TargetState) -> dict[str, str]:
     """The metadata written with each state blob: what `decide` reads (ASCII only, as headers must be)."""
     values = {META_SCHEMA: str(SCHEMA), META_FIRING: state.firing, META_STATUS: state.status,
-              META_ATTEMPTS: str(state.attempts), META_RETRY_AT: state.retry_at, META_CLAIMED_AT: state.claimed_at}
+              META_ATTEMPTS: str(state.attempts), META_RETRY_AT: state.retry_at, META_CLAIMED_AT: state.claimed_at,
+              META_CLAIMED_UNTIL: state.claimed_until}
     return {name: value.isoformat() if isinstance(value, datetime) else value
             for name, value in values.items() if value is not None}
 
@@ -120,7 +122,8 @@ def from_summary(key: str, target: dict[str, Any], metadata: Mapping[str, str], 
         return None
     state = TargetState(firing=parse_instant(meta.get(META_FIRING)), status=meta[META_STATUS], attempts=attempts,
                         retry_at=parse_instant(meta.get(META_RETRY_AT)),
-                        claimed_at=parse_instant(meta.get(META_CLAIMED_AT)))
+                        claimed_at=parse_instant(meta.get(META_CLAIMED_AT)),
+                        claimed_until=parse_instant(meta.get(META_CLAIMED_UNTIL)))
     return Stored(key, state, target, etag, legacy=schema in LEGACY_SCHEMAS)
 
 
@@ -136,7 +139,7 @@ def decode(key: str, target: dict[str, Any] | None, text: str, etag: str | None)
             firing=parse_instant(data.get("firing")), status=str(data.get("status") or "done"),
             rule=data.get("rule"), action=data.get("action"), attempts=int(data.get("attempts") or 0),
             retry_at=parse_instant(data.get("retryAt")), claimed_by=data.get("claimedBy"),
-            claimed_at=parse_instant(data.get("claimedAt")))
+            claimed_at=parse_instant(data.get("claimedAt")), claimed_until=parse_instant(data.get("claimedUntil")))
         return Stored(key, state, target if target is not None else data.get("target") or {}, etag, legacy=True,
                       history=tuple(entry for entry in history if isinstance(entry, dict)))
     except (ValueError, TypeError) as exc:
@@ -175,7 +178,7 @@ class StateStore:
             self._count("list")  # the request answered 404
             return {}  # no container yet: no state yet; the first write creates it
         except AzureError as exc:
-            raise from_azure(exc, f"state container {self.container}") from None
+            raise from_azure(exc, f"state container {self.container}", storage.BLOB) from None
         return found
 
     def load(self, targets: Mapping[str, dict[str, Any]]) -> dict[str, Stored]:

@@ -16,6 +16,7 @@ when the server certainly did not act on it: a 429, or a connection that was nev
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 import re
@@ -23,10 +24,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
+from batchk8s.deadline import Deadline
 from batchk8s.errors import (
     ConflictError,
     InputError,
@@ -34,12 +35,14 @@ from batchk8s.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from batchk8s.retry import retry_after_seconds
 from batchk8s.tes.transports import HttpResult, Params, TimedOut, Transport, Unreachable
 from batchk8s.tes.validation import STATES, TERMINAL_STATES, VIEWS, check_choice, validate_task
 
 log = logging.getLogger("batchk8s.tes")
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+TES = "TES"
 # Where TES lives, newest first, with the version to assume when service-info does not name one:
 # /ga4gh/tes/v1 (TES 1.1, and tesk-api 1.x, whose service-info says 1.0); tesk-api 0.4 served 1.0 at /v1.
 BASES = (("/ga4gh/tes/v1", "1.1", "/service-info"), ("/v1", "1.0", "/tasks/service-info"))
@@ -93,11 +96,32 @@ def version_from_info(info: Any) -> str | None:
     return f"{int(match[1])}.{int(match[2])}" if match else None
 
 
+@dataclass
+class _Found:
+    """What discovery learnt about the server, shared by a client and its `within` views."""
+
+    base: str | None = None
+    version: str | None = None
+    version_source: str = ""
+    probe_info: dict[str, Any] | None = None
+
+
+def _shared(name: str) -> Any:
+    return property(lambda self: getattr(self._found, name), lambda self, value: setattr(self._found, name, value))
+
+
 class TesClient:
     """TES calls over one transport. Thread-safe: the functions host shares one client per configuration.
 
     `clock` and `sleep` drive waits and retry pauses; tests and benchmarks pass a fake clock's.
+    `within(deadline)` is the same client for one operation: every attempt's timeout and every pause
+    (Retry-After included) then fits that deadline, and running out is 504 UpstreamTimeout.
     """
+
+    _base = _shared("base")
+    _version = _shared("version")
+    _version_source = _shared("version_source")
+    _probe_info = _shared("probe_info")
 
     def __init__(self, transport: Transport, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.25,
                  max_backoff: float = 8.0, clock: Callable[[], float] = time.monotonic,
@@ -109,13 +133,17 @@ class TesClient:
         self.max_backoff = max_backoff
         self.clock = clock
         self.sleep = sleep
-        self._base: str | None = None
-        self._version: str | None = None
-        self._version_source = ""
-        self._probe_info: dict[str, Any] | None = None
+        self.deadline: Deadline | None = None
+        self._found = _Found()
         self._lock = threading.Lock()
         if any(transport.prefix.endswith(base) for base, _, _ in BASES):  # TESK_API_URL already names the root
             self._base = transport.prefix
+
+    def within(self, deadline: Deadline | None) -> TesClient:
+        """This client for one operation bounded by `deadline` (discovery and connections stay shared)."""
+        view = copy.copy(self)
+        view.deadline = deadline
+        return view
 
     # -- discovery --------------------------------------------------------------------------
 
@@ -338,7 +366,7 @@ class TesClient:
 
         waiter = Waiter(Backoff(first_interval, 2.0, max_interval), self.clock, self.sleep)
         try:
-            return waiter.until(probe, timeout, f"TES task {task_id}")
+            return waiter.until(probe, timeout, f"TES task {task_id}", deadline=self.deadline)
         except UpstreamTimeoutError as error:
             if error.code != "Timeout" or "task" not in last:  # TES itself too slow: not the task's fault
                 raise
@@ -361,32 +389,44 @@ class TesClient:
               what: str) -> HttpResult:
         attempt = 0
         while True:
+            timeout = self.timeout
+            if self.deadline is not None:
+                self.deadline.check(TES, what)
+                timeout = min(timeout, self.deadline.remaining())
             try:
-                result = self.transport.send(method, path, params, body, self.timeout)
+                result = self.transport.send(method, path, params, body, timeout, deadline=self.deadline)
             except Unreachable as exc:
-                if (idempotent or not exc.sent) and attempt < self.retries:
-                    attempt = self._pause(attempt, None, what, exc.reason)
+                if (idempotent or not exc.sent) and (retry := self._pause(attempt, None, what, exc.reason)):
+                    attempt = retry
                     continue
                 raise UpstreamError(f"{what}: could not reach TES at {self.transport.where} ({exc.reason})"
                                     + ("" if idempotent else "; the task may or may not have been created"),
                                     code="TesUnreachable") from None
             except TimedOut:
-                if idempotent and attempt < self.retries:
-                    attempt = self._pause(attempt, None, what, "timed out")
+                if idempotent and (retry := self._pause(attempt, None, what, "timed out")):
+                    attempt = retry
                     continue
                 raise UpstreamTimeoutError(
-                    f"{what}: TES at {self.transport.where} did not answer within {self.timeout:g} s"
+                    f"{what}: TES at {self.transport.where} did not answer within {timeout:g} s"
                     + ("" if idempotent else "; the task may or may not have been created")) from None
-            if result.status in RETRY_STATUSES and (idempotent or result.status == 429) and attempt < self.retries:
-                attempt = self._pause(attempt, result, what, f"answered {result.status}")
+            if (result.status in RETRY_STATUSES and (idempotent or result.status == 429)
+                    and (retry := self._pause(attempt, result, what, f"answered {result.status}"))):
+                attempt = retry
                 continue
             return result
 
-    def _pause(self, attempt: int, result: HttpResult | None, what: str, reason: str) -> int:
+    def _pause(self, attempt: int, result: HttpResult | None, what: str, reason: str) -> int | None:
+        """Wait before retry `attempt + 1` and return its number; None when retries are used up or the
+        pause would not leave time before the deadline (the caller then reports what it last got)."""
+        if attempt >= self.retries:
+            return None
         delay = min(self.max_backoff, self.backoff * 2**attempt) * (0.5 + random.random() / 2)
         retry_after = _retry_after(result.headers.get("Retry-After")) if result is not None else None
-        if retry_after is not None:
+        if retry_after:  # absent, unreadable, negative or 0: the backoff
             delay = min(retry_after, self.max_backoff * 4)
+        if self.deadline is not None and not self.deadline.allows(delay):
+            log.info("%s: %s; no retry: a pause of %.2f s would pass the deadline", what, reason, delay)
+            return None
         log.info("%s: %s; retry %d in %.2f s", what, reason, attempt + 1, delay)
         self.sleep(delay)
         return attempt + 1
@@ -465,16 +505,7 @@ def _path_version(base: str) -> str:
 
 
 def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
+    return retry_after_seconds(value)
 
 
 def _upstream_message(result: HttpResult) -> str:

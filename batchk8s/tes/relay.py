@@ -31,8 +31,9 @@ import uuid
 from typing import Any
 from urllib.parse import urlencode
 
-from batchk8s.batch.polling import Backoff, Waiter
+from batchk8s.batch.polling import READ_MARGIN_SECONDS, Backoff, Waiter
 from batchk8s.batch.tasks import TaskSpec, bash_command, to_task_options
+from batchk8s.deadline import Deadline
 from batchk8s.errors import ConfigError, NotFoundError, PayloadTooLargeError, UpstreamError, UpstreamTimeoutError
 from batchk8s.settings import Settings
 from batchk8s.tes.auth import TES_CURL
@@ -73,7 +74,7 @@ class RelayTransport:
         self._affinity: Any = None
         self._lock = threading.Lock()
 
-    def _prepare(self) -> Any:
+    def _prepare(self, deadline: Deadline | None) -> Any:
         """Find where relay tasks go and create their job, once; returns the task affinity (or None).
 
         On a multi-node (`auto`) pool the relay task is sent to the control-plane node: a worker that
@@ -88,12 +89,12 @@ class RelayTransport:
             if not self._ready:
                 pool_id = self.settings.pool_id
                 try:
-                    self._affinity = control_plane_affinity(self.settings, pool_id)
+                    self._affinity = control_plane_affinity(self.settings, pool_id, deadline=deadline)
                 except NotFoundError:
                     raise ConfigError(f"the TES relay runs on pool {pool_id} (AZURE_BATCH_POOL_ID), which does not "
                                       "exist; create the pool or set TESK_API_URL", code="TesRelayPoolNotFound",
                                       details=[{"field": "AZURE_BATCH_POOL_ID", "message": "no such pool"}]) from None
-                create_job(self.settings, RELAY_JOB, pool_id, "TES requests relayed to TESK")
+                create_job(self.settings, RELAY_JOB, pool_id, "TES requests relayed to TESK", deadline=deadline)
                 self._ready = True
             return self._affinity
 
@@ -120,17 +121,19 @@ class RelayTransport:
                         max_wall_clock_seconds=int(timeout) + 60, admin=True,
                         display_name=f"TES {method} {path}"[:1024])
 
-    def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float) -> HttpResult:
+    def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float,
+             deadline: Deadline | None = None) -> HttpResult:
+        """Relay one request as a Batch task; every Batch call and the wait for the task carry `deadline`."""
         from batchk8s.batch.client import batch_client
         from batchk8s.batch.jobs import add_tasks
 
         marker = "BATCHK8S-TES-RELAY-" + uuid.uuid4().hex
         spec = self.task_spec(method, path, params, body, timeout, marker)
-        affinity = self._prepare()
-        add_tasks(self.settings, RELAY_JOB, [to_task_options(spec, _no_containers, affinity)])
-        client = batch_client(self.settings)
+        affinity = self._prepare(deadline)
+        add_tasks(self.settings, RELAY_JOB, [to_task_options(spec, _no_containers, affinity)], deadline=deadline)
+        client = batch_client(self.settings, deadline)
         try:
-            task = self._wait(client, spec.id)
+            task = self._wait(client, spec.id, deadline)
             stdout = self._file(client, spec.id, "stdout.txt")
             if task.get("exitCode") != 0 or marker not in stdout:
                 stderr = self._file(client, spec.id, "stderr.txt")
@@ -145,7 +148,7 @@ class RelayTransport:
         finally:
             self._delete(client, spec.id)
 
-    def _wait(self, client: Any, task_id: str) -> dict[str, Any]:
+    def _wait(self, client: Any, task_id: str, deadline: Deadline | None) -> dict[str, Any]:
         from batchk8s.batch.client import call, text
 
         what = f"relay task {RELAY_JOB}/{task_id}"
@@ -156,13 +159,15 @@ class RelayTransport:
             return text(task.state) == "completed", {"exitCode": info.exit_code if info else None}
 
         try:
-            return self.waiter.until(probe, self.task_timeout, what)
+            return self.waiter.until(probe, self.task_timeout, what, deadline=deadline)
         except UpstreamTimeoutError as error:
             if error.code != "Timeout":  # Batch itself too slow: already says so
                 raise
-            raise UpstreamTimeoutError(f"the relay task {RELAY_JOB}/{task_id} did not finish within "
-                                       f"{self.task_timeout:g} s on {self.where}: is the pool busy, resizing or "
-                                       "without a usable node?", code="TesRelayTimeout") from None
+            cut = deadline is not None and deadline.remaining() <= READ_MARGIN_SECONDS
+            limit = "before the request's deadline" if cut else f"within {self.task_timeout:g} s"
+            raise UpstreamTimeoutError(f"the relay task {RELAY_JOB}/{task_id} did not finish {limit} on "
+                                       f"{self.where}: is the pool busy, resizing or without a usable node?",
+                                       code="TesRelayTimeout") from None
 
     def _file(self, client: Any, task_id: str, name: str) -> str:
         from batchk8s.batch.client import call

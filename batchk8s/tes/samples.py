@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchk8s.errors import InputError
+from batchk8s.errors import InputError, excerpt
 from batchk8s.settings import Settings
 from batchk8s.storage import blob_name_problem
 from batchk8s.tes.validation import child
@@ -37,7 +37,7 @@ def sample_names() -> list[str]:
 def load_sample(name: str) -> dict[str, Any]:
     names = sample_names()
     if name not in names:
-        raise InputError.for_field("sample", f"unknown sample {name!r}; known: {', '.join(names)}")
+        raise InputError.for_field("sample", f"unknown sample {excerpt(name)}; known: {', '.join(names)}")
     return json.loads((SAMPLES_DIR / f"{name}.json").read_text(encoding="utf-8"))
 
 

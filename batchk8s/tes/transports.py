@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from batchk8s.deadline import Deadline
 
 Params = Sequence[tuple[str, str]]
 
@@ -45,7 +48,10 @@ class Transport(Protocol):
     prefix: str  # path under which TES lives on this transport's server ("" or e.g. "/tesk")
     where: str  # for messages: where requests go (never with credentials)
 
-    def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float) -> HttpResult: ...
+    def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float,
+             deadline: Deadline | None = None) -> HttpResult:
+        """One request; `timeout` bounds the answer, `deadline` (the operation's) any calls made to send it."""
+        ...
 
 
 class DirectTransport:
@@ -85,8 +91,9 @@ class DirectTransport:
             self.session.auth = basic
         self._requests = requests
 
-    def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float) -> HttpResult:
-        exceptions = self._requests.exceptions
+    def send(self, method: str, path: str, params: Params, body: Any | None, timeout: float,
+             deadline: Deadline | None = None) -> HttpResult:
+        exceptions = self._requests.exceptions  # one HTTP request: `timeout` is already fitted to `deadline`
         try:
             response = self.session.request(method, self.origin + path, params=list(params) or None,
                                             json=body, timeout=(self.connect_timeout, timeout))

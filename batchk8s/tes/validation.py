@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from batchk8s.errors import InputError
+from batchk8s.errors import InputError, excerpt
 
 STATES = ("UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "COMPLETE", "EXECUTOR_ERROR",
           "SYSTEM_ERROR", "CANCELED", "PREEMPTED", "CANCELING")
@@ -43,7 +43,7 @@ def child(path: str, key: str | int) -> str:
     """`executors[0].command`-style paths; map keys that are not identifiers are quoted."""
     if isinstance(key, int):
         return f"{path}[{key}]"
-    if _IDENTIFIER.match(key):
+    if _IDENTIFIER.fullmatch(key):
         return f"{path}.{key}" if path else key
     return f"{path}[{json.dumps(key)}]"
 
@@ -76,7 +76,7 @@ class _Checker:
 
     def absolute_path(self, path: str, value: Any, *, required: bool = False) -> None:
         if self.string(path, value, required=required) and value.strip() and not value.startswith("/"):
-            self.add(path, f"must be an absolute path inside the container (starting with '/'), not {value!r}")
+            self.add(path, f"must be an absolute path inside the container (starting with '/'), not {excerpt(value)}")
 
     def boolean(self, path: str, value: Any) -> None:
         if not isinstance(value, bool):
@@ -235,7 +235,7 @@ def check_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str
         return None
     upper = value.strip().upper()
     if upper not in choices:
-        raise InputError.for_field(field, f"must be one of {', '.join(choices)}, not {value!r}")
+        raise InputError.for_field(field, f"must be one of {', '.join(choices)}, not {excerpt(value)}")
     return upper
 
 

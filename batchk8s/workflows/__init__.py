@@ -61,7 +61,7 @@ _discovered = False
 
 def register(name: str, description: str) -> Callable[[WorkflowFunction], WorkflowFunction]:
     """Decorator: add `function` to the registry as `name`."""
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ValueError(f"workflow name {name!r} must be lower-case letters, digits and '-' (at most 63)")
 
     def add(function: WorkflowFunction) -> WorkflowFunction:

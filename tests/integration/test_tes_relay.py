@@ -29,6 +29,7 @@ from batchk8s.batch import client as batch_client_module
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB
 from batchk8s.batch.polling import Backoff, Waiter
 from batchk8s.batch.pools import cluster_container
+from batchk8s.deadline import Deadline
 from batchk8s.errors import (
     ConfigError,
     ConflictError,
@@ -342,6 +343,22 @@ def test_a_relay_task_that_does_not_finish_is_a_504_not_retried_and_is_deleted(w
     assert "did not finish within 180 s" in caught.value.message
     assert batch.count("POST", r"/addtaskcollection") == before + 2  # one poll answered, one stuck: no retry
     assert batch.jobs[RELAY_JOB.lower()]["tasks"] == {}
+
+
+def test_a_relayed_request_ends_with_the_operations_deadline(world: dict[str, Any]) -> None:
+    """The relay waits for its task only as long as the request's deadline allows, not its own 180 s."""
+    client, batch, clock = world["client"], world["batch"], world["clock"]
+    task_id = client.create(load_sample("hello"))
+    batch.outcome_for = lambda spec: TaskOutcome(seconds=1000)  # a pool too busy to run the relay task
+    deadline = Deadline.after(60, clock.now)
+    started = clock.now()
+
+    with pytest.raises(UpstreamTimeoutError) as caught:
+        client.within(deadline).get(task_id)
+
+    assert caught.value.code == "TesRelayTimeout"
+    assert "did not finish before the request's deadline" in caught.value.message
+    assert clock.now() - started <= 60
 
 
 def test_oversized_bodies_are_refused_before_any_task(world: dict[str, Any]) -> None:
