@@ -108,7 +108,9 @@ class _Recording:
             return method(*scopes, **kwargs)
         except ClientAuthenticationError as exc:
             # The chain's own summary when every credential in it was unavailable (none configured).
-            unavailable = self._chain and "from the included credentials" in str(exc.message)
+            # A credential in it that reached Entra and was refused says so with an AADSTS code.
+            unavailable = (self._chain and "from the included credentials" in str(exc.message)
+                           and "AADSTS" not in str(exc.message))
             failed = ClientAuthenticationError(message=exc.message,
                                                response=None if unavailable else self._recorder.response)
             failed.token_request = True  # type: ignore[attr-defined]
@@ -125,7 +127,8 @@ def get_managed_identity(client_id: str | None) -> TokenCredential:
     it for `AzureWebJobsStorage__credential=managedidentity`: no fallback to another credential."""
     from azure.identity import ManagedIdentityCredential
 
-    return ManagedIdentityCredential(client_id=client_id)
+    recorder = _TokenResponses()
+    return _Recording(ManagedIdentityCredential(client_id=client_id, raw_response_hook=recorder.record), recorder)
 
 
 def clear_cache() -> None:

@@ -202,8 +202,8 @@ def token_failure(exc: Exception, what: str) -> UpstreamError:
             else f" ({aadsts})" if aadsts else "")
     if status in _CREDENTIAL_STATUSES or (status is None and aadsts):
         # A managed identity's endpoint relays Entra's refusal without its status; the AADSTS code says it.
-        message = (f"Microsoft Entra ID refused a token for {what}{said}: check the service principal or managed "
-                   "identity settings")
+        message = (f"Microsoft Entra ID refused a token for {what}{said}: check the service principal settings "
+                   "(or the managed identity)")
         code = "AuthenticationFailed"
     elif status is None:
         message = f"could not get a token for {what}: Microsoft Entra ID did not answer"
@@ -226,9 +226,10 @@ def _aadsts(exc: Exception) -> str | None:
         codes = body.get("error_codes")
         if isinstance(codes, list) and codes and isinstance(codes[0], int):
             return f"AADSTS{codes[0]}"
-        text = str(body.get("error_description") or "")
-    else:
-        text = str(getattr(exc, "message", "") or "")
+    # Entra's own body names it in error_description; a managed-identity endpoint relays it in its
+    # message; without a body, azure-identity's exception text still carries it.
+    text = " ".join(str(part) for part in (*(body.values() if isinstance(body, dict) else ()),
+                                           getattr(exc, "message", "") or ""))
     found = re.search(r"AADSTS\d{4,}", text)
     return found.group(0) if found else None
 

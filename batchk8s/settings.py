@@ -97,8 +97,8 @@ COMPUTE_API_VERSION = "2025-04-01"
 VM_SIZE = re.compile(r"(standard|basic)_[a-z0-9_]+", re.IGNORECASE | re.ASCII)
 CONTAINER_NAME = re.compile(r"(?=.{3,63}\Z)[a-z0-9]+(-[a-z0-9]+)*")
 GALLERY_IMAGE_ID = re.compile(
-    r"/subscriptions/[^/\s]+/resourceGroups/[^/\s]+/providers/Microsoft\.Compute/galleries/[^/\s]+"
-    r"/images/[^/\s]+(/versions/[^/\s]+)?",
+    r"/subscriptions/[^/\x00-\x20]+/resourceGroups/[^/\x00-\x20]+/providers/Microsoft\.Compute/galleries/"
+    r"[^/\x00-\x20]+/images/[^/\x00-\x20]+(/versions/[^/\x00-\x20]+)?",
     re.IGNORECASE | re.ASCII,
 )
 K8S_MINOR = re.compile(r"1\.\d{1,2}")

@@ -106,7 +106,7 @@ POOL_CREATE: Schema = {
                                    "Ubuntu LTS image even when AZURE_BATCH_VM_IMAGE_ID is set"},
         "nodeAgentSkuId": {"type": "string", "nullable": True, "pattern": pattern_of(NODE_AGENT_SKU),
                            "example": "batch.node.ubuntu 24.04"},
-        "metadata": {**string_map("pool metadata items (name -> value)"), "nullable": True},
+        "metadata": string_map("pool metadata items (name -> value)"),
     },
 }
 

@@ -144,7 +144,7 @@ def test_the_managed_identity_chain_builds_with_the_recording_hook():
 
     clear_cache()
     try:
-        credential = _credential("https://login.microsoftonline.com", None, None, None)
+        credential = _credential("https://login.microsoftonline.com", None, None, None, None)
         assert type(credential._inner).__name__ == "DefaultAzureCredential"
     finally:
         clear_cache()

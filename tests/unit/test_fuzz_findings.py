@@ -42,9 +42,13 @@ def test_pool_requests_refuse_what_batch_would(overrides: dict, field: str) -> N
     assert fields(error) == [field]
 
 
-def test_a_null_metadata_or_image_means_none() -> None:
-    request = pool_request(load_settings({"AZURE_BATCH_VM_IMAGE_ID": ""}), {"metadata": None, "imageId": None})
-    assert (request.metadata, request.image_id) == ({}, None)
+def test_a_null_image_means_the_marketplace_image_but_null_metadata_is_refused() -> None:
+    """imageId null is a documented choice (no gallery image); metadata null is a wrong type, never a default."""
+    settings = load_settings({"AZURE_BATCH_VM_IMAGE_ID": ""})
+    assert pool_request(settings, {"imageId": None}).image_id is None
+    with pytest.raises(InputError) as error:
+        pool_request(settings, {"metadata": None})
+    assert fields(error) == ["metadata"]
 
 
 @pytest.mark.parametrize(("body", "field"), [({"jobId": ""}, "jobId"), ({"poolId": ""}, "poolId"),
