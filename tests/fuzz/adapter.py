@@ -37,14 +37,23 @@ class Route:
             return None
         params: dict[str, str] = {}
         for part, segment in zip(parts, segments, strict=True):
-            name = re.fullmatch(r"\{(\w+)\}", part)
-            if name:
-                if not segment:
+            if "{" in part:
+                found = segment_pattern(part).fullmatch(segment)
+                if not found:
                     return None
-                params[name.group(1)] = segment
+                params.update(found.groupdict())
             elif part.lower() != segment.lower():
                 return None
         return params
+
+
+def segment_pattern(part: str) -> re.Pattern[str]:
+    """A template segment as ASP.NET Core routing matches it: `{id}` takes the whole (non-empty) segment;
+    a complex segment such as `{id}:cancel` matches its literals case-insensitively from the right, so the
+    parameter takes everything before the last `:cancel`."""
+    pattern = "".join(f"(?P<{piece[1:-1]}>.+)" if piece.startswith("{") else re.escape(piece)
+                      for piece in re.split(r"(\{\w+\})", part) if piece)
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
 
 
 def routes(functions: dict[str, Any]) -> list[Route]:
