@@ -2,9 +2,10 @@
 
 It does what the Functions host does in front of our code and nothing more: match the route
 template (one path segment per `{name}`, percent-decoded after splitting, so `%2F` stays inside a
-parameter), enforce the function key on every route that is not anonymous (401, no body), build a
-`func.HttpRequest` with the URL, query, route parameters, headers and body, and call the indexed
-function exactly as the other tests do. A method that no route declares is a 404, as on the host.
+parameter; a complex segment such as `{id}:cancel` matches its literal from the right), enforce the
+function key on every route that is not anonymous (401, no body), build a `func.HttpRequest` with
+the URL, query, route parameters, headers and body, and call the indexed function exactly as the
+other tests do. A method that no route declares is a 404, as on the host.
 """
 
 from __future__ import annotations
