@@ -29,11 +29,10 @@ from tes.utils import unmarshal
 from batchk8s import settings as settings_module
 from batchk8s import tes as batchk8s_tes
 from batchk8s.functions.http import MAX_BODY
-from batchk8s.settings import load_settings
 from tests.app_index import indexed_functions
 from tests.contract.test_fake_tes import differences
 from tests.fakes.batch import FakeClock
-from tests.fakes.tes import MODES, STATES_11, FakeTES
+from tests.fakes.tes import STATES_11, FakeTES
 from tests.fuzz.adapter import FunctionsWsgi
 
 TOKEN = "gw-token-" + "0123456789abcdef" * 3
@@ -79,32 +78,22 @@ class _Quiet(WSGIRequestHandler):
         """The access log would go to stderr on every request."""
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(speed=0)
-
-
-@pytest.fixture(params=MODES)
-def fake(request: pytest.FixtureRequest, fake_service: Callable[..., Any], clock: FakeClock) -> FakeTES:
-    return fake_service(FakeTES, mode=request.param, clock=clock)
+GATEWAY = {"TES_GATEWAY_TOKENS": f"{TOKEN}, {OLD_TOKEN}", "TES_GATEWAY_USERNAME": USER,
+           "TES_GATEWAY_PASSWORD": PASSWORD}
 
 
 @pytest.fixture
-def env(fake: FakeTES, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    values = {"TESK_API_URL": fake.url, "TES_GATEWAY_TOKENS": f"{TOKEN}, {OLD_TOKEN}",
-              "TES_GATEWAY_USERNAME": USER, "TES_GATEWAY_PASSWORD": PASSWORD}
-    for name, value in values.items():
+def gateway_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """TES behind the app as for the /api/tes doors (tests/integration/conftest.py), plus the gateway's
+    credentials."""
+    for name, value in GATEWAY.items():
         monkeypatch.setenv(name, value)
     settings_module.clear_cache()
-    client = batchk8s_tes.client_for(load_settings(values))  # the one the routes use: retries on the fake clock
-    client.clock, client.sleep = clock.now, clock.advance
-    yield values
-    batchk8s_tes.clear_cache()
-    settings_module.clear_cache()
+    return {**env, **GATEWAY}
 
 
 @pytest.fixture
-def recorder(env: dict[str, str]) -> Recorder:
+def recorder(gateway_env: dict[str, str]) -> Recorder:
     return Recorder(FunctionsWsgi(indexed_functions(), "a-function-key-the-gateway-never-needs"))
 
 
