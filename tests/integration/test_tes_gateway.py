@@ -27,6 +27,7 @@ from tes.models import ListTasksResponse
 from tes.utils import unmarshal
 
 from batchk8s import settings as settings_module
+from batchk8s import storage
 from batchk8s import tes as batchk8s_tes
 from batchk8s.functions.http import MAX_BODY
 from tests.app_index import indexed_functions
@@ -213,10 +214,37 @@ def test_py_tes_drives_the_whole_lifecycle(engine: tes.HTTPClient, fake: FakeTES
     assert assert_every_answer_is_tes_1_1(recorder) == {name for _, _, name in OPERATIONS}
 
 
-def test_basic_credentials_and_a_rotated_token_are_accepted(base: str, fake: FakeTES) -> None:
+def test_basic_credentials_and_a_rotated_token_are_accepted(base: str, fake: FakeTES,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     for engine in (tes.HTTPClient(base, user=USER, password=PASSWORD), tes.HTTPClient(base, token=OLD_TOKEN)):
         task_id = engine.create_task(task("gw-basic"))
         assert engine.get_task(task_id, "MINIMAL").id == task_id
+    assert fake.count("POST") == 2
+    for secret in (TOKEN, OLD_TOKEN, PASSWORD, base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()):
+        assert secret not in caplog.text
+
+
+@pytest.mark.azurite
+def test_an_azureblob_input_reaches_tes_as_a_read_only_sas(base: str, fake: FakeTES, azurite: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AzureWebJobsStorage", azurite)
+    monkeypatch.setenv("AZURE_STORAGE_TESK_DIRECTORY", "gw-tes-inputs")
+    settings_module.clear_cache()
+    try:
+        container = storage.blob_service(settings_module.current_settings()).get_container_client("gw-tes-inputs")
+        if not container.exists():
+            container.create_container()
+        container.upload_blob("reads.fq", b"@r1\nACGT\n+\n!!!!\n", overwrite=True)
+        engine = tes.HTTPClient(base, token=TOKEN)
+        submitted = task("gw-blob")
+        submitted.inputs = [tes.Input(path="/data/reads.fq", url="azureblob:///reads.fq")]
+        task_id = engine.create_task(submitted)
+        url = fake.tasks[task_id]["doc"]["inputs"][0]["url"]
+        assert "/gw-tes-inputs/reads.fq?" in url and "sp=r&" in url
+        assert requests.get(url, timeout=10).content == b"@r1\nACGT\n+\n!!!!\n"
+    finally:
+        storage.clear_cache()
 
 
 def _basic(user: str, password: str) -> str:
