@@ -70,6 +70,18 @@ class ConfigError(BatchK8sError):
     code = "InvalidConfiguration"
 
 
+class UnauthorizedError(BatchK8sError):
+    """No valid credential (the TES gateway authenticates its callers itself); `headers` carry the challenge."""
+
+    status = 401
+    exit_code = EXIT_INPUT
+    code = "Unauthorized"
+
+    def __init__(self, message: str, *, challenge: str):
+        super().__init__(message)
+        self.headers = {"WWW-Authenticate": challenge}
+
+
 class NotFoundError(BatchK8sError):
     status = 404
     exit_code = EXIT_INPUT

@@ -324,6 +324,10 @@ class Settings:
     tes_token: Secret | None = setting("TES_TOKEN", secret=True)
     tes_user: str | None = setting("TES_USERNAME")
     tes_password: Secret | None = setting("TES_PASSWORD", secret=True)
+    # The TES gateway (/api/ga4gh/tes/v1): the credentials workflow engines present
+    gateway_tokens: Secret | None = setting("TES_GATEWAY_TOKENS", secret=True)
+    gateway_user: str | None = setting("TES_GATEWAY_USERNAME")
+    gateway_password: Secret | None = setting("TES_GATEWAY_PASSWORD", secret=True)
     # Schedule document
     schedules_json: str | None = setting("BATCHK8S_SCHEDULES", parse=_schedules_json)
     schedules_blob: str | None = setting("BATCHK8S_SCHEDULES_BLOB", parse=_pattern(BLOB_PATH, "must be CONTAINER/BLOB"))
@@ -585,6 +589,7 @@ def _contradictions(values: dict[str, Any]) -> list[Problem]:
         problems.append(Problem("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY"))
     if bool(values.get("tes_user")) != bool(values.get("tes_password")):
         problems.append(Problem("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD"))
+    problems.extend(_gateway_problems(values))
     problems.extend(_host_storage_contradictions(values))
     if bool(values.get("pool_identity_id")) != bool(values.get("pool_identity_client_id")):
         problems.append(Problem("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID" if values.get("pool_identity_id")
@@ -593,6 +598,25 @@ def _contradictions(values: dict[str, Any]) -> list[Problem]:
                                 "pool) and AZURE_BATCH_POOL_IDENTITY_CLIENT_ID (its client id, for the nodes' tokens)"))
     if values.get("tes_transport") == "direct" and not values.get("tes_url"):
         problems.append(Problem("TESK_API_URL", "is required when TES_TRANSPORT=direct"))
+    return problems
+
+
+GATEWAY_SECRET_MIN = 32  # characters: a guessable gateway credential opens TESK to the internet
+
+
+def _gateway_problems(values: dict[str, Any]) -> list[Problem]:
+    """The TES gateway's credentials: basic needs both halves, and every secret must be long enough."""
+    problems = []
+    if bool(values.get("gateway_user")) != bool(values.get("gateway_password")):
+        problems.append(Problem("TES_GATEWAY_PASSWORD" if values.get("gateway_user") else "TES_GATEWAY_USERNAME",
+                                "basic auth needs both TES_GATEWAY_USERNAME and TES_GATEWAY_PASSWORD"))
+    tokens = values.get("gateway_tokens")
+    if tokens and any(len(token.strip()) < GATEWAY_SECRET_MIN for token in tokens.reveal().split(",")):
+        problems.append(Problem("TES_GATEWAY_TOKENS", f"each comma-separated token must be at least "
+                                f"{GATEWAY_SECRET_MIN} characters (e.g. `openssl rand -hex 32`)"))
+    password = values.get("gateway_password")
+    if password and len(password.reveal()) < GATEWAY_SECRET_MIN:
+        problems.append(Problem("TES_GATEWAY_PASSWORD", f"must be at least {GATEWAY_SECRET_MIN} characters"))
     return problems
 
 

@@ -31,7 +31,7 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
 
 
 def error_response(error: BatchK8sError) -> func.HttpResponse:
-    return json_response(error.to_dict(), error.status)
+    return json_response(error.to_dict(), error.status, getattr(error, "headers", None))
 
 
 def accepted(body: Any, location: str) -> func.HttpResponse:

@@ -67,6 +67,13 @@ def tes_get(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> fu
 @endpoint
 def tes_list(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for
+
+    return json_response(client_for(settings).within(deadline).list(**list_filters(req)))
+
+
+def list_filters(req: func.HttpRequest) -> dict[str, Any]:
+    """The TES list query (name_prefix, state, tag_key/tag_value pairs, page_size, page_token, view) as
+    the client's `list` keywords; shared with the TES 1.1 endpoint, which takes the same parameters."""
     from batchk8s.tes.client import MAX_PAGE_SIZE
 
     keys, values = query_values(req, "tag_key"), query_values(req, "tag_value")
@@ -77,11 +84,10 @@ def tes_list(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> f
     if len(set(keys)) != len(keys):
         raise InputError.for_field("tag_key", "each key may be given once")
     tags = {key: values[index] if index < len(values) else "" for index, key in enumerate(keys)}
-    page_size = int_param(req, "page_size", 0, 1, MAX_PAGE_SIZE) or None
-    page = client_for(settings).within(deadline).list(
-        view=req.params.get("view") or None, page_size=page_size, page_token=req.params.get("page_token") or None,
-        name_prefix=req.params.get("name_prefix") or None, state=req.params.get("state") or None, tags=tags)
-    return json_response(page)
+    return {"view": req.params.get("view") or None, "page_size": int_param(req, "page_size", 0, 1, MAX_PAGE_SIZE)
+            or None, "page_token": req.params.get("page_token") or None,
+            "name_prefix": req.params.get("name_prefix") or None, "state": req.params.get("state") or None,
+            "tags": tags}
 
 
 @bp.function_name("tes_cancel")

@@ -15,6 +15,12 @@ from batchk8s.openapi.schemas import COMPONENTS, ref
 OPENAPI_VERSION = "3.0.3"
 DEFAULT_SERVER = "https://{app}.azurewebsites.net"
 KEY_SCHEMES = ("functionKeyHeader", "functionKeyQuery")
+GATEWAY_SCHEMES = ("tesGatewayBearer", "tesGatewayBasic")
+GATEWAY_401 = {"description": "No valid gateway credential: the `WWW-Authenticate` header names the schemes accepted",
+               "headers": {"WWW-Authenticate": {"required": True, "schema": {"type": "string"},
+                                                "description": "the accepted schemes, e.g. Bearer "
+                                                               "realm=\"batchk8s-tes\""}},
+               "content": {"application/json": {"schema": ref("Error")}}}
 
 __all__ = ["OPENAPI_VERSION", "Operation", "document", "markdown", "operations"]
 
@@ -45,6 +51,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
     if operation.body:
         errors |= {400, 413}
     responses.update({str(status): _error(status) for status in sorted(errors)})
+    if operation.gateway:
+        responses["401"] = GATEWAY_401
     body: dict[str, Any] = {
         "operationId": operation.name, "tags": [operation.tag], "summary": operation.summary,
         "responses": dict(sorted(responses.items())),
@@ -56,7 +64,8 @@ def _operation(operation: Operation) -> dict[str, Any]:
     if operation.body:
         body["requestBody"] = {"required": operation.body_required,
                                "content": {"application/json": {"schema": ref(operation.body)}}}
-    body["security"] = [] if operation.anonymous else [{scheme: []} for scheme in KEY_SCHEMES]
+    schemes = () if operation.anonymous else GATEWAY_SCHEMES if operation.gateway else KEY_SCHEMES
+    body["security"] = [{scheme: []} for scheme in schemes]
     return body
 
 
@@ -87,6 +96,11 @@ def document(server: str | None = None) -> dict[str, Any]:
                                       "description": "a function or host key of the app"},
                 "functionKeyQuery": {"type": "apiKey", "in": "query", "name": "code",
                                      "description": "the same key as a query parameter"},
+                "tesGatewayBearer": {"type": "http", "scheme": "bearer",
+                                     "description": "a token of TES_GATEWAY_TOKENS (the TES 1.1 endpoint only)"},
+                "tesGatewayBasic": {"type": "http", "scheme": "basic",
+                                    "description": "TES_GATEWAY_USERNAME and TES_GATEWAY_PASSWORD (the TES 1.1 "
+                                                   "endpoint only)"},
             },
         },
     }

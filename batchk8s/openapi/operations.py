@@ -42,6 +42,7 @@ class Operation:
     body: str | None = None
     body_required: bool = False
     anonymous: bool = False
+    gateway: bool = False  # the TES 1.1 endpoint: the host lets it through, the handler checks engine credentials
     description: str = ""
     location: str = ""
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -86,6 +87,51 @@ def pool_link(operation: str, **extra: Any) -> dict[str, Any]:
 
 def tes_link(operation: str) -> dict[str, Any]:
     return {"operationId": operation, "parameters": {"id": "$response.body#/id"}}
+
+
+TES_LIST_PARAMETERS = (query("name_prefix", {"type": "string"}, "tasks whose name starts with this"),
+                       query("state", {"type": "string", "enum": list(STATES)}, "tasks in this state; "
+                             "case-insensitive"),
+                       query("tag_key", {**repeated("tag names"), "items": {"type": "string", "minLength": 1}},
+                             "tasks with this tag (repeatable)", style="form", explode=True,
+                             allowEmptyValue=False),
+                       query("tag_value", repeated("tag values"), "the value of the tag_key at the same "
+                             "position (repeatable; a missing one matches any value)", style="form",
+                             explode=True),
+                       query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+                             "tasks per page (the server's default when absent)"),
+                       query("page_token", {"type": "string"}, "next_page_token of the previous page"),
+                       VIEW)
+
+GATEWAY_ROOT = "ga4gh/tes/v1"
+GATEWAY_DESCRIPTION = ("TES 1.1 as the GA4GH specification says, for workflow engines: authenticated with a "
+                       "gateway token (`Authorization: Bearer`) or basic credentials, not a function key.")
+
+
+def gateway_operations() -> tuple[Operation, ...]:
+    """The TES 1.1 endpoint (docs/tes-gateway.md): the spec's paths, answers and operation semantics."""
+    view = query("view", {"type": "string", "enum": list(VIEWS)}, "MINIMAL (default: id and state), BASIC or FULL")
+    return (
+        Operation("tes_gateway_service_info", "get", f"{GATEWAY_ROOT}/service-info", "TES 1.1", "Service-info of "
+                  "the gateway (TES 1.1), naming the TES server behind it", result="Tes11ServiceInfo", gateway=True,
+                  description=GATEWAY_DESCRIPTION),
+        Operation("tes_gateway_create", "post", f"{GATEWAY_ROOT}/tasks", "TES 1.1", "Create a task",
+                  result="Tes11Created",
+                  errors=(400, 413, *UPSTREAM), body="TesTask", body_required=True, gateway=True,
+                  description="Every problem in the task is reported at once (400, each with its JSON path) and "
+                              "nothing is sent to TES; `azureblob://` inputs become read-only SAS URLs.",
+                  links={"GetTask": tes_link("tes_gateway_get"), "CancelTask": tes_link("tes_gateway_cancel")}),
+        Operation("tes_gateway_list", "get", f"{GATEWAY_ROOT}/tasks", "TES 1.1", "List tasks", result="TesPage",
+                  errors=(400, *UPSTREAM), parameters=TES_LIST_PARAMETERS, gateway=True,
+                  description="Filters TESK ignores are applied by batchk8s: a page can then hold fewer tasks than "
+                              "page_size and still carry a next_page_token."),
+        Operation("tes_gateway_get", "get", GATEWAY_ROOT + "/tasks/{id}", "TES 1.1", "One task", result="TesTaskView",
+                  errors=(400, 404, *UPSTREAM), parameters=(TES_ID, view), gateway=True),
+        Operation("tes_gateway_cancel", "post", GATEWAY_ROOT + "/tasks/{id}:cancel", "TES 1.1", "Cancel a task",
+                  result="Tes11Canceled", errors=(400, 404, *UPSTREAM), parameters=(TES_ID,), gateway=True,
+                  description="`{}` once the cancel is sent, and also when the task was already CANCELED or had "
+                              "ended otherwise (nothing is left to cancel; GET says how it ended)."),
+    )
 
 
 def operations() -> tuple[Operation, ...]:
@@ -177,19 +223,7 @@ def operations() -> tuple[Operation, ...]:
                   description="Done when `state` is COMPLETE, EXECUTOR_ERROR, SYSTEM_ERROR, CANCELED or PREEMPTED."),
         Operation("tes_list", "get", "tes/tasks", "TES", "One page of TES tasks", result="TesPage",
                   errors=(400, *UPSTREAM),
-                  parameters=(query("name_prefix", {"type": "string"}, "tasks whose name starts with this"),
-                              query("state", {"type": "string", "enum": list(STATES)}, "tasks in this state; "
-                                    "case-insensitive"),
-                              query("tag_key", {**repeated("tag names"), "items": {"type": "string", "minLength": 1}},
-                                    "tasks with this tag (repeatable)", style="form", explode=True,
-                                    allowEmptyValue=False),
-                              query("tag_value", repeated("tag values"), "the value of the tag_key at the same "
-                                    "position (repeatable; a missing one matches any value)", style="form",
-                                    explode=True),
-                              query("page_size", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-                                    "tasks per page (the server's default when absent)"),
-                              query("page_token", {"type": "string"}, "next_page_token of the previous page"),
-                              VIEW)),
+                  parameters=TES_LIST_PARAMETERS),
         Operation("tes_cancel", "post", "tes/tasks/{id}/cancel", "TES", "Cancel a TES task", ok=202, also_ok=(200,),
                   result="TesAccepted", errors=(400, 404, 409, *UPSTREAM), parameters=(TES_ID,),
                   location="/api/tes/tasks/{id}",
@@ -198,6 +232,7 @@ def operations() -> tuple[Operation, ...]:
                               "ended otherwise, and the error names its final state."),
         Operation("tes_service_info", "get", "tes/service-info", "TES", "The TES server's service-info, its API root "
                   "and transport", result="TesService", errors=UPSTREAM),
+        *gateway_operations(),
     )
 
 STATUS_TEXT = {200: "OK", 202: "Accepted: poll the Location header", 400: "Bad input: `details` names each field",

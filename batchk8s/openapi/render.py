@@ -16,8 +16,10 @@ viewers. Following long operations from pipelines: [pipelines.md](pipelines.md).
 
 AUTH = """## Keys
 
-Every route but `GET /api/health` needs a function key, sent as the `x-functions-key` header or the
-`code` query parameter; without one the Functions host answers 401 before the app runs. Every error
+Every route but `GET /api/health` and the TES 1.1 endpoint needs a function key, sent as the
+`x-functions-key` header or the `code` query parameter; without one the Functions host answers 401
+before the app runs. The TES 1.1 endpoint (`/api/ga4gh/tes/v1`, for workflow engines) takes a gateway
+token as `Authorization: Bearer` or basic credentials instead (docs/tes-gateway.md). Every error
 body is `{"error": {"code", "message", "details": [...]}}` (schema `Error` below); `details` names each
 offending field.
 """
@@ -70,7 +72,10 @@ def _operation(path: str, method: str, operation: dict[str, Any]) -> list[str]:
     lines = [f"### `{method.upper()} {path}`", "", f"`{operation['operationId']}`: {operation['summary']}.", ""]
     if operation.get("description"):
         lines += [operation["description"], ""]
-    lines += ["Key: " + ("none (anonymous)" if not operation["security"] else "function key"), ""]
+    schemes = {name for entry in operation["security"] for name in entry}
+    key = ("none (anonymous)" if not schemes else "function key" if "functionKeyHeader" in schemes
+           else "gateway token (Bearer) or basic credentials")
+    lines += ["Key: " + key, ""]
     parameters = operation.get("parameters", [])
     if parameters:
         lines += ["| parameter | in | type | description |", "| --- | --- | --- | --- |"]

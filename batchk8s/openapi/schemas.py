@@ -361,6 +361,23 @@ TES_SERVICE: Schema = {
                    "serviceInfo": {"type": "object", "description": "the TES server's service-info document"}},
 }
 
+# The TES 1.1 endpoint's own answers (the vendored TES 1.1 document is what the tests hold them to).
+TES11_SERVICE_INFO: Schema = {
+    "type": "object", "required": ["id", "name", "type", "organization", "version"],
+    "description": "GA4GH service-info 1.0 with TES 1.1's additions; `description` and `storage` name the TES "
+                   "server behind the gateway",
+    "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "description": {"type": "string"},
+                   "version": {"type": "string"}, "storage": {"type": "array", "items": {"type": "string"}},
+                   "organization": {"type": "object", "required": ["name", "url"],
+                                    "properties": {"name": {"type": "string"}, "url": {"type": "string"}}},
+                   "type": {"type": "object", "required": ["group", "artifact", "version"],
+                            "properties": {"group": {"type": "string"}, "artifact": {"type": "string", "enum": ["tes"]},
+                                           "version": {"type": "string"}}}},
+}
+TES11_CREATED: Schema = {"type": "object", "required": ["id"], "properties": {"id": {"type": "string"}}}
+TES11_CANCELED: Schema = {"type": "object", "additionalProperties": False, "properties": {},
+                          "description": "an empty object, as TES 1.1 answers a cancel"}
+
 HTML_PAGE: Schema = {"type": "string", "description": "a self-contained HTML document"}
 
 OPENAPI_DOCUMENT: Schema = {"type": "object", "required": ["openapi", "info", "paths"],
@@ -375,5 +392,6 @@ COMPONENTS: dict[str, Schema] = {
     "ScheduleHistory": SCHEDULE_HISTORY, "UploadReport": UPLOAD_REPORT, "PoolStatus": POOL_STATUS,
     "Deleting": DELETING, "Workflows": WORKFLOWS, "WorkflowRunResult": WORKFLOW_RUN_RESULT, "JobStatus": JOB_STATUS,
     "TesAccepted": TES_ACCEPTED, "TesTaskView": TES_TASK_VIEW, "TesPage": TES_PAGE, "TesService": TES_SERVICE,
-    "OpenApiDocument": OPENAPI_DOCUMENT, "HtmlPage": HTML_PAGE,
+    "OpenApiDocument": OPENAPI_DOCUMENT, "HtmlPage": HTML_PAGE, "Tes11ServiceInfo": TES11_SERVICE_INFO,
+    "Tes11Created": TES11_CREATED, "Tes11Canceled": TES11_CANCELED,
 }

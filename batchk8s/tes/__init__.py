@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from batchk8s.deadline import Deadline
 from batchk8s.settings import Settings
 from batchk8s.tes.client import CancelResult, TaskAlreadyEnded, TaskWaitTimeout, TesClient, is_terminal
 from batchk8s.tes.samples import load_sample, mark_placeholders, resolve_blob_inputs, sample_names
@@ -87,6 +88,6 @@ def prepare_task(task: Any, settings: Settings) -> dict[str, Any]:
     return resolve_blob_inputs(task, settings)
 
 
-def submit(settings: Settings, task: Mapping[str, Any]) -> str:
+def submit(settings: Settings, task: Mapping[str, Any], deadline: Deadline | None = None) -> str:
     """Validate, resolve blob inputs and create the task; returns its TES id."""
-    return client_for(settings).create(prepare_task(task, settings))
+    return client_for(settings).within(deadline).create(prepare_task(task, settings))

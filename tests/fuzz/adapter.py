@@ -2,9 +2,10 @@
 
 It does what the Functions host does in front of our code and nothing more: match the route
 template (one path segment per `{name}`, percent-decoded after splitting, so `%2F` stays inside a
-parameter), enforce the function key on every route that is not anonymous (401, no body), build a
-`func.HttpRequest` with the URL, query, route parameters, headers and body, and call the indexed
-function exactly as the other tests do. A method that no route declares is a 404, as on the host.
+parameter; a complex segment such as `{id}:cancel` matches its literal from the right), enforce the
+function key on every route that is not anonymous (401, no body), build a `func.HttpRequest` with
+the URL, query, route parameters, headers and body, and call the indexed function exactly as the
+other tests do. A method that no route declares is a 404, as on the host.
 """
 
 from __future__ import annotations
@@ -37,14 +38,23 @@ class Route:
             return None
         params: dict[str, str] = {}
         for part, segment in zip(parts, segments, strict=True):
-            name = re.fullmatch(r"\{(\w+)\}", part)
-            if name:
-                if not segment:
+            if "{" in part:
+                found = segment_pattern(part).fullmatch(segment)
+                if not found:
                     return None
-                params[name.group(1)] = segment
+                params.update(found.groupdict())
             elif part.lower() != segment.lower():
                 return None
         return params
+
+
+def segment_pattern(part: str) -> re.Pattern[str]:
+    """A template segment as ASP.NET Core routing matches it: `{id}` takes the whole (non-empty) segment;
+    a complex segment such as `{id}:cancel` matches its literals case-insensitively from the right, so the
+    parameter takes everything before the last `:cancel`."""
+    pattern = "".join(f"(?P<{piece[1:-1]}>.+)" if piece.startswith("{") else re.escape(piece)
+                      for piece in re.split(r"(\{\w+\})", part) if piece)
+    return re.compile(pattern, re.IGNORECASE | re.DOTALL)
 
 
 def routes(functions: dict[str, Any]) -> list[Route]:

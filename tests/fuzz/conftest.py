@@ -29,6 +29,7 @@ from tests.fuzz.adapter import FunctionsWsgi
 from tests.integration.batch.conftest import blob_endpoint
 
 KEY = "fuzz-function-key"
+GATEWAY_TOKEN = "fuzz-gateway-token-" + "0" * 32  # what engines send to the TES 1.1 endpoint
 RG = "rg-hpc"
 SCALE_SETS = ("vmss-a", "vmss-b")
 SCHEDULES = {"rules": [{"name": "office", "schedule": "0 0 8 * * Mon-Fri", "timeZone": "Europe/Berlin",
@@ -70,7 +71,7 @@ def app_env(services: dict[str, Any], azurite: str) -> Iterator[dict[str, str]]:
         AZURE_STORAGE_ACCOUNT_NAME=AZURITE_ACCOUNT, AZURE_STORAGE_ACCOUNT_KEY=AZURITE_KEY,
         AZURE_STORAGE_BLOB_ENDPOINT=blob_endpoint(azurite), AZURE_STORAGE_APP_DIRECTORY=f"{prefix}-apps",
         AZURE_STORAGE_K8S_DIRECTORY=f"{prefix}-k8s", AZURE_STORAGE_TESK_DIRECTORY=f"{prefix}-tesk",
-        TESK_API_URL=services["tes"].url)
+        TESK_API_URL=services["tes"].url, TES_GATEWAY_TOKENS=GATEWAY_TOKEN)
     problems = load_settings(env).problems
     assert not problems, problems
     with pytest.MonkeyPatch.context() as patch:

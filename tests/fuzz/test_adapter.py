@@ -55,3 +55,20 @@ def _ok() -> Any:
     import azure.functions as func
 
     return func.HttpResponse(json.dumps({}), mimetype="application/json")
+
+
+def test_a_complex_segment_matches_its_literal_from_the_right_as_aspnet_core_routing_does() -> None:
+    """`{id}:cancel` (the TES cancel route): the id is everything before the last `:cancel`, matched without
+    regard to case; an empty id does not match; a GET of the same path is the `{id}` route's, id and all."""
+    wsgi = FunctionsWsgi(indexed_functions(), KEY)
+    cancel = next(route for route in wsgi.routes if route.name == "tes_gateway_cancel")
+    get = next(route for route in wsgi.routes if route.name == "tes_gateway_get")
+    prefix = ["ga4gh", "tes", "v1", "tasks"]
+    assert cancel.match([*prefix, "task-1:cancel"]) == {"id": "task-1"}
+    assert cancel.match([*prefix, "ns:task-1:cancel"]) == {"id": "ns:task-1"}
+    assert cancel.match([*prefix, "task-1:CANCEL"]) == {"id": "task-1"}
+    assert cancel.match([*prefix, "task-1:cancel:cancel"]) == {"id": "task-1:cancel"}
+    assert cancel.match([*prefix, ":cancel"]) is None
+    assert cancel.match([*prefix, "task-1"]) is None
+    assert cancel.match([*prefix, "task-1:cancelled"]) is None
+    assert get.match([*prefix, "task-1:cancel"]) == {"id": "task-1:cancel"}

@@ -5,13 +5,19 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
 
+from batchk8s import settings as settings_module
+from batchk8s import tes
+from batchk8s.settings import load_settings
 from tests.conftest import AZURITE_ACCOUNT, _free_port, azurite_binary
 from tests.fakes.aad import FakeAAD
+from tests.fakes.batch import FakeClock
 from tests.fakes.https import FakeService
+from tests.fakes.tes import MODES, FakeTES
 
 
 @pytest.fixture
@@ -54,3 +60,29 @@ def oauth_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
         process.wait(timeout=3)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+# TES behind the app: the fake in both of its shapes (TES 1.1 as specified, TESK as deployed), and the
+# settings that point the app at it, its client driven on the fake clock. The /api/tes doors and the
+# TES 1.1 endpoint share them.
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(speed=0)
+
+
+@pytest.fixture(params=MODES)
+def fake(request: pytest.FixtureRequest, fake_service: Callable[..., Any], clock: FakeClock) -> FakeTES:
+    return fake_service(FakeTES, mode=request.param, clock=clock)
+
+
+@pytest.fixture
+def env(fake: FakeTES, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    values = {"TESK_API_URL": fake.url}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    settings_module.clear_cache()
+    client = tes.client_for(load_settings(values))  # the one the doors will use: drive it on the fake clock
+    client.clock, client.sleep = clock.now, clock.advance
+    yield values
+    tes.clear_cache()
+    settings_module.clear_cache()

@@ -7,7 +7,7 @@ specification says, and TESK as deployed (tesk-api 1.1.0: TES 1.0, filters ignor
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -22,8 +22,7 @@ from batchk8s.cli import main
 from batchk8s.settings import load_settings
 from tests.app_index import indexed_functions
 from tests.conftest import ROOT
-from tests.fakes.batch import FakeClock
-from tests.fakes.tes import MODES, TESK_OUTCOMES, FakeTES
+from tests.fakes.tes import TESK_OUTCOMES, FakeTES
 
 ROUTES = {
     "tes_create": ("tes/tasks", ["POST"]),
@@ -48,30 +47,6 @@ def call(name: str, path_and_query: str, body: bytes = b"", **route: str) -> tup
     response = functions()[name].get_user_function()(request)
     text = response.get_body().decode()
     return response.status_code, json.loads(text) if text else None, dict(response.headers)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(speed=0)
-
-
-@pytest.fixture(params=MODES)
-def fake(request: pytest.FixtureRequest, fake_service: Callable[..., Any], clock: FakeClock) -> FakeTES:
-    return fake_service(FakeTES, mode=request.param, clock=clock)
-
-
-
-@pytest.fixture
-def env(fake: FakeTES, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    values = {"TESK_API_URL": fake.url}
-    for name, value in values.items():
-        monkeypatch.setenv(name, value)
-    settings_module.clear_cache()
-    client = tes.client_for(load_settings(values))  # the one the doors will use: drive it on the fake clock
-    client.clock, client.sleep = clock.now, clock.advance
-    yield values
-    tes.clear_cache()
-    settings_module.clear_cache()
 
 
 def test_the_routes_are_indexed_with_function_keys() -> None:

@@ -35,6 +35,12 @@ HTTP = {
     "tes_get": ("GET", "tes/tasks/{id}", "FUNCTION"),
     "tes_cancel": ("POST", "tes/tasks/{id}/cancel", "FUNCTION"),
     "tes_service_info": ("GET", "tes/service-info", "FUNCTION"),
+    # The TES 1.1 endpoint: engines send bearer or basic credentials, which the handlers check themselves.
+    "tes_gateway_service_info": ("GET", "ga4gh/tes/v1/service-info", "ANONYMOUS"),
+    "tes_gateway_create": ("POST", "ga4gh/tes/v1/tasks", "ANONYMOUS"),
+    "tes_gateway_list": ("GET", "ga4gh/tes/v1/tasks", "ANONYMOUS"),
+    "tes_gateway_get": ("GET", "ga4gh/tes/v1/tasks/{id}", "ANONYMOUS"),
+    "tes_gateway_cancel": ("POST", "ga4gh/tes/v1/tasks/{id}:cancel", "ANONYMOUS"),
     "schedules": ("GET", "schedules", "FUNCTION"),
     "schedules_history": ("GET", "schedules/history", "FUNCTION"),
     "schedules_view": ("GET", "schedules/view", "FUNCTION"),
@@ -97,9 +103,26 @@ def test_timer_schedules_the_app_registers_are_valid_ncrontab(indexed):
         assert parse(resolved).has_seconds, expression
 
 
-def test_only_health_is_anonymous(indexed):
+def test_only_health_and_the_self_authenticating_tes_routes_are_anonymous(indexed, monkeypatch):
+    """The host checks no key on health and the TES 1.1 routes; each of the latter refuses a call without a
+    gateway credential itself (401 with a challenge), before reading the request any further."""
+    import azure.functions as func
+
+    from batchk8s import settings
+    from tests.app_index import indexed_functions
+
     anonymous = [name for name, f in indexed.items() if trigger(f).get("authLevel", "").upper() == "ANONYMOUS"]
-    assert anonymous == ["health"]
+    gateway = [name for name in anonymous if name != "health"]
+    assert anonymous[0] == "health" and gateway == [name for name in HTTP if name.startswith("tes_gateway_")]
+    monkeypatch.setenv("TES_GATEWAY_TOKENS", "t" * 40)
+    settings.clear_cache()
+    for name in gateway:
+        method, route, _ = HTTP[name]
+        request = func.HttpRequest(method, "https://app.example.net/api/" + route.replace("{id}", "task-1"),
+                                   body=b"{}", headers={}, params={}, route_params={"id": "task-1"})
+        response = indexed_functions()[name].get_user_function()(request)
+        assert response.status_code == 401, name
+        assert response.headers["WWW-Authenticate"] == 'Bearer realm="batchk8s-tes"', name
 
 
 def test_readme_documents_every_route():
