@@ -264,7 +264,7 @@ def parse_document(data: Any, *, now: datetime, default_resource_group: str | No
     rules_data, holds_data, prefix = _split_top(data, problems)
     rules = [rule for index, item in enumerate(rules_data)
              if (rule := _parse_rule(item, index, f"{prefix}[{index}]", default_resource_group, problems))]
-    _check_names(rules, problems)
+    _check_names(rules_data, prefix, problems)
     holds = [hold for index, item in enumerate(holds_data)
              if (hold := _parse_hold(item, f"$.holds[{index}]", default_resource_group, problems))]
     by_key = _rules_by_key(rules)
@@ -435,12 +435,18 @@ def _resource_group(item: dict[str, Any], path: str, default: str | None, proble
     return group
 
 
-def _check_names(rules: list[Rule], problems: _Problems) -> None:
-    first: dict[str, Rule] = {}
-    for rule in rules:
-        other = first.setdefault(rule.name.lower(), rule)
-        if other is not rule:
-            problems.add(f"{rule.path}.name", f"'{rule.name}' is also the name of {other.path}; names must be unique")
+def _check_names(items: list[Any], prefix: str, problems: _Problems) -> None:
+    """Duplicate names among every rule that has one, valid or not: a rule with other errors still
+    takes its name, and the author fixes both at once."""
+    first: dict[str, str] = {}
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            continue
+        path = f"{prefix}[{index}]"
+        other = first.setdefault(name.strip().lower(), path)
+        if other != path:
+            problems.add(f"{path}.name", f"'{name.strip()}' is also the name of {other}; names must be unique")
 
 
 def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problems) -> Hold | None:
@@ -448,10 +454,17 @@ def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problem
     target = parse_target(item, path, default_rg, problems, extra_keys=HOLD_KEYS)
     if not isinstance(item, dict):
         return None
-    until = parse_instant(item.get("until"))
+    raw_until = item.get("until")
+    until = parse_instant(raw_until)
     if until is None:
-        problems.add(f"{path}.until", "is required: an ISO 8601 time such as 2025-06-01T18:00:00+02:00 "
-                                      "(no offset means UTC)")
+        example = "an ISO 8601 time such as 2025-06-01T18:00:00+02:00 (no offset means UTC)"
+        if raw_until is None:
+            problems.add(f"{path}.until", f"is required: {example}")
+        elif not isinstance(raw_until, str):
+            problems.add(f"{path}.until", f"must be a string, {example}, not {type(raw_until).__name__} "
+                                          f"{raw_until!r}")
+        else:
+            problems.add(f"{path}.until", f"{raw_until!r} is not {example}")
     reason = item.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         problems.add(f"{path}.reason", "must be a string of at most 500 characters")
