@@ -21,7 +21,9 @@ Why it is shaped this way:
   and sent on every call: what ARM answers must not depend on which azure-mgmt-compute pip installed.
 * ARM operations take minutes; a Function's HTTP response is capped at 230 s. The action is started
   and reported as accepted; a caller may ask for a bounded wait, polled here with back-off (honouring
-  ARM's Retry-After), not by a background thread that outlives the call.
+  ARM's Retry-After), not by a background thread that outlives the call. A timer follows its
+  operations for its whole budget (timer_budget.py); each operation still running then is handed back
+  (`TargetReport.running`: its status URL and instances) so the next firing can `follow_up` on it.
 * Retries of 429 (with Retry-After) and 503 are azure-core's RetryPolicy, already in the client.
 """
 
@@ -41,6 +43,7 @@ from batchk8s.settings import VMSS_ACTIONS, is_vmss_name
 
 if TYPE_CHECKING:
     from batchk8s.settings import Settings
+    from batchk8s.timer_budget import TimerBudget
 
 log = logging.getLogger("batchk8s.vmss")
 
@@ -59,6 +62,7 @@ SATISFIED = {"start": ("running", "starting"), "deallocate": ("deallocated", "de
 DONE = {"start": "started", "deallocate": "deallocated"}
 WOULD = {"start": "would-start", "deallocate": "would-deallocate"}
 TERMINAL = {"succeeded", "failed", "canceled", "cancelled"}
+UNKNOWN_STATUS = "Unknown"  # an operation whose status ARM no longer keeps (read back later, 404)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class TargetReport:
     operation: dict[str, Any] | None = None
     problem: BatchK8sError | None = field(default=None, repr=False, compare=False)
     orchestration: str | None = None  # Uniform or Flexible, once the scale set was read
+    # Operations still running when the report was made: {"url": status URL, "instances": [ids]} each
+    running: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
@@ -318,6 +324,9 @@ def _stepwise_polling() -> Any:
         def operation_status(self) -> str:
             return str(self.status())
 
+        def status_url(self) -> str:
+            return str(self._operation.get_polling_url())
+
         def retry_after(self) -> float | None:
             value = self._pipeline_response.http_response.headers.get("Retry-After")
             try:
@@ -465,16 +474,19 @@ class _Operation:
 
 
 def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef], *, dry_run: bool = False,
-                 wait_seconds: float = 0) -> list[TargetReport]:
+                 wait_seconds: float = 0, budget: TimerBudget | None = None) -> list[TargetReport]:
     """Start or deallocate the instances of each target that are not already in the wanted state.
 
-    Returns as soon as every action is accepted by ARM, unless `wait_seconds` (at most 200) asks to
-    wait for the operations; whatever is still running then is reported as accepted.
+    Returns as soon as every action is accepted by ARM, unless `wait_seconds` (at most 200, the HTTP and
+    CLI doors) or a timer's `budget` asks to follow the operations to their end; whatever is still
+    running then is reported as accepted, with its operations in `running`.
     """
     if action not in VMSS_ACTIONS:
         raise InputError.for_field("action", f"must be one of {', '.join(VMSS_ACTIONS)}")
     if isinstance(wait_seconds, bool) or not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
         raise InputError.for_field("waitSeconds", f"must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
+    if budget is not None:
+        wait_seconds = budget.remaining()
     deadline = time.monotonic() + wait_seconds
     accepted: dict[ScaleSetRef, list[_Operation]] = {}
 
@@ -537,6 +549,9 @@ def _settled(report: TargetReport, operations: list[_Operation]) -> TargetReport
     statuses = [operation.status for operation in operations]
     if statuses:
         report.operation = {"status": _overall(statuses)}
+    report.running = [{"url": operation.polling.status_url(), "instances": [i.instance_id for i in operation.instances]}
+                      for operation, status in zip(operations, statuses, strict=True)
+                      if status.lower() not in TERMINAL]
     for operation, status in zip(operations, statuses, strict=True):
         if status.lower() not in TERMINAL or status.lower() == "succeeded":
             continue
@@ -580,3 +595,88 @@ def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadlin
         _settled(report, operations)
     if report.outcome == "accepted":
         report.warnings.append(f"still running after waiting {wait_seconds:g} s")
+
+
+# --- following up on operations a previous run left running ----------------------------------
+
+
+@dataclass(frozen=True)
+class Followed:
+    """An operation a previous run left running: where to read its status, and what it acts on."""
+
+    url: str
+    instances: tuple[str, ...]
+
+
+def follow_up(settings: Settings, ref: ScaleSetRef, action: str, operations: Sequence[Followed],
+              orchestration: str | None = None) -> TargetReport:
+    """Read, once each, the status of operations a previous run started on `ref` and left running.
+
+    One GET per operation (a Uniform set's one, or one per Flexible VM), concurrently; the report's
+    outcome is completed, failed (with ARM's code and message) or accepted (still running, with those
+    operations in `running`). A status URL that is not on the ARM endpoint is never sent a token: it is
+    that operation's failure. A status ARM no longer has (404: it keeps them for a limited time) is
+    reported as unknown, not as a failure of the action.
+    """
+    report = TargetReport(ref, action, "reported", orchestration=orchestration)
+    report.instances = [InstanceReport(i, "unknown", DONE[action]) for o in operations for i in o.instances]
+    trusted = settings.arm_endpoint.rstrip("/") + "/"
+    with _compute(settings, 1) as arm:
+        denied = arm.authenticate()
+        if denied:
+            return _failed(report, denied)
+        results = list(arm.vm_pool.map(lambda o: _read_status(arm, o, trusted), operations))
+    statuses = [status for status, _ in results]
+    known = [status for status in statuses if status != UNKNOWN_STATUS]
+    report.operation = {"status": _overall(known) if known else UNKNOWN_STATUS}
+    report.running = [{"url": o.url, "instances": list(o.instances)} for o, status in zip(operations, statuses,
+                                                                                          strict=True)
+                      if status.lower() not in TERMINAL and status != UNKNOWN_STATUS]
+    unknown = len(statuses) - len(known)
+    for operation, (status, failure) in zip(operations, results, strict=True):
+        if status.lower() in TERMINAL and status.lower() != "succeeded":
+            members = [i for i in report.instances if i.instance_id in operation.instances]
+            for instance in members:
+                instance.outcome = "failed"
+            if report.problem is None:
+                report.problem = UpstreamError(f"scale set {ref}: the {action} operation ended {status}: "
+                                               f"{failure['message']}", code=failure["code"])
+                report.error = {**failure, "upstreamStatus": None}
+    if report.problem is not None:
+        report.outcome = "failed"
+    elif report.running:
+        report.outcome = "accepted"
+    else:
+        report.outcome = "completed"
+        if unknown:
+            report.warnings.append(f"{unknown} operation status(es) no longer kept by ARM; "
+                                   "read the power state to confirm")
+    return report
+
+
+def _read_status(arm: _Arm, operation: Followed, trusted: str) -> tuple[str, dict[str, str]]:
+    """(status, failure) of one operation from its Azure-AsyncOperation (or Location) URL."""
+    from azure.core.rest import HttpRequest
+
+    if not operation.url.lower().startswith(trusted.lower()):
+        return "Failed", {"code": "UntrustedOperationUrl",
+                          "message": "the recorded operation URL is not on the ARM endpoint; not followed"}
+    try:
+        response = arm.client.send_request(HttpRequest("GET", operation.url))
+    except Exception as exc:  # a status that cannot be read is still running as far as we know
+        problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, "operation status")
+        log.warning("could not read an operation status: %s", problem.message)
+        return "InProgress", {}
+    if response.status_code == 404:
+        return UNKNOWN_STATUS, {}
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    if response.status_code >= 400 and "status" not in body:
+        return "InProgress", {}
+    status = str(body.get("status") or ("InProgress" if response.status_code == 202 else "Succeeded"))
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return status, {"code": str(error.get("code") or "OperationFailed"),
+                    "message": str(error.get("message") or "the operation failed")[:300]}

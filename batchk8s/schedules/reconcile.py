@@ -12,6 +12,9 @@ Order of a tick, and why:
    same tick exactly one proceeds. Then the winners act, grouped per action (scale sets concurrently
    through vmss.apply_action, pools through the Batch engine), each outcome is written back, and
    every event is appended to the target's history blob (no read needed).
+5. Scale set operations are followed to their end within the tick's budget (timer_budget.py); those
+   still running are recorded and reported by the next tick (followup.py), which picks up whatever an
+   earlier tick or the vmss_schedule timer left running before it acts.
 
 One target failing never stops the others: every step is per target, and a failure is recorded on
 that target with a retry backoff (planner.MAX_ATTEMPTS) rather than raised.
@@ -32,6 +35,7 @@ from typing import Any, TypeVar
 from batchk8s import clock
 from batchk8s.errors import BatchK8sError, ConflictError, NotFoundError
 from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarget, Target
+from batchk8s.schedules.followup import Followups, is_pending, pending_name, result_of
 from batchk8s.schedules.planner import (
     MAX_ATTEMPTS,
     STATUS_CLAIMED,
@@ -49,11 +53,11 @@ from batchk8s.schedules.planner import (
 from batchk8s.schedules.service import load_document
 from batchk8s.schedules.state import StateStore, Stored
 from batchk8s.settings import Settings
+from batchk8s.timer_budget import TimerBudget, tick_budget
 
 log = logging.getLogger("batchk8s.schedules")
 
 WRITE_WORKERS = 8  # below the storage client's connection pool (10 per host)
-ALREADY = {"start": "running or starting", "deallocate": "deallocated or deallocating"}
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -187,6 +191,7 @@ class TickReport:
     outcomes: list[Outcome]
     errors: list[dict[str, Any]]
     requests: dict[str, int]
+    follow_ups: list[dict[str, Any]] = field(default_factory=list)  # what earlier runs left running, now
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -197,7 +202,8 @@ class TickReport:
     def to_dict(self) -> dict[str, Any]:
         return {"now": self.now.isoformat(), "dryRun": self.dry_run, "document": self.document,
                 "counts": self.counts(), "targets": [outcome.to_dict() for outcome in self.outcomes],
-                "errors": self.errors, "requests": self.requests}
+                "errors": self.errors, "requests": self.requests,
+                **({"followUps": self.follow_ups} if self.follow_ups else {})}
 
 
 def history_entry(now: datetime, firing: Firing, result: str, reason: str | None = None,
@@ -222,23 +228,30 @@ def _missed_entries(decision: Decision, now: datetime) -> list[dict[str, Any]]:
 
 
 def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool = False,
-              document_text: str | None = None) -> TickReport:
-    """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting."""
+              document_text: str | None = None, budget: TimerBudget | None = None) -> TickReport:
+    """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting.
+    Scale set operations are followed for `budget` (default: a tick's, from now)."""
+    budget = budget or tick_budget()
     now = (now or clock.now()).astimezone(UTC)
     document = load_document(settings, now, document_text)
     store = StateStore(settings)
     resolved = resolve_targets(settings, document)
     stored = store.load({key: target.to_dict() for key, target in resolved.targets.items()})
+    followups = Followups(store)
+    follow_ups = [] if dry_run else [
+        {"key": record.key, "action": record.action, "firing": record.firing.isoformat(), "rule": record.rule,
+         **report.to_dict()}
+        for record, report in followups.pick_up({n: i for n, i in store.listed.items() if is_pending(n)}, now)]
     latest = latest_by_rule(document.rules, now)
     decisions = [decide(target, resolved.rules[key], latest, stored[key].state, now)
                  for key, target in resolved.targets.items()]
     due = [d for d in decisions if d.kind == "due"]
     tag_errors = _fill_tags(settings, resolved, [d.target for d in due if isinstance(d.target, ScaleSetTarget)])
-    tick = _Tick(settings, store, now, dry_run, stored, resolved, tag_errors, document)
+    tick = _Tick(settings, store, now, dry_run, stored, resolved, tag_errors, document, budget, followups)
     outcomes = {d.target.key: Outcome(d, d.kind) for d in decisions if d.kind != "due"}
     outcomes.update(tick.run(due))
     report = TickReport(now, dry_run, document.summary(), [outcomes[d.target.key] for d in decisions],
-                        resolved.errors, {**store.requests, "armListings": resolved.listings})
+                        resolved.errors, {**store.requests, "armListings": resolved.listings}, follow_ups)
     _log(report)
     return report
 
@@ -247,9 +260,11 @@ class _Tick:
     """The effectful part of a tick over the due decisions."""
 
     def __init__(self, settings: Settings, store: StateStore, now: datetime, dry_run: bool,
-                 stored: dict[str, Stored], resolved: Resolved, tag_errors: dict[str, str], document: Document):
+                 stored: dict[str, Stored], resolved: Resolved, tag_errors: dict[str, str], document: Document,
+                 budget: TimerBudget, followups: Followups):
         self.settings, self.store, self.now, self.dry_run = settings, store, now, dry_run
         self.stored, self.resolved, self.tag_errors, self.document = stored, resolved, tag_errors, document
+        self.budget, self.followups = budget, followups
 
     def run(self, due: list[Decision]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -370,22 +385,16 @@ class _Tick:
         refs = [ScaleSetRef(d.target.resource_group, d.target.name) for d in decisions
                 if isinstance(d.target, ScaleSetTarget)]
         try:
-            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run)
+            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run, budget=self.budget)
         except BatchK8sError as error:
             return {d.target.key: Outcome(d, "failed", error.code, error.message) for d in decisions}
         outcomes = {}
         for decision, report in zip(decisions, reports, strict=True):
-            warnings = "; ".join(report.warnings) or None
-            if report.outcome in ("accepted", "completed"):
-                outcomes[decision.target.key] = Outcome(decision, "applied", report.outcome, warnings)
-            elif report.outcome == "nothing-to-do":
-                outcomes[decision.target.key] = Outcome(decision, "skipped", "already-in-state",
-                                                        f"every instance is already {ALREADY[action]}")
-            elif report.outcome == "dry-run":
-                outcomes[decision.target.key] = Outcome(decision, "dry-run", f"would-{action}", warnings)
-            else:
-                message = (report.error or {}).get("message") or report.outcome
-                outcomes[decision.target.key] = Outcome(decision, "failed", report.outcome, message)
+            outcomes[decision.target.key] = Outcome(decision, *result_of(report))
+            target, firing = decision.target, decision.firing
+            if report.running and isinstance(target, ScaleSetTarget) and firing is not None:
+                self.followups.record(target, report, firing.utc, firing.rule.name, self.now,
+                                      self.store.listed.get(pending_name(target.key)))
         return outcomes
 
     def _resize(self, decision: Decision) -> Outcome:

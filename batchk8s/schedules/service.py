@@ -86,6 +86,7 @@ def history(settings: Settings, limit: int = 100, since: datetime | None = None)
     entries read, so it is at least the number returned.
     """
     from batchk8s.schedules import history as log
+    from batchk8s.schedules.followup import is_pending
     from batchk8s.schedules.state import PREFIX, StateStore, is_legacy, key_of
 
     store = StateStore(settings)
@@ -95,7 +96,7 @@ def history(settings: Settings, limit: int = 100, since: datetime | None = None)
         if (key := log.key_of(name)) is not None:
             months.setdefault(key, []).append(name)
     legacy = [key_of(name) for name, listed in listing.items()
-              if name.startswith(PREFIX) and is_legacy(listed.metadata)]
+              if name.startswith(PREFIX) and not is_pending(name) and is_legacy(listed.metadata)]
 
     oldest = log.blob_name("", since) if since else ""
 

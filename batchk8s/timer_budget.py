@@ -1,0 +1,40 @@
+"""How long a timer may spend following the operations it started: the function timeout minus a margin.
+
+A timer that is still polling when the host's `functionTimeout` (host.json) strikes is killed before it
+writes what it learnt, and the next firing would know nothing. So each timer has a budget: it follows
+its operations until the budget is spent, then records what is still running for the next firing or
+tick to pick up. The margin leaves time for those writes (state, history, notifications).
+
+The schedule document's timer fires every minute; its budget stays well inside the minute, so a tick
+never runs into the next one (the host would skip that one as past due).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+FUNCTION_TIMEOUT = 600.0  # host.json functionTimeout, 00:10:00 (tests check the two agree)
+MARGIN = 60.0  # state, history and notification writes after the last poll
+TICK_BUDGET = 40.0  # the every-minute reconcile timer: 20 s to spare before the next tick
+
+
+@dataclass(frozen=True)
+class TimerBudget:
+    """A number of seconds from the moment it was made (monotonic clock: wall-clock changes do not count)."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        return max(0.0, self.started + self.seconds - time.monotonic())
+
+
+def function_budget() -> TimerBudget:
+    """The budget of a timer that may use its whole function timeout (vmss_schedule)."""
+    return TimerBudget(FUNCTION_TIMEOUT - MARGIN)
+
+
+def tick_budget() -> TimerBudget:
+    """The budget of one reconcile tick (schedules_reconcile, every minute)."""
+    return TimerBudget(TICK_BUDGET)
