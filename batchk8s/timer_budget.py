@@ -11,8 +11,13 @@ never runs into the next one (the host would skip that one as past due).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
+
+T = TypeVar("T")
 
 FUNCTION_TIMEOUT = 600.0  # host.json functionTimeout, 00:10:00 (tests check the two agree)
 MARGIN = 60.0  # state, history and notification writes after the last poll
@@ -38,3 +43,27 @@ def function_budget() -> TimerBudget:
 def tick_budget() -> TimerBudget:
     """The budget of one reconcile tick (schedules_reconcile, every minute)."""
     return TimerBudget(TICK_BUDGET)
+
+
+def within(seconds: float, what: str, work: Callable[[], T]) -> T:
+    """`work()`'s result, or UpstreamTimeoutError naming `what` when it takes longer than `seconds` (it goes
+    on in a daemon thread and its answer is dropped). For calls whose SDK retries far longer than a timer
+    or a page can wait: an unreachable storage account takes minutes to give up."""
+    from batchk8s.errors import UpstreamTimeoutError
+
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = work()
+        except Exception as error:  # handed to the caller's thread, which raises it
+            result["error"] = error
+
+    worker = threading.Thread(target=run, name=f"within-{what}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    if "value" not in result:
+        raise UpstreamTimeoutError(f"{what} did not answer within {seconds:g} s")
+    return result["value"]  # type: ignore[return-value]

@@ -594,7 +594,7 @@ def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadlin
     finally:
         _settled(report, operations)
     if report.outcome == "accepted":
-        report.warnings.append(f"still running after waiting {wait_seconds:g} s")
+        report.warnings.append(f"still running after waiting {round(wait_seconds, 1):g} s")
 
 
 # --- following up on operations a previous run left running ----------------------------------

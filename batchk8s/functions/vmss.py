@@ -31,15 +31,18 @@ BODY_FIELDS = ("names", "dryRun", "waitSeconds")
 @bp.function_name("vmss_schedule")
 @bp.timer_trigger(schedule="%VmssTriggerSchedule%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def vmss_schedule(timer: func.TimerRequest) -> None:
-    """Run AZURE_VMSS_ACTION on the configured scale sets; a bad configuration is logged, not thrown,
-    so the log says what to fix instead of showing a stack trace every firing."""
+    """Run AZURE_VMSS_ACTION on the configured scale sets and follow the operations to their outcome
+    within the function's budget (what still runs is reported by the next firing); a bad configuration
+    is logged, not thrown, so the log says what to fix instead of showing a stack trace every firing."""
     if timer.past_due:
         log.warning("vmss_schedule: this firing is past due (the host was down or busy at the scheduled time)")
+    from batchk8s.schedules.followup import scheduled_action
+    from batchk8s.timer_budget import function_budget
+
+    budget = function_budget()
     settings = current_settings()
     try:
-        settings.require("vmss-timer")
-        targets = configured_targets(settings)
-        reports = apply_action(settings, settings.vmss_action or "", targets)
+        reports = scheduled_action(settings, budget)
     except BatchK8sError as error:
         log.error("vmss_schedule: not run: %s", error.message)
         for detail in error.details:

@@ -26,16 +26,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from batchk8s import storage
+from batchk8s import clock, storage
 from batchk8s.errors import BatchK8sError, ConflictError
 from batchk8s.schedules.document import ScaleSetTarget, parse_instant
 from batchk8s.schedules.state import PREFIX, Listed, StateStore
+from batchk8s.settings import Settings
+from batchk8s.timer_budget import TimerBudget, within
 from batchk8s.vmss import Followed, ScaleSetRef, TargetReport, follow_up, summary_line
 
 log = logging.getLogger("batchk8s.schedules.followup")
 
 SUFFIX = ".pending.json"
 MAX_AGE = timedelta(hours=24)  # ARM keeps an operation's status for a limited time; stop asking after this
+LIST_DEADLINE = 10.0  # a listing answers in well under a second; an unreachable account retries for minutes
 ALREADY = {"start": "running or starting", "deallocate": "deallocated or deallocating"}
 
 
@@ -157,8 +160,9 @@ class Followups:
             return False
 
     def list(self) -> dict[str, Listed]:
-        """The pending blobs (one listing of the state prefix)."""
-        return {name: listed for name, listed in self.store.list_blobs().items() if is_pending(name)}
+        """The pending blobs (one listing of the state prefix, given at most LIST_DEADLINE seconds)."""
+        listing = within(LIST_DEADLINE, f"state container {self.store.container}", self.store.list_blobs)
+        return {name: listed for name, listed in listing.items() if is_pending(name)}
 
     def pick_up(self, pending: Mapping[str, Listed], now: datetime) -> list[tuple[Pending, TargetReport]]:
         """Read the status of every pending operation; report and forget those that ended. Returns each
@@ -216,3 +220,41 @@ class Followups:
         self.store.history.append(record.key, record.target, [entry(
             now, record.firing, record.rule, record.action, result, reason, detail, followUp=True)], now)
         return record, report
+
+
+# --- the vmss_schedule timer -----------------------------------------------------------------
+
+TIMER_RULE = "vmss_schedule"  # the "rule" of the timer's history entries: the timer, not a document rule
+
+
+def scheduled_action(settings: Settings, budget: TimerBudget) -> list[TargetReport]:
+    """One firing of the vmss_schedule timer: report what the previous firing left running, run
+    AZURE_VMSS_ACTION on AZURE_VMSS_NAME following the operations for `budget`, append each scale set's
+    outcome to its history and record what is still running for the next firing (or tick).
+
+    Raises ConfigError / InputError before acting when the settings are not complete. State storage that
+    cannot be reached costs the follow-up and the history (a warning), never the action itself."""
+    from batchk8s.vmss import apply_action, configured_targets
+
+    settings.require("vmss-timer")
+    targets = configured_targets(settings)
+    now = clock.now()
+    followups = Followups(StateStore(settings))
+    try:
+        pending: dict[str, Listed] | None = followups.list()
+    except BatchK8sError as error:
+        log.warning("vmss_schedule: state storage cannot be read, so this firing neither reports what earlier "
+                    "firings left running nor records its own outcome there: %s", error.message)
+        pending = None
+    if pending:
+        followups.pick_up(pending, now)
+    action = settings.vmss_action or ""
+    reports = apply_action(settings, action, targets, budget=budget)
+    for report in reports if pending is not None else ():  # unreachable storage is not tried once per set
+        target = ScaleSetTarget(report.ref.resource_group, report.ref.name)
+        result, reason, detail = result_of(report)
+        followups.store.history.append(target.key, target.to_dict(),
+                                       [entry(now, now, TIMER_RULE, action, result, reason, detail)], now)
+        if report.running:
+            followups.record(target, report, now, TIMER_RULE, now, (pending or {}).get(pending_name(target.key)))
+    return reports

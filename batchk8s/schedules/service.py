@@ -167,25 +167,7 @@ def timeline(settings: Settings, days: int, zone: ZoneInfo, start: datetime | No
 
 
 def _history_within(settings: Settings, since: datetime, deadline: float) -> list[dict[str, Any]]:
-    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`
-    seconds (the read goes on in a daemon thread and its answer is dropped)."""
-    import threading
+    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`."""
+    from batchk8s.timer_budget import within
 
-    from batchk8s.errors import UpstreamTimeoutError
-
-    result: dict[str, Any] = {}
-
-    def read() -> None:
-        try:
-            result["entries"] = history(settings, VIEW_HISTORY, since=since)["entries"]
-        except Exception as error:  # handed to the caller's thread, which raises it
-            result["error"] = error
-
-    reader = threading.Thread(target=read, name="timeline-history", daemon=True)
-    reader.start()
-    reader.join(deadline)
-    if "error" in result:
-        raise result["error"]
-    if "entries" not in result:
-        raise UpstreamTimeoutError(f"the history did not answer within {deadline:g} s")
-    return result["entries"]
+    return within(deadline, "the history", lambda: history(settings, VIEW_HISTORY, since=since)["entries"])

@@ -29,6 +29,7 @@ OTHER_SECRETS = {
 }
 
 
+@pytest.mark.clock
 def test_no_secret_in_logs_responses_or_output(fake_service: Callable[..., FakeService],
                                                monkeypatch: pytest.MonkeyPatch,
                                                caplog: pytest.LogCaptureFixture,
