@@ -131,6 +131,16 @@ def _no_credentials(value: str) -> str:
     return value.rstrip("/")
 
 
+def _webhook_url(value: str) -> str:
+    """An incoming-webhook URL: https only (it carries its own secret, often in the path or query)."""
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.hostname:
+        raise ValueError("must be an https:// URL (the webhook URL is a secret: it is never sent in the clear)")
+    if "@" in parsed.netloc:
+        raise ValueError("must not carry user:password@; the URL itself is the secret")
+    return value
+
+
 def _masked_value(raw: str) -> str:
     """A malformed value as a problem message may show it: any URL credentials or query cut out."""
     masked = re.sub(r"(?<=://)[^/?#@\s]*@", "***@", raw)
@@ -298,6 +308,10 @@ class Settings:
                                    default="batchk8s-state")
     reconcile_timer_disabled: bool = setting("AzureWebJobs.schedules_reconcile.Disabled", parse=_host_flag,
                                              default=False)
+    # Notifications of the timers' outcomes
+    webhook_url: Secret | None = setting("BATCHK8S_WEBHOOK_URL", parse=_webhook_url, secret=True)
+    webhook_format: str = setting("BATCHK8S_WEBHOOK_FORMAT", parse=_choice("json", "teams", "slack"), default="json")
+    webhook_events: str = setting("BATCHK8S_WEBHOOK_EVENTS", parse=_choice("problems", "all"), default="problems")
 
     # Not settings: what loading found.
     problems: tuple[Problem, ...] = ()
@@ -475,6 +489,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
         sources[spec.name] = name
         if secret:
+            try:  # a secret is checked like any value, but a problem never shows it
+                parse(raw)
+            except ValueError as exc:
+                problems.append(Problem(name, str(exc)))
+                continue
             values[spec.name] = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
             continue
         try:

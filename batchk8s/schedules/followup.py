@@ -28,7 +28,8 @@ from typing import Any
 
 from batchk8s import clock, storage
 from batchk8s.errors import BatchK8sError, ConflictError
-from batchk8s.schedules.document import ScaleSetTarget, parse_instant
+from batchk8s.notify import Event, notify, worth_sending
+from batchk8s.schedules.document import ScaleSetTarget, Target, parse_instant
 from batchk8s.schedules.state import PREFIX, Listed, StateStore
 from batchk8s.settings import Settings
 from batchk8s.timer_budget import TimerBudget, within
@@ -246,15 +247,45 @@ def scheduled_action(settings: Settings, budget: TimerBudget) -> list[TargetRepo
         log.warning("vmss_schedule: state storage cannot be read, so this firing neither reports what earlier "
                     "firings left running nor records its own outcome there: %s", error.message)
         pending = None
-    if pending:
-        followups.pick_up(pending, now)
+    events = [followed_event(record, report) for record, report in followups.pick_up(pending, now)] \
+        if pending else []
     action = settings.vmss_action or ""
     reports = apply_action(settings, action, targets, budget=budget)
-    for report in reports if pending is not None else ():  # unreachable storage is not tried once per set
+    for report in reports:
         target = ScaleSetTarget(report.ref.resource_group, report.ref.name)
         result, reason, detail = result_of(report)
+        events.append(event_of(target, result, reason, detail, action, now, TIMER_RULE))
+        if pending is None:  # unreachable storage is not tried again once per scale set
+            continue
         followups.store.history.append(target.key, target.to_dict(),
                                        [entry(now, now, TIMER_RULE, action, result, reason, detail)], now)
         if report.running:
-            followups.record(target, report, now, TIMER_RULE, now, (pending or {}).get(pending_name(target.key)))
+            followups.record(target, report, now, TIMER_RULE, now, pending.get(pending_name(target.key)))
+    announce(followups.store, TIMER_RULE, now, events)
     return reports
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+
+def event_of(target: Target, result: str, reason: str | None, detail: str | None, action: str | None,
+             firing: datetime | None, rule: str | None) -> Event:
+    return Event(target.key, target.to_dict(), target.label, action, result, reason, detail,
+                 firing.isoformat() if firing else None, rule)
+
+
+def followed_event(record: Pending, report: TargetReport) -> Event:
+    target = ScaleSetTarget(record.ref.resource_group, record.ref.name)
+    return event_of(target, *result_of(report), record.action, record.firing, record.rule)
+
+
+def announce(store: StateStore, run: str, now: datetime, events: list[Event]) -> None:
+    """Post the run's events to the webhook (notify.py). A post that failed is a warning in the log (notify
+    logs it) and an entry in the history of each target it was about; never an error of the run."""
+    warning = notify(store.settings, run, now, events)
+    if warning is None:
+        return
+    for event in worth_sending(store.settings, events):
+        store.history.append(event.key, event.target, [{
+            "at": now.isoformat(), "firing": event.firing, "rule": event.rule, "action": event.action,
+            "result": "warning", "reason": "webhook-failed", "detail": warning}], now)

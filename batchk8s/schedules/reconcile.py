@@ -35,7 +35,15 @@ from typing import Any, TypeVar
 from batchk8s import clock
 from batchk8s.errors import BatchK8sError, ConflictError, NotFoundError
 from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarget, Target
-from batchk8s.schedules.followup import Followups, is_pending, pending_name, result_of
+from batchk8s.schedules.followup import (
+    Followups,
+    announce,
+    event_of,
+    followed_event,
+    is_pending,
+    pending_name,
+    result_of,
+)
 from batchk8s.schedules.planner import (
     MAX_ATTEMPTS,
     STATUS_CLAIMED,
@@ -238,10 +246,9 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
     resolved = resolve_targets(settings, document)
     stored = store.load({key: target.to_dict() for key, target in resolved.targets.items()})
     followups = Followups(store)
-    follow_ups = [] if dry_run else [
-        {"key": record.key, "action": record.action, "firing": record.firing.isoformat(), "rule": record.rule,
-         **report.to_dict()}
-        for record, report in followups.pick_up({n: i for n, i in store.listed.items() if is_pending(n)}, now)]
+    followed = [] if dry_run else followups.pick_up({n: i for n, i in store.listed.items() if is_pending(n)}, now)
+    follow_ups = [{"key": record.key, "action": record.action, "firing": record.firing.isoformat(),
+                   "rule": record.rule, **report.to_dict()} for record, report in followed]
     latest = latest_by_rule(document.rules, now)
     decisions = [decide(target, resolved.rules[key], latest, stored[key].state, now)
                  for key, target in resolved.targets.items()]
@@ -253,6 +260,10 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
     report = TickReport(now, dry_run, document.summary(), [outcomes[d.target.key] for d in decisions],
                         resolved.errors, {**store.requests, "armListings": resolved.listings}, follow_ups)
     _log(report)
+    if not dry_run:
+        announce(store, "schedules_reconcile", now, [followed_event(record, target) for record, target in followed] + [
+            event_of(o.decision.target, o.result, o.reason, o.detail, o.decision.firing.rule.effect.action,
+                     o.decision.firing.utc, o.decision.firing.rule.name) for o in report.outcomes if o.decision.firing])
     return report
 
 

@@ -240,6 +240,29 @@ def test_timer_follows_the_action_to_its_outcome_and_logs_one_line_per_scale_set
 
 @pytest.mark.clock
 @pytest.mark.azurite
+def test_timer_posts_a_failure_to_a_teams_webhook(arm: FakeARM, app_env: Callable[..., None], azurite: str,
+                                                  fake_service: Callable[..., Any], pinned_clock: datetime):
+    from tests.fakes.webhook import FakeWebhook
+
+    webhook = fake_service(FakeWebhook)
+    arm.add_scale_set(RG, "vmss-a", {"0": "running"})
+    arm.add_scale_set(RG, "vmss-b", {"0": "running"})
+    arm.fail_next_operation(RG, "vmss-b", "QuotaExceeded", "regional cores quota")
+    app_env("vmss-a,vmss-b", VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="deallocate",
+            AzureWebJobsStorage=azurite, BATCHK8S_STATE_CONTAINER=state_container(),
+            BATCHK8S_WEBHOOK_URL=webhook.hook_url, BATCHK8S_WEBHOOK_FORMAT="teams")
+
+    function("vmss_schedule")(TimerRequest(past_due=False))
+
+    [message] = webhook.received
+    card = message["attachments"][0]["content"]
+    assert [block["text"] for block in card["body"]][::2] == [
+        "batchk8s vmss_schedule: 1 failed",
+        f"- scale set {RG}/vmss-b: failed (deallocate, rule 'vmss_schedule'): QuotaExceeded: regional cores quota"]
+
+
+@pytest.mark.clock
+@pytest.mark.azurite
 def test_what_the_timer_leaves_running_is_reported_by_its_next_firing(
         arm: FakeARM, app_env: Callable[..., None], azurite: str, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch, pinned_clock: datetime):
