@@ -16,6 +16,12 @@ resource group's VM list filtered by `$filter=virtualMachineScaleSet/id eq '<id>
 (202 + `Azure-AsyncOperation` + `Location`, a status that goes InProgress -> Succeeded after
 `operation_delay` seconds while the machines pass through starting / deallocating).
 
+It also serves gallery image definitions (GalleryImages_Get), following the gallery API
+`specification/compute/resource-manager/Microsoft.Compute/GalleryRP/stable/2024-03-03/GalleryRP.json`,
+vendored in tests/data/compute-gallery-2024-03-03-excerpt.json and checked the same way. Galleries have
+api-versions of their own (the GalleryRP folders), so a compute api-version is refused there and the
+other way round, as ARM's resource provider registration does per resource type.
+
 It refuses what ARM refuses:
 * a missing api-version (`MissingApiVersionParameter`), a malformed one (`InvalidApiVersionParameter`)
   and one Microsoft.Compute does not serve (`NoRegisteredProviderFound`, message as ARM words it in
@@ -58,6 +64,12 @@ KNOWN_API_VERSIONS = (
     "2021-04-01", "2021-07-01", "2021-11-01", "2022-03-01", "2022-08-01", "2022-11-01", "2023-03-01",
     "2023-07-01", "2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01",
 )
+# The api-versions Microsoft.Compute serves for galleries/images: the GalleryRP folders of the REST API specs.
+GALLERY_API_VERSIONS = (
+    "2018-06-01", "2019-03-01", "2019-07-01", "2019-12-01", "2020-09-30", "2021-07-01", "2021-10-01", "2022-01-03",
+    "2022-03-03", "2022-08-03", "2023-07-03", "2024-03-03", "2025-03-03",
+)
+GALLERY_IMAGE_PATH = RG_PATH + rf"/{PROVIDER}/galleries/(?P<gallery>[^/]+)/images/(?P<image>[^/]+)"
 LOCATIONS = ("eastus", "eastus2", "westus", "westeurope", "northeurope", "uksouth", "southeastasia")
 VMSS_FILTER = re.compile(r"^\s*'?virtualMachineScaleSet/id'?\s+eq\s+'(?P<id>[^']+)'\s*$", re.IGNORECASE)
 SUBSCRIPTION = "5ca1ab1e-0000-4000-8000-00000000c0de"
@@ -82,6 +94,23 @@ class ScaleSet:
     @property
     def flexible(self) -> bool:
         return self.orchestration == "Flexible"
+
+
+@dataclass
+class GalleryImage:
+    """An image definition: what the gallery says its versions hold."""
+
+    resource_group: str
+    gallery: str
+    name: str
+    os_type: str  # Linux or Windows
+    publisher: str
+    offer: str
+    sku: str
+    os_state: str = "Generalized"
+    hyper_v_generation: str = "V2"
+    architecture: str = "x64"
+    location: str = "westeurope"
 
 
 @dataclass
@@ -119,6 +148,7 @@ class FakeARM(FakeService):
         self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
         self.resource_groups: set[str] = set()
         self.operations: dict[str, Operation] = {}
+        self.gallery_images: dict[tuple[str, str, str], GalleryImage] = {}
         # (action, rg, scale set, instance ids) accepted; a single-VM action names that one VM
         self.actions: list[tuple[str, str, str, list[str]]] = []
         self._state_lock = threading.RLock()
@@ -134,6 +164,7 @@ class FakeARM(FakeService):
         route("POST", VM_PATH + r"/(?P<action>start|deallocate)")(self._act_vm)
         route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/locations/(?P<location>[^/]+)"
                      r"/operations/(?P<op>[^/]+)")(self._operation)
+        route("GET", GALLERY_IMAGE_PATH)(self._get_gallery_image)
 
     # -- seeding and observation --------------------------------------------------------------
 
@@ -152,6 +183,18 @@ class FakeARM(FakeService):
             self.scale_sets[(rg.lower(), name.lower())] = scale_set
             self.resource_groups.add(rg.lower())
         return scale_set
+
+    def add_gallery_image(self, rg: str, gallery: str, name: str, os_type: str, publisher: str, offer: str,
+                          sku: str, **extra: str) -> str:
+        """An image definition in a gallery; returns its resource id."""
+        if os_type not in ("Linux", "Windows"):
+            raise ValueError("osType is Linux or Windows")
+        image = GalleryImage(rg, gallery, name, os_type, publisher, offer, sku, **extra)
+        with self._state_lock:
+            self.gallery_images[(rg.lower(), gallery.lower(), name.lower())] = image
+            self.resource_groups.add(rg.lower())
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{rg}/{PROVIDER}/galleries/{gallery}"
+                f"/images/{name}")
 
     def add_resource_group(self, rg: str) -> None:
         with self._state_lock:
@@ -188,13 +231,16 @@ class FakeARM(FakeService):
         if not API_VERSION.match(version):
             return arm_error(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid. "
                              f"The supported versions are '{','.join(reversed(KNOWN_API_VERSIONS))}'.")
-        if version not in KNOWN_API_VERSIONS:
-            kind = "virtualMachines" if "/virtualmachines" in request.path.lower() and \
-                "/virtualmachinescalesets/" not in request.path.lower() else "virtualMachineScaleSets"
+        galleries = "/galleries/" in request.path.lower()
+        known = GALLERY_API_VERSIONS if galleries else KNOWN_API_VERSIONS
+        if version not in known:
+            kind = "galleries/images" if galleries else "virtualMachines" if "/virtualmachines" in \
+                request.path.lower() and "/virtualmachinescalesets/" not in request.path.lower() \
+                else "virtualMachineScaleSets"
             return arm_error(400, "NoRegisteredProviderFound",
                              f"No registered resource provider found for location 'westeurope' and API version "
                              f"'{version}' for type '{kind}'. The supported api-versions are "
-                             f"'{', '.join(reversed(KNOWN_API_VERSIONS))}'. The supported locations are "
+                             f"'{', '.join(reversed(known))}'. The supported locations are "
                              f"'{', '.join(LOCATIONS)}'.")
         with self._state_lock:
             self._settle()
@@ -392,6 +438,32 @@ class FakeARM(FakeService):
             return found
         scale_set, name = found
         return self._accept(request, sub, scale_set, action.lower(), [name], vm=name)
+
+    # -- gallery image definitions -------------------------------------------------------------
+
+    def _get_gallery_image(self, request: Request, sub: str, rg: str, gallery: str, image: str) -> Response:
+        problem = self._group_error(sub, rg)
+        if problem:
+            return problem
+        found = self.gallery_images.get((rg.lower(), gallery.lower(), image.lower()))
+        if found is None:
+            if not any(key[:2] == (rg.lower(), gallery.lower()) for key in self.gallery_images):
+                parent = f"/subscriptions/{sub}/resourceGroups/{rg}/{PROVIDER}/galleries/{gallery}"
+                return arm_error(404, "ParentResourceNotFound",
+                                 f"Failed to perform 'read' on resource(s) of type 'galleries/images', because the "
+                                 f"parent resource '{parent}' could not be found.")
+            return arm_error(404, "ResourceNotFound",
+                             f"The Resource 'Microsoft.Compute/galleries/{gallery}/images/{image}' under resource "
+                             f"group '{rg}' was not found. For more details please go to "
+                             "https://aka.ms/ARMResourceNotFoundFix")
+        return Response(200, {
+            "id": f"/subscriptions/{sub}/resourceGroups/{found.resource_group}/{PROVIDER}/galleries/"
+                  f"{found.gallery}/images/{found.name}",
+            "name": found.name, "type": "Microsoft.Compute/galleries/images", "location": found.location,
+            "properties": {"osType": found.os_type, "osState": found.os_state,
+                           "hyperVGeneration": found.hyper_v_generation, "architecture": found.architecture,
+                           "identifier": {"publisher": found.publisher, "offer": found.offer, "sku": found.sku},
+                           "provisioningState": "Succeeded"}})
 
     # -- actions as long-running operations ---------------------------------------------------
 
