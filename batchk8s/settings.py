@@ -104,6 +104,26 @@ def is_vmss_name(value: str) -> bool:
     return bool(VMSS_NAME.match(value))
 
 
+# A scale set's full resource id: the way to name one in another subscription or resource group.
+VMSS_ID = re.compile(r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
+                     r"/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>[^/]+)/?$", re.IGNORECASE)
+
+
+def vmss_ref_problem(value: str) -> str | None:
+    """Why `value` is neither a scale set name nor a scale set resource id, or None when it is one."""
+    if not value.startswith("/"):
+        return None if is_vmss_name(value) else f"{value!r} is not a scale set name"
+    match = VMSS_ID.match(value)
+    if match is None:
+        return f"{value!r} is not a scale set resource id (/subscriptions/<GUID>/resourceGroups/<group>/providers/" \
+               "Microsoft.Compute/virtualMachineScaleSets/<name>)"
+    if not GUID.match(match["subscription"]):
+        return f"{value!r}: subscription {match['subscription']!r} is not a GUID"
+    if not RESOURCE_GROUP.match(match["resource_group"]) or not is_vmss_name(match["name"]):
+        return f"{value!r} does not name a valid resource group and scale set"
+    return None
+
+
 def _str(value: str) -> str:
     return value
 
@@ -191,9 +211,9 @@ def _time_zone(value: str) -> str:
 
 def _vmss_names(value: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in value.split(",") if part.strip())
-    bad = [name for name in names if not is_vmss_name(name)]
+    bad = [problem for name in names if (problem := vmss_ref_problem(name))]
     if bad:
-        raise ValueError(f"not valid scale set names: {', '.join(bad)}")
+        raise ValueError("; ".join(bad))
     if not names:
         raise ValueError("lists no scale set")
     return names

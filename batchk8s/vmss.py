@@ -25,6 +25,9 @@ Why it is shaped this way:
   operations for its whole budget (timer_budget.py); each operation still running then is handed back
   (`TargetReport.running`: its status URL and instances) so the next firing can `follow_up` on it.
 * Retries of 429 (with Retry-After) and 503 are azure-core's RetryPolicy, already in the client.
+* Scale sets may live in other subscriptions than AZURE_SUBSCRIPTION_ID (named by full resource id, or
+  by a schedule document target's `subscription`): one credential and one token for all of them, one
+  compute client per subscription, and the same requests per scale set as in one subscription.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, UpstreamError, from_azure
-from batchk8s.settings import VMSS_ACTIONS, is_vmss_name
+from batchk8s.settings import VMSS_ACTIONS, VMSS_ID, is_vmss_name, vmss_ref_problem
 
 if TYPE_CHECKING:
     from batchk8s.settings import Settings
@@ -69,9 +72,16 @@ UNKNOWN_STATUS = "Unknown"  # an operation whose status ARM no longer keeps (rea
 class ScaleSetRef:
     resource_group: str
     name: str
+    subscription: str | None = None  # None: AZURE_SUBSCRIPTION_ID
+
+    @property
+    def resource_id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Compute/virtualMachineScaleSets/{self.name}")
 
     def __str__(self) -> str:
-        return f"{self.resource_group}/{self.name}"
+        where = f"{self.resource_group}/{self.name}"
+        return f"{where} (subscription {self.subscription})" if self.subscription else where
 
 
 UNIFORM, FLEXIBLE = "Uniform", "Flexible"
@@ -130,6 +140,7 @@ class TargetReport:
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
+            **({"subscription": self.ref.subscription} if self.ref.subscription else {}),
             "resourceGroup": self.ref.resource_group,
             "name": self.ref.name,
             "action": self.action,
@@ -170,22 +181,37 @@ def summary_line(report: TargetReport) -> str:
 
 
 def configured_targets(settings: Settings, names: Sequence[str] | None = None) -> list[ScaleSetRef]:
-    """The scale sets to act on: `names` (validated) or AZURE_VMSS_NAME, in AZURE_RES_GROUP_NAME."""
+    """The scale sets to act on: `names` (validated) or AZURE_VMSS_NAME. A name is in AZURE_RES_GROUP_NAME
+    of AZURE_SUBSCRIPTION_ID; a full resource id names its own (then those settings are not needed)."""
     if names is not None:
         settings = dataclasses.replace(settings, vmss_names=tuple(validate_names(names)))
-    settings.require("vmss")
-    unique: dict[str, str] = {}
-    for name in settings.vmss_names:  # scale set names are case-insensitive in ARM
-        unique.setdefault(name.lower(), name)
-    return [ScaleSetRef(settings.resource_group or "", name) for name in unique.values()]
+    if settings.problems or not settings.vmss_names or not all(VMSS_ID.match(n) for n in settings.vmss_names):
+        settings.require("vmss")
+    unique: dict[tuple[str | None, str, str], ScaleSetRef] = {}
+    for name in settings.vmss_names:  # names, groups and subscriptions are case-insensitive in ARM
+        ref = scale_set_ref(name, settings.resource_group or "")
+        unique.setdefault(((ref.subscription or "").lower(), ref.resource_group.lower(), ref.name.lower()), ref)
+    return list(unique.values())
+
+
+def scale_set_ref(name_or_id: str, resource_group: str) -> ScaleSetRef:
+    """A validated scale set name (in `resource_group`) or full resource id as a ScaleSetRef."""
+    match = VMSS_ID.match(name_or_id)
+    if match is None:
+        return ScaleSetRef(resource_group, name_or_id)
+    return ScaleSetRef(match["resource_group"], match["name"], match["subscription"].lower())
 
 
 def validate_names(names: Sequence[str]) -> list[str]:
-    """Scale set names a caller asked for, or InputError naming `names` with every bad one."""
+    """Scale set names or resource ids a caller asked for, or InputError naming `names` with every bad one."""
     names = list(names)
-    bad = [repr(name) for name in names if not isinstance(name, str) or not is_vmss_name(name)]
+    bad = [repr(name) for name in names if not isinstance(name, str) or
+           (not name.startswith("/") and not is_vmss_name(name))]
     if bad:
         raise InputError.for_field("names", f"not valid scale set names: {', '.join(bad)}")
+    bad_ids = [problem for name in names if name.startswith("/") and (problem := vmss_ref_problem(name))]
+    if bad_ids:
+        raise InputError.for_field("names", "; ".join(bad_ids))
     if not names:
         raise InputError.for_field("names", "must list at least one scale set")
     if len(names) > MAX_TARGETS:
@@ -205,8 +231,11 @@ def _require_subscription(settings: Settings) -> str:
 
 
 @contextmanager
-def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
-    """One ComputeManagementClient for a whole batch of scale sets (one token, one connection pool)."""
+def _compute(settings: Settings, concurrency: int,
+             subscriptions: Sequence[str | None] = (None,)) -> Iterator[dict[str | None, _Arm]]:
+    """One ComputeManagementClient per subscription for a whole batch of scale sets, sharing one
+    credential (one token), one connection pool and one pool of single-VM workers. Keyed by the
+    subscription as the refs name it (None: AZURE_SUBSCRIPTION_ID)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from azure.mgmt.compute import ComputeManagementClient
@@ -215,7 +244,7 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
 
     from batchk8s.credentials import get_credential
 
-    subscription = _require_subscription(settings)
+    wanted = {sub: sub or _require_subscription(settings) for sub in dict.fromkeys(subscriptions)}
     # requests keeps 10 connections per host by default; concurrent scale sets would each open and
     # then discard their own. Retries stay azure-core's (urllib3's are off, as azure-core does).
     session = requests.Session()
@@ -224,16 +253,19 @@ def _compute(settings: Settings, concurrency: int) -> Iterator[_Arm]:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     credential = get_credential(settings)
-    client = ComputeManagementClient(credential, subscription, base_url=settings.arm_endpoint,
-                                     credential_scopes=[settings.arm_scope],
-                                     transport=RequestsTransport(session=session, session_owner=True))
+    clients = {key: ComputeManagementClient(credential, subscription, base_url=settings.arm_endpoint,
+                                            credential_scopes=[settings.arm_scope],
+                                            transport=RequestsTransport(session=session, session_owner=False))
+               for key, subscription in wanted.items()}
     # Threads start only when a Flexible scale set submits single-VM calls.
     vm_pool = ThreadPoolExecutor(MAX_VM_WORKERS, thread_name_prefix="vmss-vm")
     try:
-        yield _Arm(client, credential, settings, vm_pool)
+        yield {key: _Arm(client, credential, settings, vm_pool) for key, client in clients.items()}
     finally:
         vm_pool.shutdown(wait=True)
-        client.close()
+        for client in clients.values():
+            client.close()
+        session.close()
 
 
 class _Arm:
@@ -292,11 +324,12 @@ class _Arm:
         begin = getattr(self.client.virtual_machines, f"begin_{action}")
         return begin(resource_group, vm_name, polling=_stepwise_polling(), **self.options).polling_method()
 
-    def list_scale_sets(self, resource_group: str | None) -> list[ScaleSetInfo]:
+    def list_scale_sets(self, resource_group: str | None, subscription: str | None) -> list[ScaleSetInfo]:
         operations = self.client.virtual_machine_scale_sets
         pages = operations.list(resource_group, **self.options) if resource_group else operations.list_all(
             **self.options)
-        return [_info(s, ScaleSetRef(_resource_group_of(s.id) or resource_group or "", s.name)) for s in pages]
+        return [_info(s, ScaleSetRef(_resource_group_of(s.id) or resource_group or "", s.name, subscription))
+                for s in pages]
 
 
 def flexible_filter(info: ScaleSetInfo) -> str:
@@ -405,7 +438,8 @@ def _fan_out(settings: Settings, targets: Sequence[ScaleSetRef], action: str | N
     if not targets:
         return []
     workers = min(len(targets), MAX_WORKERS)
-    with _compute(settings, workers) as arm:
+    with _compute(settings, workers, [ref.subscription for ref in targets]) as arms:
+        arm = next(iter(arms.values()))  # every subscription's client shares its credential and worker pool
         denied = arm.authenticate()
         if denied:
             return [_failed(TargetReport(ref, action, "failed"), denied) for ref in targets]
@@ -413,7 +447,7 @@ def _fan_out(settings: Settings, targets: Sequence[ScaleSetRef], action: str | N
         def isolated(ref: ScaleSetRef) -> TargetReport:
             report = TargetReport(ref, action, "reported")
             try:
-                return work(arm, report)
+                return work(arms[ref.subscription], report)
             except Exception as exc:  # one scale set's failure is its own report, never the others'
                 return _failed(report, exc)
 
@@ -437,13 +471,16 @@ def _read(arm: _Arm, report: TargetReport) -> ScaleSetInfo:
 # --- public operations --------------------------------------------------------------------------
 
 
-def list_scale_sets(settings: Settings, resource_group: str | None = None) -> list[ScaleSetInfo]:
-    """Scale sets with their tags, in `resource_group` or (None) the whole subscription: one paged call."""
-    with _compute(settings, 1) as arm:
+def list_scale_sets(settings: Settings, resource_group: str | None = None,
+                    subscription: str | None = None) -> list[ScaleSetInfo]:
+    """Scale sets with their tags, in `resource_group` or (None) the whole `subscription` (None:
+    AZURE_SUBSCRIPTION_ID): one paged call."""
+    with _compute(settings, 1, [subscription]) as arms:
         try:
-            return arm.list_scale_sets(resource_group)
+            return arms[subscription].list_scale_sets(resource_group, subscription)
         except Exception as exc:
             where = f"resource group {resource_group}" if resource_group else "the subscription"
+            where += f" of subscription {subscription}" if subscription else ""
             raise from_azure(exc, f"scale sets in {where}") from None
 
 
@@ -621,7 +658,8 @@ def follow_up(settings: Settings, ref: ScaleSetRef, action: str, operations: Seq
     report = TargetReport(ref, action, "reported", orchestration=orchestration)
     report.instances = [InstanceReport(i, "unknown", DONE[action]) for o in operations for i in o.instances]
     trusted = settings.arm_endpoint.rstrip("/") + "/"
-    with _compute(settings, 1) as arm:
+    with _compute(settings, 1, [ref.subscription]) as arms:
+        arm = arms[ref.subscription]
         denied = arm.authenticate()
         if denied:
             return _failed(report, denied)

@@ -100,7 +100,8 @@ def vmss_action(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     body = {"action": action, "dryRun": dry_run, "summary": summary,
             "targets": [report.to_dict() for report in reports]}
     if any(report.outcome == "accepted" for report in reports):
-        names_query = quote(",".join(target.name for target in targets), safe=",")
+        names_query = quote(",".join(target.resource_id if target.subscription else target.name
+                                     for target in targets), safe=",/")
         return accepted(body, f"{base_url(req)}/api/vmss?name={names_query}")
     return json_response(body)
 

@@ -67,7 +67,8 @@ class Pending:
 
     @property
     def ref(self) -> ScaleSetRef:
-        return ScaleSetRef(str(self.target.get("resourceGroup", "")), str(self.target.get("name", "")))
+        return ScaleSetRef(str(self.target.get("resourceGroup", "")), str(self.target.get("name", "")),
+                           self.target.get("subscription") or None)
 
     def to_json(self) -> str:
         return json.dumps({"key": self.key, "target": self.target, "action": self.action,
@@ -252,7 +253,7 @@ def scheduled_action(settings: Settings, budget: TimerBudget) -> list[TargetRepo
     action = settings.vmss_action or ""
     reports = apply_action(settings, action, targets, budget=budget)
     for report in reports:
-        target = ScaleSetTarget(report.ref.resource_group, report.ref.name)
+        target = ScaleSetTarget(report.ref.resource_group, report.ref.name, report.ref.subscription)
         result, reason, detail = result_of(report)
         events.append(event_of(target, result, reason, detail, action, now, TIMER_RULE))
         if pending is None:  # unreachable storage is not tried again once per scale set
@@ -275,7 +276,7 @@ def event_of(target: Target, result: str, reason: str | None, detail: str | None
 
 
 def followed_event(record: Pending, report: TargetReport) -> Event:
-    target = ScaleSetTarget(record.ref.resource_group, record.ref.name)
+    target = ScaleSetTarget(record.ref.resource_group, record.ref.name, record.ref.subscription)
     return event_of(target, *result_of(report), record.action, record.firing, record.rule)
 
 

@@ -102,7 +102,8 @@ class Resolved:
 
 
 def resolve_targets(settings: Settings, document: Document) -> Resolved:
-    """Direct targets, plus the scale sets each tag selector matches (one listing per scope)."""
+    """Direct targets, plus the scale sets each tag selector matches: per subscription in scope, one
+    listing per resource group, or one for the whole subscription when a selector spans it."""
     resolved = Resolved()
     for target in document.explicit_targets:
         resolved.targets[target.key] = target
@@ -111,16 +112,20 @@ def resolve_targets(settings: Settings, document: Document) -> Resolved:
     selectors = document.selectors
     if not selectors:
         return resolved
-    scopes: list[str | None] = ([None] if any(s.resource_group is None for s in selectors)
-                                else sorted({s.resource_group for s in selectors if s.resource_group}))
-    for scope, listing in zip(scopes, _fan_out(lambda s: _list(settings, s), scopes), strict=True):
+    groups: dict[str | None, set[str | None]] = {}
+    for selector in selectors:
+        for subscription in selector.subscriptions or (None,):
+            groups.setdefault(subscription, set()).add(selector.resource_group)
+    scopes = [(sub, group) for sub, wanted in groups.items()
+              for group in ([None] if None in wanted else sorted(g for g in wanted if g))]
+    for (sub, scope), listing in zip(scopes, _fan_out(lambda s: _list(settings, s[1], s[0]), scopes), strict=True):
         resolved.listings += 1
         if isinstance(listing, BatchK8sError):
-            resolved.errors.append({"scope": scope or "subscription", "code": listing.code,
-                                    "message": listing.message})
+            where = (scope or "subscription") + (f" of subscription {sub}" if sub else "")
+            resolved.errors.append({"scope": where, "code": listing.code, "message": listing.message})
             continue
         for info in listing:
-            target = ScaleSetTarget(info.ref.resource_group, info.ref.name)
+            target = ScaleSetTarget(info.ref.resource_group, info.ref.name, sub)
             rules = rules_for(target, info.tags, document)
             resolved.tags[target.key] = dict(info.tags)
             if rules:
@@ -129,11 +134,12 @@ def resolve_targets(settings: Settings, document: Document) -> Resolved:
     return resolved
 
 
-def _list(settings: Settings, resource_group: str | None) -> list[Any] | BatchK8sError:
+def _list(settings: Settings, resource_group: str | None, subscription: str | None = None
+          ) -> list[Any] | BatchK8sError:
     from batchk8s.vmss import list_scale_sets
 
     try:
-        return list_scale_sets(settings, resource_group)
+        return list_scale_sets(settings, resource_group, subscription)
     except BatchK8sError as error:
         return error
 
@@ -144,14 +150,14 @@ def _fill_tags(settings: Settings, resolved: Resolved, targets: Iterable[ScaleSe
     Returns target key -> error message for those whose tags could not be read; a resource group
     that does not exist reads as "no tags" (the action then reports the scale set as not found).
     """
-    groups: dict[str, list[ScaleSetTarget]] = {}
+    groups: dict[tuple[str, str], list[ScaleSetTarget]] = {}
     for target in targets:
         if resolved.tags.get(target.key) is None:
-            groups.setdefault(target.resource_group.lower(), []).append(target)
+            groups.setdefault((target.subscription or "", target.resource_group.lower()), []).append(target)
     failed: dict[str, str] = {}
     names = list(groups)
-    for group, listing in zip(names, _fan_out(lambda g: _list(settings, groups[g][0].resource_group), names),
-                              strict=True):
+    for group, listing in zip(names, _fan_out(lambda g: _list(settings, groups[g][0].resource_group,
+                                                              groups[g][0].subscription), names), strict=True):
         resolved.listings += 1
         if isinstance(listing, NotFoundError):
             listing = []
@@ -159,7 +165,8 @@ def _fill_tags(settings: Settings, resolved: Resolved, targets: Iterable[ScaleSe
             for target in groups[group]:
                 failed[target.key] = f"could not read the tags (for a hold): {listing.message}"
             continue
-        found = {ScaleSetTarget(i.ref.resource_group, i.ref.name).key: dict(i.tags) for i in listing}
+        found = {ScaleSetTarget(i.ref.resource_group, i.ref.name, group[0] or None).key: dict(i.tags)
+                 for i in listing}
         for target in groups[group]:
             resolved.tags[target.key] = found.get(target.key, {})
     return failed
@@ -393,7 +400,7 @@ class _Tick:
     def _scale_sets(self, action: str, decisions: list[Decision]) -> dict[str, Outcome]:
         from batchk8s.vmss import ScaleSetRef, apply_action
 
-        refs = [ScaleSetRef(d.target.resource_group, d.target.name) for d in decisions
+        refs = [ScaleSetRef(d.target.resource_group, d.target.name, d.target.subscription) for d in decisions
                 if isinstance(d.target, ScaleSetTarget)]
         try:
             reports = apply_action(self.settings, action, refs, dry_run=self.dry_run, budget=self.budget)
