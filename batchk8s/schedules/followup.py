@@ -248,8 +248,7 @@ def scheduled_action(settings: Settings, budget: TimerBudget) -> list[TargetRepo
         log.warning("vmss_schedule: state storage cannot be read, so this firing neither reports what earlier "
                     "firings left running nor records its own outcome there: %s", error.message)
         pending = None
-    events = [followed_event(record, report) for record, report in followups.pick_up(pending, now)] \
-        if pending else []
+    events = ended_events(followups.pick_up(pending, now)) if pending else []
     action = settings.vmss_action or ""
     reports = apply_action(settings, action, targets, budget=budget)
     for report in reports:
@@ -275,9 +274,12 @@ def event_of(target: Target, result: str, reason: str | None, detail: str | None
                  firing.isoformat() if firing else None, rule)
 
 
-def followed_event(record: Pending, report: TargetReport) -> Event:
-    target = ScaleSetTarget(record.ref.resource_group, record.ref.name, record.ref.subscription)
-    return event_of(target, *result_of(report), record.action, record.firing, record.rule)
+def ended_events(followed: list[tuple[Pending, TargetReport]]) -> list[Event]:
+    """Events for the operations a follow-up found ended; one still running was announced when its run's
+    budget ended and is not announced again every tick."""
+    return [event_of(ScaleSetTarget(record.ref.resource_group, record.ref.name, record.ref.subscription),
+                     *result_of(report), record.action, record.firing, record.rule)
+            for record, report in followed if report.outcome != "accepted"]
 
 
 def announce(store: StateStore, run: str, now: datetime, events: list[Event]) -> None:

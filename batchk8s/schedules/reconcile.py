@@ -38,8 +38,8 @@ from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarg
 from batchk8s.schedules.followup import (
     Followups,
     announce,
+    ended_events,
     event_of,
-    followed_event,
     is_pending,
     pending_name,
     result_of,
@@ -268,7 +268,7 @@ def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool 
                         resolved.errors, {**store.requests, "armListings": resolved.listings}, follow_ups)
     _log(report)
     if not dry_run:
-        announce(store, "schedules_reconcile", now, [followed_event(record, target) for record, target in followed] + [
+        announce(store, "schedules_reconcile", now, ended_events(followed) + [
             event_of(o.decision.target, o.result, o.reason, o.detail, o.decision.firing.rule.effect.action,
                      o.decision.firing.utc, o.decision.firing.rule.name) for o in report.outcomes if o.decision.firing])
     return report

@@ -144,3 +144,25 @@ def test_an_unreachable_webhook_is_a_warning(arm: FakeARM, webhook: FakeWebhook,
     reconcile(settings, now=MON_1900)
 
     assert "the webhook at 127.0.0.1 was not notified: could not reach it (ConnectionError)" in caplog.text
+
+
+def test_still_running_is_posted_once_and_the_end_when_a_later_tick_sees_it(
+        arm: FakeARM, webhook: FakeWebhook, make_settings: Callable[..., Settings]):
+    from batchk8s.timer_budget import TimerBudget
+
+    arm.operation_delay = 0.6
+    arm.add_scale_set(RG, "slow", {"0": "running"})
+    arm.fail_next_operation(RG, "slow", "AllocationFailed", "no capacity")
+    settings = make_settings([{"name": "evening", "schedule": "0 0 19 * * *", "timeZone": "Europe/Berlin",
+                               "action": "deallocate", "targets": [{"name": "slow"}]}],
+                             BATCHK8S_WEBHOOK_URL=webhook.hook_url)
+
+    reconcile(settings, now=MON_1900, budget=TimerBudget(0.05))
+    reconcile(settings, now=MON_1900 + timedelta(minutes=1), budget=TimerBudget(0.05))  # still running: quiet
+    time.sleep(0.7)
+    reconcile(settings, now=MON_1900 + timedelta(minutes=2), budget=TimerBudget(0.05))
+
+    [first], [last] = ([(e["kind"], e["detail"]) for e in body["events"]] for body in webhook.received)
+    assert first[0] == "still-running" and first[1].startswith(
+        "the operation was still running at the end of the timer's budget; the next run reports how it ends")
+    assert last == ("failed", "AllocationFailed: no capacity")
