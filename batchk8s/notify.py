@@ -1,7 +1,8 @@
 """Tell people what the timers did: one webhook post per run, in the format their tool reads.
 
-What is sent (BATCHK8S_WEBHOOK_EVENTS): by default the things someone should look at — a failed action
-(ARM's code and message), a target held, an operation still running when the timer's budget ended — and
+What is sent (BATCHK8S_WEBHOOK_EVENTS): by default the things someone should look at — a run that could
+not run at all (vmss_schedule with an incomplete configuration), a failed action (ARM's code and
+message), a target held, an operation still running when the timer's budget ended — and
 with `all` every action too. One run (a vmss_schedule firing, a reconcile tick) makes at most one post,
 listing up to MAX_EVENTS events and counting the rest, so a fleet-wide failure is one message, not a
 flood.
@@ -35,6 +36,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from batchk8s import clock
+from batchk8s.errors import BatchK8sError
 from batchk8s.settings import Settings
 
 log = logging.getLogger("batchk8s.notify")
@@ -125,7 +128,15 @@ def payload(style: str, run: str, at: datetime, events: Sequence[Event]) -> dict
 # --- sending ------------------------------------------------------------------------------------
 
 
-def notify(settings: Settings, run: str, at: datetime, events: Iterable[Event]) -> str | None:
+def run_failed(settings: Settings, run: str, error: BatchK8sError, action: str | None = None) -> str | None:
+    """Post that a whole run did not happen (its configuration is incomplete, say), naming what to fix."""
+    fields = "; ".join(f"{d.get('field')}: {d.get('message')}" for d in error.details if d.get("field"))
+    event = Event(f"run/{run}", {"kind": "run", "name": run}, run, action, "failed", error.code,
+                  f"{error.message}{' (' + fields + ')' if fields else ''}")
+    return notify(settings, run, None, [event])
+
+
+def notify(settings: Settings, run: str, at: datetime | None, events: Iterable[Event]) -> str | None:
     """Post the events worth sending, if a webhook is configured. Returns a warning when the post failed
     (the caller logs it and records it in the history), None when it was delivered or not needed."""
     if not settings.webhook_url:
@@ -133,7 +144,7 @@ def notify(settings: Settings, run: str, at: datetime, events: Iterable[Event]) 
     chosen = worth_sending(settings, events)
     if not chosen:
         return None
-    body = json.dumps(payload(settings.webhook_format, run, at, chosen)).encode()
+    body = json.dumps(payload(settings.webhook_format, run, at or clock.now(), chosen)).encode()
     return _post(settings.webhook_url.reveal(), body)
 
 

@@ -44,9 +44,12 @@ def vmss_schedule(timer: func.TimerRequest) -> None:
     try:
         reports = scheduled_action(settings, budget)
     except BatchK8sError as error:
+        from batchk8s.notify import run_failed
+
         log.error("vmss_schedule: not run: %s", error.message)
         for detail in error.details:
             log.error("vmss_schedule:   %s: %s", detail.get("field", "?"), detail.get("message", ""))
+        run_failed(settings, "vmss_schedule", error, settings.vmss_action)
         return
     for report in reports:
         (log.warning if report.failed else log.info)("vmss_schedule: %s", summary_line(report))

@@ -324,3 +324,21 @@ def test_timer_with_bad_configuration_logs_every_problem(monkeypatch: pytest.Mon
                  "VmssTriggerSchedule"):
         assert any(line.startswith(f"vmss_schedule:   {name}:") for line in errors[1:]), name
     assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.clock
+def test_a_firing_that_cannot_run_is_posted_naming_what_to_fix(app_env: Callable[..., None],
+                                                               fake_service: Callable[..., Any],
+                                                               pinned_clock: datetime):
+    from tests.fakes.webhook import FakeWebhook
+
+    webhook = fake_service(FakeWebhook)
+    app_env("vmss-a", VmssTriggerSchedule=SCHEDULE, BATCHK8S_WEBHOOK_URL=webhook.hook_url)  # no AZURE_VMSS_ACTION
+
+    function("vmss_schedule")(TimerRequest(past_due=False))
+
+    [message] = webhook.received
+    [event] = message["events"]
+    assert (message["summary"], event["kind"], event["label"]) == ("batchk8s vmss_schedule: 1 failed", "failed",
+                                                                    "vmss_schedule")
+    assert "AZURE_VMSS_ACTION: is required for vmss-timer" in event["detail"]
