@@ -96,3 +96,32 @@ def test_a_dry_run_neither_follows_up_nor_forgets(arm: FakeARM, make_settings: C
     dry = reconcile(settings, now=MON_0800 + timedelta(minutes=1), dry_run=True)
 
     assert dry.follow_ups == [] and pending_exists(settings)
+
+
+def test_a_status_arm_no_longer_keeps_and_a_foreign_url_are_reported_not_followed_blindly(
+        arm: FakeARM, make_settings: Callable[..., Settings]):
+    import json
+
+    arm.operation_delay = 5.0
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    settings = make_settings(BERLIN_OFFICE)
+    reconcile(settings, now=MON_0800, budget=TimerBudget(0.05))
+    arm.operations.clear()  # ARM keeps an operation's status for a limited time
+
+    expired = reconcile(settings, now=MON_0800 + timedelta(minutes=1), budget=TimerBudget(0.05))
+
+    [followed] = expired.follow_ups
+    assert (followed["outcome"], followed["operation"]) == ("completed", {"status": "Unknown"})
+    assert "no longer kept by ARM" in followed["warnings"][0]
+    assert not pending_exists(settings)
+
+    record = {"key": KEY, "target": {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"}, "action": "start",
+              "firing": "2025-06-02T06:00:00+00:00", "rule": "office-start", "started": "2025-06-02T06:00:01+00:00",
+              "operations": [{"url": "https://attacker.example/operations/1", "instances": ["0"]}]}
+    storage.write_blob_if_match(settings, settings.state_container, pending_name(KEY), json.dumps(record), None)
+
+    foreign = reconcile(settings, now=MON_0800 + timedelta(minutes=2), budget=TimerBudget(0.05))
+
+    [followed] = foreign.follow_ups
+    assert (followed["outcome"], followed["error"]["code"]) == ("failed", "UntrustedOperationUrl")
+    assert history(settings, KEY)[-1]["result"] == "failed"
