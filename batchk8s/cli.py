@@ -14,7 +14,7 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+    except BatchK8sError as error:  # a value an option's type refused: the one-line error, no usage dump
+        _print_error(error, False)
+        return error.exit_code
     except SystemExit as exit_:
         if isinstance(exit_.code, str):
             print(exit_.code, file=sys.stderr)
@@ -131,6 +134,18 @@ def positive_int(low: int, high: int) -> Callable[[str], int]:
         if not low <= number <= high:
             raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
         return number
+
+    return parse
+
+
+def one_of(option: str, values: Sequence[str]) -> Callable[[str], str]:
+    """An argparse type for a fixed set of words (any case): an unknown one is the project's one-line
+    InputError naming `option`, not argparse's usage text."""
+
+    def parse(value: str) -> str:
+        if value.upper() not in values:
+            raise InputError.for_field(option, f"must be one of {', '.join(values)}, not {value!r}")
+        return value.upper()
 
     return parse
 

@@ -125,6 +125,25 @@ class UpstreamTimeoutError(UpstreamError):
 
 # Batch's 409 codes for a pool or job whose deletion has not finished (its id cannot be reused yet).
 BEING_DELETED = frozenset({"PoolBeingDeleted", "JobBeingDeleted"})
+# The 409 codes that mean "it exists": Batch's for pools, jobs and tasks, and every `*AlreadyExists`
+# (Storage's ContainerAlreadyExists / BlobAlreadyExists, ARM's). azure-core raises ResourceExistsError for
+# every 409, so the class alone says nothing: a 409 is read by its code.
+EXISTS_CODES = frozenset({"PoolExists", "JobExists", "TaskExists"})
+# What the other 409s of the calls batchk8s makes mean (Compute: start / deallocate of a scale set or VM;
+# Batch: pool resize, job and task submission). Any other 409 keeps its code and is a plain conflict.
+CONFLICTS = {
+    "OperationNotAllowed": "Azure does not allow this operation now",
+    "Conflict": "the request conflicts with the resource's current state",
+    "PoolBeingResized": "is being resized: try again once the resize has ended",
+    "PoolBeingCreated": "is still being created",
+    "JobNotActive": "is not active (disabled, terminating or completed)",
+    "JobCompleted": "has completed",
+}
+
+
+def means_exists(code: str | None) -> bool:
+    """True for the 409 codes that say the resource already exists."""
+    return bool(code) and (code in EXISTS_CODES or str(code).endswith("AlreadyExists"))
 
 
 EXCERPT_CHARS = 80
@@ -162,8 +181,8 @@ def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8
         return ConflictError(f"{what} is being deleted: try again once it is gone", code=upstream_code)
     if isinstance(exc, ResourceNotFoundError):
         return NotFoundError(f"{what} not found", code=upstream_code or "NotFound")
-    if isinstance(exc, ResourceExistsError):
-        return ConflictError(f"{what} already exists", code=upstream_code or "Conflict")
+    if status == 409 or isinstance(exc, ResourceExistsError):
+        return _conflict(exc, what, upstream_code)
     if isinstance(exc, ClientAuthenticationError) and _is_token_failure(exc):
         return token_failure(exc, what)
     if isinstance(exc, (ServiceRequestTimeoutError, ServiceResponseTimeoutError)):
@@ -177,8 +196,6 @@ def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8
         return UpstreamError(f"{what}: could not reach the service ({type(exc).__name__})",
                              code="ServiceUnreachable")
     if isinstance(exc, HttpResponseError):
-        if status == 409:
-            return ConflictError(f"{what}: {upstream_code or 'Conflict'}", code=upstream_code or "Conflict")
         detail = _azure_error_message(exc)
         message = f"{what}: the service answered {status} {upstream_code or ''}".rstrip()
         if detail:
@@ -244,6 +261,15 @@ def _aadsts(exc: Exception) -> str | None:
                                            getattr(exc, "message", "") or ""))
     found = re.search(r"AADSTS\d{4,}", text)
     return found.group(0) if found else None
+def _conflict(exc: Exception, what: str, code: str | None) -> ConflictError:
+    """A 409 named for what its code says; "already exists" only when the code says so."""
+    if means_exists(code):
+        return ConflictError(f"{what} already exists", code=code)
+    code = code or "Conflict"
+    meaning = CONFLICTS.get(code, "the service refused it because of the resource's current state")
+    message = f"{what} {meaning}" if meaning.startswith(("is ", "has ")) else f"{what}: {meaning}"
+    detail = _azure_error_message(exc)
+    return ConflictError(f"{message} ({code}){': ' + detail if detail else ''}", code=code)
 
 
 def _azure_error_code(exc: Exception) -> str | None:

@@ -118,6 +118,26 @@ def is_vmss_name(value: str) -> bool:
     return bool(VMSS_NAME.fullmatch(value))
 
 
+# A scale set's full resource id: the way to name one in another subscription or resource group.
+VMSS_ID = re.compile(r"^/subscriptions/(?P<subscription>[^/]+)/resourceGroups/(?P<resource_group>[^/]+)"
+                     r"/providers/Microsoft\.Compute/virtualMachineScaleSets/(?P<name>[^/]+)/?$", re.IGNORECASE)
+
+
+def vmss_ref_problem(value: str) -> str | None:
+    """Why `value` is neither a scale set name nor a scale set resource id, or None when it is one."""
+    if not value.startswith("/"):
+        return None if is_vmss_name(value) else f"{value!r} is not a scale set name"
+    match = VMSS_ID.match(value)
+    if match is None:
+        return f"{value!r} is not a scale set resource id (/subscriptions/<GUID>/resourceGroups/<group>/providers/" \
+               "Microsoft.Compute/virtualMachineScaleSets/<name>)"
+    if not GUID.match(match["subscription"]):
+        return f"{value!r}: subscription {match['subscription']!r} is not a GUID"
+    if not RESOURCE_GROUP.match(match["resource_group"]) or not is_vmss_name(match["name"]):
+        return f"{value!r} does not name a valid resource group and scale set"
+    return None
+
+
 def _str(value: str) -> str:
     return value
 
@@ -143,6 +163,16 @@ def _no_credentials(value: str) -> str:
         raise ValueError("must not carry credentials (user:password@ or a ?query such as a SAS); "
                          "use the setting meant for the secret (e.g. TES_TOKEN, TES_USERNAME/TES_PASSWORD)")
     return value.rstrip("/")
+
+
+def _webhook_url(value: str) -> str:
+    """An incoming-webhook URL: https only (it carries its own secret, often in the path or query)."""
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.hostname:
+        raise ValueError("must be an https:// URL (the webhook URL is a secret: it is never sent in the clear)")
+    if "@" in parsed.netloc:
+        raise ValueError("must not carry user:password@; the URL itself is the secret")
+    return value
 
 
 def _masked_value(raw: str) -> str:
@@ -195,9 +225,9 @@ def _time_zone(value: str) -> str:
 
 def _vmss_names(value: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in value.split(",") if part.strip())
-    bad = [name for name in names if not is_vmss_name(name)]
+    bad = [problem for name in names if (problem := vmss_ref_problem(name))]
     if bad:
-        raise ValueError(f"not valid scale set names: {', '.join(bad)}")
+        raise ValueError("; ".join(bad))
     if not names:
         raise ValueError("lists no scale set")
     return names
@@ -335,6 +365,10 @@ class Settings:
                                    default="batchk8s-state")
     reconcile_timer_disabled: bool = setting("AzureWebJobs.schedules_reconcile.Disabled", parse=_host_flag,
                                              default=False)
+    # Notifications of the timers' outcomes
+    webhook_url: Secret | None = setting("BATCHK8S_WEBHOOK_URL", parse=_webhook_url, secret=True)
+    webhook_format: str = setting("BATCHK8S_WEBHOOK_FORMAT", parse=_choice("json", "teams", "slack"), default="json")
+    webhook_events: str = setting("BATCHK8S_WEBHOOK_EVENTS", parse=_choice("problems", "all"), default="problems")
 
     # Not settings: what loading found.
     problems: tuple[Problem, ...] = ()
@@ -561,6 +595,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
         sources[spec.name] = name
         if secret:
+            try:  # a secret is checked like any value, but a problem never shows it
+                parse(raw)
+            except ValueError as exc:
+                problems.append(Problem(name, str(exc)))
+                continue
             values[spec.name] = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
             continue
         try:

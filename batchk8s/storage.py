@@ -714,6 +714,24 @@ def write_blob_if_match(settings: Settings, container: str, blob: str, text: str
     return _call(f"blob {container}/{blob}", write)
 
 
+def delete_blob_if_match(settings: Settings, container: str, blob: str, etag: str) -> bool:
+    """Delete the blob only if it still has `etag`: True when this call deleted it, False when it changed
+    or is gone (someone else dealt with it first)."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+
+    client = blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob))
+
+    def delete() -> bool:
+        try:
+            client.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+            return True
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+
+    return _call(f"blob {container}/{blob}", delete)
+
+
 # --- append-only logs ------------------------------------------------------------------------
 
 # Azure's limit for one Append Block request (4 MiB on every service version that supports append blobs).

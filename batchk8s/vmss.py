@@ -21,11 +21,16 @@ Why it is shaped this way:
   and sent on every call: what ARM answers must not depend on which azure-mgmt-compute pip installed.
 * ARM operations take minutes; a Function's HTTP response is capped at 230 s. The action is started
   and reported as accepted; a caller may ask for a bounded wait, polled here with back-off (honouring
-  ARM's Retry-After), not by a background thread that outlives the call.
+  ARM's Retry-After), not by a background thread that outlives the call. A timer follows its
+  operations for its whole budget (timer_budget.py); each operation still running then is handed back
+  (`TargetReport.running`: its status URL and instances) so the next firing can `follow_up` on it.
 * Retries of 429 (with Retry-After) and 503 are azure-core's RetryPolicy, bounded by the
   operation's deadline (batchk8s.retry): every call carries it, and a wait asked for never outlives it.
 * An operation has completed only when ARM says `Succeeded`: a 200 whose body says `Failed`, or
   that cannot be read, is not reported as done.
+* Scale sets may live in other subscriptions than AZURE_SUBSCRIPTION_ID (named by full resource id, or
+  by a schedule document target's `subscription`): one credential and one token for all of them, one
+  compute client per subscription, and the same requests per scale set as in one subscription.
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, UpstreamError, from_azure
-from batchk8s.settings import VMSS_ACTIONS, is_vmss_name
+from batchk8s.settings import VMSS_ACTIONS, VMSS_ID, is_vmss_name, vmss_ref_problem
 
 if TYPE_CHECKING:
     from batchk8s.settings import Settings
@@ -65,6 +70,7 @@ DONE = {"start": "started", "deallocate": "deallocated"}
 WOULD = {"start": "would-start", "deallocate": "would-deallocate"}
 TERMINAL = {"succeeded", "failed", "canceled", "cancelled"}
 UNREADABLE = "Unknown"  # the status ARM sent could not be read: not terminal, so never "completed"
+UNKNOWN_STATUS = "Unknown"  # an operation whose status ARM no longer keeps (read back later, 404)
 ARM = "Azure Resource Manager"
 
 
@@ -72,9 +78,16 @@ ARM = "Azure Resource Manager"
 class ScaleSetRef:
     resource_group: str
     name: str
+    subscription: str | None = None  # None: AZURE_SUBSCRIPTION_ID
+
+    @property
+    def resource_id(self) -> str:
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{self.resource_group}/providers/"
+                f"Microsoft.Compute/virtualMachineScaleSets/{self.name}")
 
     def __str__(self) -> str:
-        return f"{self.resource_group}/{self.name}"
+        where = f"{self.resource_group}/{self.name}"
+        return f"{where} (subscription {self.subscription})" if self.subscription else where
 
 
 UNIFORM, FLEXIBLE = "Uniform", "Flexible"
@@ -124,6 +137,8 @@ class TargetReport:
     operation: dict[str, Any] | None = None
     problem: BatchK8sError | None = field(default=None, repr=False, compare=False)
     orchestration: str | None = None  # Uniform or Flexible, once the scale set was read
+    # Operations still running when the report was made: {"url": status URL, "instances": [ids]} each
+    running: list[dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def failed(self) -> bool:
@@ -131,6 +146,7 @@ class TargetReport:
 
     def to_dict(self) -> dict[str, Any]:
         body: dict[str, Any] = {
+            **({"subscription": self.ref.subscription} if self.ref.subscription else {}),
             "resourceGroup": self.ref.resource_group,
             "name": self.ref.name,
             "action": self.action,
@@ -171,22 +187,37 @@ def summary_line(report: TargetReport) -> str:
 
 
 def configured_targets(settings: Settings, names: Sequence[str] | None = None) -> list[ScaleSetRef]:
-    """The scale sets to act on: `names` (validated) or AZURE_VMSS_NAME, in AZURE_RES_GROUP_NAME."""
+    """The scale sets to act on: `names` (validated) or AZURE_VMSS_NAME. A name is in AZURE_RES_GROUP_NAME
+    of AZURE_SUBSCRIPTION_ID; a full resource id names its own (then those settings are not needed)."""
     if names is not None:
         settings = dataclasses.replace(settings, vmss_names=tuple(validate_names(names)))
-    settings.require("vmss")
-    unique: dict[str, str] = {}
-    for name in settings.vmss_names:  # scale set names are case-insensitive in ARM
-        unique.setdefault(name.lower(), name)
-    return [ScaleSetRef(settings.resource_group or "", name) for name in unique.values()]
+    if settings.problems or not settings.vmss_names or not all(VMSS_ID.match(n) for n in settings.vmss_names):
+        settings.require("vmss")
+    unique: dict[tuple[str | None, str, str], ScaleSetRef] = {}
+    for name in settings.vmss_names:  # names, groups and subscriptions are case-insensitive in ARM
+        ref = scale_set_ref(name, settings.resource_group or "")
+        unique.setdefault(((ref.subscription or "").lower(), ref.resource_group.lower(), ref.name.lower()), ref)
+    return list(unique.values())
+
+
+def scale_set_ref(name_or_id: str, resource_group: str) -> ScaleSetRef:
+    """A validated scale set name (in `resource_group`) or full resource id as a ScaleSetRef."""
+    match = VMSS_ID.match(name_or_id)
+    if match is None:
+        return ScaleSetRef(resource_group, name_or_id)
+    return ScaleSetRef(match["resource_group"], match["name"], match["subscription"].lower())
 
 
 def validate_names(names: Sequence[str]) -> list[str]:
-    """Scale set names a caller asked for, or InputError naming `names` with every bad one."""
+    """Scale set names or resource ids a caller asked for, or InputError naming `names` with every bad one."""
     names = list(names)
-    bad = [repr(name) for name in names if not isinstance(name, str) or not is_vmss_name(name)]
+    bad = [repr(name) for name in names if not isinstance(name, str) or
+           (not name.startswith("/") and not is_vmss_name(name))]
     if bad:
         raise InputError.for_field("names", f"not valid scale set names: {', '.join(bad)}")
+    bad_ids = [problem for name in names if name.startswith("/") and (problem := vmss_ref_problem(name))]
+    if bad_ids:
+        raise InputError.for_field("names", "; ".join(bad_ids))
     if not names:
         raise InputError.for_field("names", "must list at least one scale set")
     if len(names) > MAX_TARGETS:
@@ -206,8 +237,11 @@ def _require_subscription(settings: Settings) -> str:
 
 
 @contextmanager
-def _compute(settings: Settings, concurrency: int, deadline: Deadline) -> Iterator[_Arm]:
-    """One ComputeManagementClient for a whole batch of scale sets (one token, one connection pool)."""
+def _compute(settings: Settings, concurrency: int, deadline: Deadline,
+             subscriptions: Sequence[str | None] = (None,)) -> Iterator[dict[str | None, _Arm]]:
+    """One ComputeManagementClient per subscription for a whole batch of scale sets, sharing one
+    credential (one token), one connection pool and one pool of single-VM workers. Keyed by the
+    subscription as the refs name it (None: AZURE_SUBSCRIPTION_ID)."""
     import requests
     from azure.core.pipeline.transport import RequestsTransport
     from azure.mgmt.compute import ComputeManagementClient
@@ -217,7 +251,7 @@ def _compute(settings: Settings, concurrency: int, deadline: Deadline) -> Iterat
     from batchk8s.credentials import get_credential
     from batchk8s.retry import core_policy
 
-    subscription = _require_subscription(settings)
+    wanted = {sub: sub or _require_subscription(settings) for sub in dict.fromkeys(subscriptions)}
     # requests keeps 10 connections per host by default; concurrent scale sets would each open and
     # then discard their own. Retries stay azure-core's (urllib3's are off, as azure-core does).
     session = requests.Session()
@@ -226,16 +260,19 @@ def _compute(settings: Settings, concurrency: int, deadline: Deadline) -> Iterat
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     credential = get_credential(settings)
-    client = ComputeManagementClient(credential, subscription, base_url=settings.arm_endpoint,
-                                     credential_scopes=[settings.arm_scope], retry_policy=core_policy(),
-                                     transport=RequestsTransport(session=session, session_owner=True))
+    clients = {key: ComputeManagementClient(credential, subscription, base_url=settings.arm_endpoint,
+                                            credential_scopes=[settings.arm_scope], retry_policy=core_policy(),
+                                            transport=RequestsTransport(session=session, session_owner=False))
+               for key, subscription in wanted.items()}
     # Threads start only when a Flexible scale set submits single-VM calls.
     vm_pool = ThreadPoolExecutor(MAX_VM_WORKERS, thread_name_prefix="vmss-vm")
     try:
-        yield _Arm(client, credential, settings, vm_pool, deadline)
+        yield {key: _Arm(client, credential, settings, vm_pool, deadline) for key, client in clients.items()}
     finally:
         vm_pool.shutdown(wait=True)
-        client.close()
+        for client in clients.values():
+            client.close()
+        session.close()
 
 
 class _Arm:
@@ -298,11 +335,12 @@ class _Arm:
         return begin(resource_group, vm_name, polling=_stepwise_polling(self.deadline),
                      **self.options).polling_method()
 
-    def list_scale_sets(self, resource_group: str | None) -> list[ScaleSetInfo]:
+    def list_scale_sets(self, resource_group: str | None, subscription: str | None) -> list[ScaleSetInfo]:
         operations = self.client.virtual_machine_scale_sets
         pages = operations.list(resource_group, **self.options) if resource_group else operations.list_all(
             **self.options)
-        return [_info(s, ScaleSetRef(_resource_group_of(s.id) or resource_group or "", s.name)) for s in pages]
+        return [_info(s, ScaleSetRef(_resource_group_of(s.id) or resource_group or "", s.name, subscription))
+                for s in pages]
 
 
 def flexible_filter(info: ScaleSetInfo) -> str:
@@ -332,6 +370,9 @@ def _stepwise_polling(deadline: Deadline) -> Any:
         def operation_status(self) -> str:
             said = _status_in_body(self._pipeline_response.http_response)
             return said if said is not None else str(self.status())
+
+        def status_url(self) -> str:
+            return str(self._operation.get_polling_url())
 
         def retry_after(self) -> float | None:
             return retry_after_seconds(self._pipeline_response.http_response.headers.get("Retry-After"))
@@ -432,7 +473,8 @@ def _fan_out(settings: Settings, targets: Sequence[ScaleSetRef], action: str | N
     if not targets:
         return []
     workers = min(len(targets), MAX_WORKERS)
-    with _compute(settings, workers, deadline or Deadline.for_http()) as arm:
+    with _compute(settings, workers, deadline or Deadline.for_http(), [ref.subscription for ref in targets]) as arms:
+        arm = next(iter(arms.values()))  # every subscription's client shares its credential and worker pool
         denied = arm.authenticate()
         if denied:
             return [_failed(TargetReport(ref, action, "failed"), denied) for ref in targets]
@@ -440,7 +482,7 @@ def _fan_out(settings: Settings, targets: Sequence[ScaleSetRef], action: str | N
         def isolated(ref: ScaleSetRef) -> TargetReport:
             report = TargetReport(ref, action, "reported")
             try:
-                return work(arm, report)
+                return work(arms[ref.subscription], report)
             except Exception as exc:  # one scale set's failure is its own report, never the others'
                 return _failed(report, exc)
 
@@ -465,13 +507,15 @@ def _read(arm: _Arm, report: TargetReport) -> ScaleSetInfo:
 
 
 def list_scale_sets(settings: Settings, resource_group: str | None = None,
-                    deadline: Deadline | None = None) -> list[ScaleSetInfo]:
-    """Scale sets with their tags, in `resource_group` or (None) the whole subscription: one paged call."""
-    with _compute(settings, 1, deadline or Deadline.for_http()) as arm:
+                    subscription: str | None = None, deadline: Deadline | None = None) -> list[ScaleSetInfo]:
+    """Scale sets with their tags, in `resource_group` or (None) the whole `subscription` (None:
+    AZURE_SUBSCRIPTION_ID): one paged call."""
+    with _compute(settings, 1, deadline or Deadline.for_http(), [subscription]) as arms:
         try:
-            return arm.list_scale_sets(resource_group)
+            return arms[subscription].list_scale_sets(resource_group, subscription)
         except Exception as exc:
             where = f"resource group {resource_group}" if resource_group else "the subscription"
+            where += f" of subscription {subscription}" if subscription else ""
             raise from_azure(exc, f"scale sets in {where}", ARM) from None
 
 
@@ -503,18 +547,22 @@ class _Operation:
 
 
 def apply_action(settings: Settings, action: str, targets: Sequence[ScaleSetRef], *, dry_run: bool = False,
-                 wait_seconds: float = 0, deadline: Deadline | None = None) -> list[TargetReport]:
+                 wait_seconds: float = 0, deadline: Deadline | None = None,
+                 budget: Deadline | None = None) -> list[TargetReport]:
     """Start or deallocate the instances of each target that are not already in the wanted state.
 
-    Returns as soon as every action is accepted by ARM, unless `wait_seconds` (at most 200) asks to
-    wait for the operations; whatever is still running then is reported as accepted. The wait ends
-    early enough to leave `deadline` a margin for the answer.
+    Returns as soon as every action is accepted by ARM, unless `wait_seconds` (at most 200, the HTTP and
+    CLI doors) or a timer's `budget` asks to follow the operations to their end; whatever is still
+    running then is reported as accepted, with its operations in `running`. The wait ends early enough
+    to leave `deadline` (which bounds every call) a margin for the answer.
     """
     if action not in VMSS_ACTIONS:
         raise InputError.for_field("action", f"must be one of {', '.join(VMSS_ACTIONS)}")
     if isinstance(wait_seconds, bool) or not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
         raise InputError.for_field("waitSeconds", f"must be a number of seconds from 0 to {MAX_WAIT_SECONDS}")
     deadline = deadline or Deadline.for_http()
+    if budget is not None:
+        wait_seconds = budget.remaining()
     waiting_until = deadline.within(max(min(wait_seconds, deadline.remaining() - WAIT_MARGIN_SECONDS), 0))
     accepted: dict[ScaleSetRef, list[_Operation]] = {}
 
@@ -577,6 +625,9 @@ def _settled(report: TargetReport, operations: list[_Operation]) -> TargetReport
     statuses = [operation.status for operation in operations]
     if statuses:
         report.operation = {"status": _overall(statuses)}
+    report.running = [{"url": operation.polling.status_url(), "instances": [i.instance_id for i in operation.instances]}
+                      for operation, status in zip(operations, statuses, strict=True)
+                      if status.lower() not in TERMINAL]
     for operation, status in zip(operations, statuses, strict=True):
         if status.lower() not in TERMINAL or status.lower() == "succeeded":
             continue
@@ -621,4 +672,90 @@ def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadlin
     finally:
         _settled(report, operations)
     if report.outcome == "accepted":
-        report.warnings.append(f"still running after waiting {wait_seconds:g} s")
+        report.warnings.append(f"still running after waiting {round(wait_seconds, 1):g} s")
+
+
+# --- following up on operations a previous run left running ----------------------------------
+
+
+@dataclass(frozen=True)
+class Followed:
+    """An operation a previous run left running: where to read its status, and what it acts on."""
+
+    url: str
+    instances: tuple[str, ...]
+
+
+def follow_up(settings: Settings, ref: ScaleSetRef, action: str, operations: Sequence[Followed],
+              orchestration: str | None = None, deadline: Deadline | None = None) -> TargetReport:
+    """Read, once each, the status of operations a previous run started on `ref` and left running.
+
+    One GET per operation (a Uniform set's one, or one per Flexible VM), concurrently; the report's
+    outcome is completed, failed (with ARM's code and message) or accepted (still running, with those
+    operations in `running`). A status URL that is not on the ARM endpoint is never sent a token: it is
+    that operation's failure. A status ARM no longer has (404: it keeps them for a limited time) is
+    reported as unknown, not as a failure of the action.
+    """
+    report = TargetReport(ref, action, "reported", orchestration=orchestration)
+    report.instances = [InstanceReport(i, "unknown", DONE[action]) for o in operations for i in o.instances]
+    trusted = settings.arm_endpoint.rstrip("/") + "/"
+    with _compute(settings, 1, deadline or Deadline.for_http(), [ref.subscription]) as arms:
+        arm = arms[ref.subscription]
+        denied = arm.authenticate()
+        if denied:
+            return _failed(report, denied)
+        results = list(arm.vm_pool.map(lambda o: _read_status(arm, o, trusted), operations))
+    statuses = [status for status, _ in results]
+    known = [status for status in statuses if status != UNKNOWN_STATUS]
+    report.operation = {"status": _overall(known) if known else UNKNOWN_STATUS}
+    report.running = [{"url": o.url, "instances": list(o.instances)} for o, status in zip(operations, statuses,
+                                                                                          strict=True)
+                      if status.lower() not in TERMINAL and status != UNKNOWN_STATUS]
+    unknown = len(statuses) - len(known)
+    for operation, (status, failure) in zip(operations, results, strict=True):
+        if status.lower() in TERMINAL and status.lower() != "succeeded":
+            members = [i for i in report.instances if i.instance_id in operation.instances]
+            for instance in members:
+                instance.outcome = "failed"
+            if report.problem is None:
+                report.problem = UpstreamError(f"scale set {ref}: the {action} operation ended {status}: "
+                                               f"{failure['message']}", code=failure["code"])
+                report.error = {**failure, "upstreamStatus": None}
+    if report.problem is not None:
+        report.outcome = "failed"
+    elif report.running:
+        report.outcome = "accepted"
+    else:
+        report.outcome = "completed"
+        if unknown:
+            report.warnings.append(f"{unknown} operation status(es) no longer kept by ARM; "
+                                   "read the power state to confirm")
+    return report
+
+
+def _read_status(arm: _Arm, operation: Followed, trusted: str) -> tuple[str, dict[str, str]]:
+    """(status, failure) of one operation from its Azure-AsyncOperation (or Location) URL."""
+    from azure.core.rest import HttpRequest
+
+    if not operation.url.lower().startswith(trusted.lower()):
+        return "Failed", {"code": "UntrustedOperationUrl",
+                          "message": "the recorded operation URL is not on the ARM endpoint; not followed"}
+    try:
+        response = arm.client.send_request(HttpRequest("GET", operation.url))
+    except Exception as exc:  # a status that cannot be read is still running as far as we know
+        problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, "operation status")
+        log.warning("could not read an operation status: %s", problem.message)
+        return "InProgress", {}
+    if response.status_code == 404:
+        return UNKNOWN_STATUS, {}
+    try:
+        body = response.json() if response.content else {}
+    except ValueError:
+        body = {}
+    body = body if isinstance(body, dict) else {}
+    if response.status_code >= 400 and "status" not in body:
+        return "InProgress", {}
+    status = str(body.get("status") or ("InProgress" if response.status_code == 202 else "Succeeded"))
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return status, {"code": str(error.get("code") or "OperationFailed"),
+                    "message": str(error.get("message") or "the operation failed")[:300]}

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
+from batchk8s.batch.gallery import ImageDefinition, read_definition
 from batchk8s.batch.node_states import PoolVerdict, judge_pool, node_class
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError, excerpt
@@ -217,22 +218,31 @@ def _snake(reference: dict[str, str]) -> dict[str, str]:
     return {re.sub(r"([A-Z])", lambda g: "_" + g.group(1).lower(), key): value for key, value in reference.items()}
 
 
-def resolve_node_agent_sku(images: list[dict[str, Any]], request: PoolRequest) -> str:
+def resolve_node_agent_sku(images: list[dict[str, Any]], request: PoolRequest,
+                           definition: ImageDefinition | None = None,
+                           image_field: str = "AZURE_BATCH_VM_IMAGE_ID") -> str:
     """The node agent SKU for the pool's image, from the account's supported images.
 
-    A marketplace image must be in the list. A gallery image's OS is not in its id, so it gets the
-    SKU of the marketplace Ubuntu LTS it is expected to be built from, or the request's
-    `nodeAgentSkuId`, which must be one the account supports.
+    A marketplace image must be in the list. A gallery image is what its `definition` says: a Windows
+    one is refused (400 naming `image_field`, the setting or request field that chose it); a Linux one gets
+    the SKU of the supported image with the same publisher/offer/sku, else of the distribution and
+    version its identifier names (ubuntu 24.04, el 9, debian 12...); one that matches nothing is
+    refused too. The request's `nodeAgentSkuId` overrides the match and must be one the account supports.
     """
     now = datetime.now(UTC)
     usable = [image for image in images if str(image.get("osType", "")).lower() == "linux"
               and not _past(image.get("batchSupportEndOfLife"), now)]
     skus = {image["nodeAgentSKUId"] for image in usable}
+    if definition is not None and definition.os_type.lower() != "linux":
+        raise InputError.for_field(image_field, f"gallery image {definition.identifier} is a {definition.os_type} "
+                                                "image; the Kubernetes bootstrap needs a Linux image")
     if request.node_agent_sku_id:
         if request.node_agent_sku_id not in skus:
             raise InputError.for_field("nodeAgentSkuId", f"{request.node_agent_sku_id!r} is not a Linux node agent "
                                        f"SKU this Batch account supports ({', '.join(sorted(skus)) or 'none'})")
         return request.node_agent_sku_id
+    if definition is not None:
+        return _gallery_sku(definition, usable, skus, image_field)
     for image in usable:
         reference = {k.lower(): str(v).lower() for k, v in (image.get("imageReference") or {}).items()}
         if all(reference.get(key) == MARKETPLACE_IMAGE[key] for key in ("publisher", "offer", "sku")):
@@ -241,6 +251,36 @@ def resolve_node_agent_sku(images: list[dict[str, Any]], request: PoolRequest) -
     raise ConfigError(f"no node agent SKU of this Batch account supports {image}; Linux SKUs it offers: "
                       f"{', '.join(sorted(skus)) or 'none'} (pass nodeAgentSkuId for a gallery image)",
                       code="NodeAgentSkuNotFound")
+
+
+# The distribution and version a gallery identifier names -> the node agent SKU Batch gives it.
+DISTRIBUTIONS = (
+    (re.compile(r"ubuntu.*?(\d{2})[._-]?(\d{2})"), "batch.node.ubuntu {0}.{1}"),
+    (re.compile(r"(?:rhel|redhat|alma|rocky|centos)\D*?(\d{1,2})\b"), "batch.node.el {0}"),
+    (re.compile(r"debian\D*?(\d{1,2})\b"), "batch.node.debian {0}"),
+)
+
+
+def _gallery_sku(definition: ImageDefinition, usable: list[dict[str, Any]], skus: set[str], image_field: str) -> str:
+    wanted = (definition.publisher.lower(), definition.offer.lower(), definition.sku.lower())
+    for image in usable:
+        reference = image.get("imageReference") or {}
+        if tuple(str(reference.get(key, "")).lower() for key in ("publisher", "offer", "sku")) == wanted:
+            return image["nodeAgentSKUId"]
+    text = " ".join(wanted)
+    for pattern, template in DISTRIBUTIONS:
+        found = pattern.search(text)
+        if found is None:
+            continue
+        sku = template.format(*found.groups())
+        if (definition.architecture or "").lower() == "arm64":
+            sku += " arm64"
+        if sku in skus:
+            return sku
+    raise InputError.for_field(image_field, f"gallery image {definition.identifier} ({definition.os_type}) matches "
+                                            "no node agent SKU this Batch account supports "
+                                            f"({', '.join(sorted(skus)) or 'none'}); name one with nodeAgentSkuId "
+                                            "(CLI: --node-agent-sku)")
 
 
 def _past(value: Any, now: datetime) -> bool:
@@ -497,7 +537,9 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
     settings.require("batch")
     request = pool_request(settings, overrides)
     client = batch_client(settings, deadline)
-    sku = resolve_node_agent_sku(supported_images(settings, deadline=deadline), request)
+    image_field = "imageId" if (overrides or {}).get("imageId") else "AZURE_BATCH_VM_IMAGE_ID"
+    definition = read_definition(settings, request.image_id, image_field) if request.image_id else None
+    sku = resolve_node_agent_sku(supported_images(settings, deadline=deadline), request, definition, image_field)
     urls = _urls(settings, request, deadline=deadline)
     claimed = urls.claimed
     spec = build_pool_spec(settings, request, start_task_url=urls.start_task, cluster_sas_url=urls.cluster,

@@ -12,7 +12,7 @@ import argparse
 import logging
 from typing import Any
 
-from batchk8s.cli import Output, positive_int, read_json_file
+from batchk8s.cli import Output, one_of, positive_int, read_json_file
 from batchk8s.errors import InputError
 from batchk8s.settings import Settings
 
@@ -27,7 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     tes = subparsers.add_parser("tes", help="submit, watch, list and cancel GA4GH TES tasks")
     verbs = tes.add_subparsers(dest="verb", required=True, metavar="VERB")
-    views = {"type": str.upper, "choices": VIEWS, "metavar": "|".join(VIEWS)}
+    views = {"type": one_of("--view", VIEWS), "metavar": "|".join(VIEWS)}
     timeout = argparse.ArgumentParser(add_help=False)
     timeout.set_defaults(default_timeout=DEFAULT_WAIT_TIMEOUT)  # --timeout is the common option
 
@@ -44,7 +44,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
     listing = verbs.add_parser("list", parents=[common], help="tasks, newest pages first as TES returns them")
     listing.add_argument("--name-prefix", metavar="PREFIX")
-    listing.add_argument("--state", type=str.upper, choices=STATES, metavar="STATE")
+    listing.add_argument("--state", type=one_of("--state", STATES), metavar="STATE")
     listing.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
                          help="only tasks with this tag (any value when no =VALUE); repeatable")
     listing.add_argument("--view", default="MINIMAL", **views)

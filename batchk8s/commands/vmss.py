@@ -16,7 +16,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     verbs = vmss.add_subparsers(dest="verb", required=True, metavar="VERB")
     names = argparse.ArgumentParser(add_help=False)
     names.add_argument("--name", action="append", metavar="N", dest="names",
-                       help="scale set in AZURE_RES_GROUP_NAME (repeat, or comma-separate; default AZURE_VMSS_NAME)")
+                       help="scale set name in AZURE_RES_GROUP_NAME, or full resource id (repeat, or "
+                            "comma-separate; default AZURE_VMSS_NAME)")
     status = verbs.add_parser("status", parents=[common, names], help="power state of every instance")
     status.set_defaults(handler=status_command)
     for action in VMSS_ACTIONS:

@@ -32,19 +32,25 @@ BODY_FIELDS = ("names", "dryRun", "waitSeconds")
 @bp.function_name("vmss_schedule")
 @bp.timer_trigger(schedule="%VmssTriggerSchedule%", arg_name="timer", run_on_startup=False, use_monitor=True)
 def vmss_schedule(timer: func.TimerRequest) -> None:
-    """Run AZURE_VMSS_ACTION on the configured scale sets; a bad configuration is logged, not thrown,
-    so the log says what to fix instead of showing a stack trace every firing."""
+    """Run AZURE_VMSS_ACTION on the configured scale sets and follow the operations to their outcome
+    within the function's budget (what still runs is reported by the next firing); a bad configuration
+    is logged, not thrown, so the log says what to fix instead of showing a stack trace every firing."""
     if timer.past_due:
         log.warning("vmss_schedule: this firing is past due (the host was down or busy at the scheduled time)")
+    from batchk8s.schedules.followup import scheduled_action
+    from batchk8s.timer_budget import function_budget
+
+    budget = function_budget()
     settings = current_settings()
     try:
-        settings.require("vmss-timer")
-        targets = configured_targets(settings)
-        reports = apply_action(settings, settings.vmss_action or "", targets, deadline=Deadline.for_timer())
+        reports = scheduled_action(settings, budget, Deadline.for_timer())
     except BatchK8sError as error:
+        from batchk8s.notify import run_failed
+
         log.error("vmss_schedule: not run: %s", error.message)
         for detail in error.details:
             log.error("vmss_schedule:   %s: %s", detail.get("field", "?"), detail.get("message", ""))
+        run_failed(settings, "vmss_schedule", error, settings.vmss_action)
         return
     for report in reports:
         (log.warning if report.failed else log.info)("vmss_schedule: %s", summary_line(report))
@@ -99,7 +105,8 @@ def vmss_action(req: func.HttpRequest, settings: Settings, deadline: Deadline) -
     body = {"action": action, "dryRun": dry_run, "summary": summary,
             "targets": [report.to_dict() for report in reports]}
     if any(report.outcome == "accepted" for report in reports):
-        names_query = quote(",".join(target.name for target in targets), safe=",")
+        names_query = quote(",".join(target.resource_id if target.subscription else target.name
+                                     for target in targets), safe=",/")
         return accepted(body, f"{base_url(req)}/api/vmss?name={names_query}")
     return json_response(body)
 

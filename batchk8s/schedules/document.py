@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batchk8s.errors import InputError
 from batchk8s.schedule import Schedule, ScheduleError, parse
-from batchk8s.settings import BATCH_ID, RESOURCE_GROUP, is_vmss_name
+from batchk8s.settings import BATCH_ID, GUID, RESOURCE_GROUP, is_vmss_name
 
 ACTIONS = ("start", "deallocate", "resize")
 MAX_NODES = 1000
@@ -36,8 +36,8 @@ CONFLICT_SCAN_LIMIT = 5000
 
 RULE_KEYS = {"name", "schedule", "timeZone", "action", "dedicated", "spot", "targets"}
 HOLD_KEYS = {"until", "reason"}
-SCALE_SET_KEYS = {"resourceGroup", "name"}
-SELECTOR_KEYS = {"tag", "value", "resourceGroup"}
+SCALE_SET_KEYS = {"resourceGroup", "name", "subscription"}
+SELECTOR_KEYS = {"tag", "value", "resourceGroup", "subscription"}
 POOL_KEYS = {"pool"}
 
 
@@ -52,22 +52,29 @@ class DocumentError(InputError):
 
 @dataclass(frozen=True)
 class ScaleSetTarget:
-    """One scale set. Azure names are case-insensitive, so the key is lowercased."""
+    """One scale set, in AZURE_SUBSCRIPTION_ID or (`subscription`) another. Azure names are
+    case-insensitive, so the key is lowercased; a subscription named explicitly is part of it."""
 
     resource_group: str
     name: str
+    subscription: str | None = None
     kind = "vmss"
 
     @property
     def key(self) -> str:
-        return f"vmss/{self.resource_group.lower()}/{self.name.lower()}"
+        where = f"{self.subscription.lower()}/" if self.subscription else ""
+        return f"vmss/{where}{self.resource_group.lower()}/{self.name.lower()}"
 
     @property
     def label(self) -> str:
-        return f"scale set {self.resource_group}/{self.name}"
+        where = f" (subscription {self.subscription})" if self.subscription else ""
+        return f"scale set {self.resource_group}/{self.name}{where}"
 
     def to_dict(self) -> dict[str, str]:
-        return {"kind": self.kind, "resourceGroup": self.resource_group, "name": self.name}
+        body = {"kind": self.kind, "resourceGroup": self.resource_group, "name": self.name}
+        if self.subscription:
+            body["subscription"] = self.subscription
+        return body
 
 
 @dataclass(frozen=True)
@@ -91,7 +98,8 @@ class PoolTarget:
 
 @dataclass(frozen=True)
 class TagSelector:
-    """Every scale set carrying tag `tag` with value `value` (in `resource_group`, or the subscription).
+    """Every scale set carrying tag `tag` with value `value`, in `resource_group` or the whole
+    subscription: AZURE_SUBSCRIPTION_ID, or each of `subscriptions` when the selector lists some.
 
     Azure compares tag names case-insensitively and values exactly; so does `matches`.
     """
@@ -99,28 +107,37 @@ class TagSelector:
     tag: str
     value: str
     resource_group: str | None = None
+    subscriptions: tuple[str, ...] = ()
     kind = "tag"
 
     @property
     def key(self) -> str:
         scope = (self.resource_group or "*").lower()
-        return f"tag/{scope}/{self.tag.lower()}={self.value}"
+        where = ",".join(self.subscriptions) + "/" if self.subscriptions else ""
+        return f"tag/{where}{scope}/{self.tag.lower()}={self.value}"
 
     @property
     def label(self) -> str:
         scope = f" in {self.resource_group}" if self.resource_group else ""
+        if self.subscriptions:
+            scope += f" of subscription{'s' if len(self.subscriptions) > 1 else ''} {', '.join(self.subscriptions)}"
         return f"scale sets tagged {self.tag}={self.value}{scope}"
 
-    def matches(self, resource_group: str, tags: dict[str, str]) -> bool:
+    def matches(self, resource_group: str, tags: dict[str, str], subscription: str | None = None) -> bool:
+        """Whether a scale set in `resource_group` of `subscription` (None: the default) is selected."""
+        if (subscription.lower() if subscription else None) not in (self.subscriptions or (None,)):
+            return False
         if self.resource_group and self.resource_group.lower() != resource_group.lower():
             return False
         wanted = self.tag.lower()
         return any(name.lower() == wanted and value == self.value for name, value in tags.items())
 
-    def to_dict(self) -> dict[str, str]:
-        body = {"kind": self.kind, "tag": self.tag, "value": self.value}
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": self.kind, "tag": self.tag, "value": self.value}
         if self.resource_group:
             body["resourceGroup"] = self.resource_group
+        if self.subscriptions:
+            body["subscription"] = list(self.subscriptions)
         return body
 
 
@@ -264,7 +281,7 @@ def parse_document(data: Any, *, now: datetime, default_resource_group: str | No
     rules_data, holds_data, prefix = _split_top(data, problems)
     rules = [rule for index, item in enumerate(rules_data)
              if (rule := _parse_rule(item, index, f"{prefix}[{index}]", default_resource_group, problems))]
-    _check_names(rules, problems)
+    _check_names(rules_data, prefix, problems)
     holds = [hold for index, item in enumerate(holds_data)
              if (hold := _parse_hold(item, f"$.holds[{index}]", default_resource_group, problems))]
     by_key = _rules_by_key(rules)
@@ -411,16 +428,33 @@ def parse_target(item: Any, path: str, default_rg: str | None, problems: _Proble
         if not isinstance(value, str) or len(value) > MAX_TAG_VALUE:
             problems.add(f"{path}.value", f"must be a tag value (a string of at most {MAX_TAG_VALUE} characters)")
         group = _resource_group(item, path, None, problems) if "resourceGroup" in item else None
-        return TagSelector(tag, value, group) if len(problems.items) == before else None
+        subscriptions = _subscriptions(item, path, problems, several=True)
+        return TagSelector(tag, value, group, subscriptions) if len(problems.items) == before else None
     if "name" in item:
         problems.unknown_keys(path, item, SCALE_SET_KEYS | set(extra_keys))
         name = item["name"]
         if not isinstance(name, str) or not is_vmss_name(name):
             problems.add(f"{path}.name", "must be a scale set name: 1-64 letters, digits, '-', '_' or '.'")
         group = _resource_group(item, path, default_rg, problems)
-        return ScaleSetTarget(group, name) if len(problems.items) == before and group else None
+        subscription = _subscriptions(item, path, problems, several=False)
+        return ScaleSetTarget(group, name, subscription[0] if subscription else None) \
+            if len(problems.items) == before and group else None
     problems.add(path, "needs 'name' (scale set), 'tag' and 'value' (tag selector) or 'pool' (Batch pool)")
     return None
+
+
+def _subscriptions(item: dict[str, Any], path: str, problems: _Problems, *, several: bool) -> tuple[str, ...]:
+    """`subscription`: a GUID (or, for a tag selector, a list of them), lowercased; () when absent."""
+    value = item.get("subscription")
+    if value is None:
+        return ()
+    values = value if several and isinstance(value, list) else [value]
+    bad = [v for v in values if not isinstance(v, str) or not GUID.match(v)]
+    if bad or not values:
+        shape = "a subscription id (GUID) or a list of them" if several else "a subscription id (GUID)"
+        problems.add(f"{path}.subscription", f"must be {shape}" + (f", not {bad[0]!r}" if bad else ""))
+        return ()
+    return tuple(dict.fromkeys(v.lower() for v in values))
 
 
 def _resource_group(item: dict[str, Any], path: str, default: str | None, problems: _Problems) -> str | None:
@@ -435,12 +469,18 @@ def _resource_group(item: dict[str, Any], path: str, default: str | None, proble
     return group
 
 
-def _check_names(rules: list[Rule], problems: _Problems) -> None:
-    first: dict[str, Rule] = {}
-    for rule in rules:
-        other = first.setdefault(rule.name.lower(), rule)
-        if other is not rule:
-            problems.add(f"{rule.path}.name", f"'{rule.name}' is also the name of {other.path}; names must be unique")
+def _check_names(items: list[Any], prefix: str, problems: _Problems) -> None:
+    """Duplicate names among every rule that has one, valid or not: a rule with other errors still
+    takes its name, and the author fixes both at once."""
+    first: dict[str, str] = {}
+    for index, item in enumerate(items):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name.strip():
+            continue
+        path = f"{prefix}[{index}]"
+        other = first.setdefault(name.strip().lower(), path)
+        if other != path:
+            problems.add(f"{path}.name", f"'{name.strip()}' is also the name of {other}; names must be unique")
 
 
 def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problems) -> Hold | None:
@@ -448,10 +488,17 @@ def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problem
     target = parse_target(item, path, default_rg, problems, extra_keys=HOLD_KEYS)
     if not isinstance(item, dict):
         return None
-    until = parse_instant(item.get("until"))
+    raw_until = item.get("until")
+    until = parse_instant(raw_until)
     if until is None:
-        problems.add(f"{path}.until", "is required: an ISO 8601 time such as 2025-06-01T18:00:00+02:00 "
-                                      "(no offset means UTC)")
+        example = "an ISO 8601 time such as 2025-06-01T18:00:00+02:00 (no offset means UTC)"
+        if raw_until is None:
+            problems.add(f"{path}.until", f"is required: {example}")
+        elif not isinstance(raw_until, str):
+            problems.add(f"{path}.until", f"must be a string, {example}, not {type(raw_until).__name__} "
+                                          f"{raw_until!r}")
+        else:
+            problems.add(f"{path}.until", f"{raw_until!r} is not {example}")
     reason = item.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         problems.add(f"{path}.reason", "must be a string of at most 500 characters")

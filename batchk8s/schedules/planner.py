@@ -201,7 +201,7 @@ def rules_for(target: ScaleSetTarget, tags: Mapping[str, str] | None, document: 
     rules = list(document.by_key.get(target.key, ()))
     if tags is not None:
         for selector in document.selectors:
-            if selector.matches(target.resource_group, dict(tags)):
+            if selector.matches(target.resource_group, dict(tags), target.subscription):
                 rules.extend(rule for rule in document.by_key[selector.key] if rule not in rules)
     return sorted(rules, key=lambda rule: rule.index)
 
@@ -228,7 +228,8 @@ def active_hold(target: Target, tags: Mapping[str, str] | None, holds: Iterable[
     for hold in holds:
         spec = hold.target
         hit = spec.key == target.key or (isinstance(spec, TagSelector) and isinstance(target, ScaleSetTarget)
-                                         and tags is not None and spec.matches(target.resource_group, dict(tags)))
+                                         and tags is not None
+                                         and spec.matches(target.resource_group, dict(tags), target.subscription))
         if hit and hold.until > now:
             found.append(ActiveHold(hold.until, hold.path, hold.reason))
     for name, value in (tags or {}).items():

@@ -12,6 +12,9 @@ Order of a tick, and why:
    same tick exactly one proceeds. Then the winners act, grouped per action (scale sets concurrently
    through vmss.apply_action, pools through the Batch engine), each outcome is written back, and
    every event is appended to the target's history blob (no read needed).
+5. Scale set operations are followed to their end within the tick's budget (timer_budget.py); those
+   still running are recorded and reported by the next tick (followup.py), which picks up whatever an
+   earlier tick or the vmss_schedule timer left running before it acts.
 
 One target failing never stops the others: every step is per target, and a failure is recorded on
 that target with a retry backoff (planner.MAX_ATTEMPTS) rather than raised.
@@ -40,6 +43,15 @@ from batchk8s import clock
 from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, ConflictError, NotFoundError
 from batchk8s.schedules.document import Document, PoolTarget, Rule, ScaleSetTarget, Target
+from batchk8s.schedules.followup import (
+    Followups,
+    announce,
+    ended_events,
+    event_of,
+    is_pending,
+    pending_name,
+    result_of,
+)
 from batchk8s.schedules.planner import (
     CLAIM_LEASE,
     MAX_ATTEMPTS,
@@ -58,6 +70,7 @@ from batchk8s.schedules.planner import (
 from batchk8s.schedules.service import load_document
 from batchk8s.schedules.state import StateStore, Stored
 from batchk8s.settings import Settings
+from batchk8s.timer_budget import tick_budget
 
 log = logging.getLogger("batchk8s.schedules")
 
@@ -65,7 +78,6 @@ WRITE_WORKERS = 8  # below the storage client's connection pool (10 per host)
 # Acting stops this long before the claim expires (a tenth of the lease when that is shorter), and is not
 # started with less than this left.
 FENCE_MARGIN = timedelta(seconds=30)
-ALREADY = {"start": "running or starting", "deallocate": "deallocated or deallocating"}
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -102,7 +114,8 @@ class Resolved:
 
 
 def resolve_targets(settings: Settings, document: Document) -> Resolved:
-    """Direct targets, plus the scale sets each tag selector matches (one listing per scope)."""
+    """Direct targets, plus the scale sets each tag selector matches: per subscription in scope, one
+    listing per resource group, or one for the whole subscription when a selector spans it."""
     resolved = Resolved()
     for target in document.explicit_targets:
         resolved.targets[target.key] = target
@@ -111,16 +124,20 @@ def resolve_targets(settings: Settings, document: Document) -> Resolved:
     selectors = document.selectors
     if not selectors:
         return resolved
-    scopes: list[str | None] = ([None] if any(s.resource_group is None for s in selectors)
-                                else sorted({s.resource_group for s in selectors if s.resource_group}))
-    for scope, listing in zip(scopes, _fan_out(lambda s: _list(settings, s), scopes), strict=True):
+    groups: dict[str | None, set[str | None]] = {}
+    for selector in selectors:
+        for subscription in selector.subscriptions or (None,):
+            groups.setdefault(subscription, set()).add(selector.resource_group)
+    scopes = [(sub, group) for sub, wanted in groups.items()
+              for group in ([None] if None in wanted else sorted(g for g in wanted if g))]
+    for (sub, scope), listing in zip(scopes, _fan_out(lambda s: _list(settings, s[1], s[0]), scopes), strict=True):
         resolved.listings += 1
         if isinstance(listing, BatchK8sError):
-            resolved.errors.append({"scope": scope or "subscription", "code": listing.code,
-                                    "message": listing.message})
+            where = (scope or "subscription") + (f" of subscription {sub}" if sub else "")
+            resolved.errors.append({"scope": where, "code": listing.code, "message": listing.message})
             continue
         for info in listing:
-            target = ScaleSetTarget(info.ref.resource_group, info.ref.name)
+            target = ScaleSetTarget(info.ref.resource_group, info.ref.name, sub)
             rules = rules_for(target, info.tags, document)
             resolved.tags[target.key] = dict(info.tags)
             if rules:
@@ -129,11 +146,12 @@ def resolve_targets(settings: Settings, document: Document) -> Resolved:
     return resolved
 
 
-def _list(settings: Settings, resource_group: str | None) -> list[Any] | BatchK8sError:
+def _list(settings: Settings, resource_group: str | None, subscription: str | None = None
+          ) -> list[Any] | BatchK8sError:
     from batchk8s.vmss import list_scale_sets
 
     try:
-        return list_scale_sets(settings, resource_group)
+        return list_scale_sets(settings, resource_group, subscription)
     except BatchK8sError as error:
         return error
 
@@ -144,14 +162,14 @@ def _fill_tags(settings: Settings, resolved: Resolved, targets: Iterable[ScaleSe
     Returns target key -> error message for those whose tags could not be read; a resource group
     that does not exist reads as "no tags" (the action then reports the scale set as not found).
     """
-    groups: dict[str, list[ScaleSetTarget]] = {}
+    groups: dict[tuple[str, str], list[ScaleSetTarget]] = {}
     for target in targets:
         if resolved.tags.get(target.key) is None:
-            groups.setdefault(target.resource_group.lower(), []).append(target)
+            groups.setdefault((target.subscription or "", target.resource_group.lower()), []).append(target)
     failed: dict[str, str] = {}
     names = list(groups)
-    for group, listing in zip(names, _fan_out(lambda g: _list(settings, groups[g][0].resource_group), names),
-                              strict=True):
+    for group, listing in zip(names, _fan_out(lambda g: _list(settings, groups[g][0].resource_group,
+                                                              groups[g][0].subscription), names), strict=True):
         resolved.listings += 1
         if isinstance(listing, NotFoundError):
             listing = []
@@ -159,7 +177,8 @@ def _fill_tags(settings: Settings, resolved: Resolved, targets: Iterable[ScaleSe
             for target in groups[group]:
                 failed[target.key] = f"could not read the tags (for a hold): {listing.message}"
             continue
-        found = {ScaleSetTarget(i.ref.resource_group, i.ref.name).key: dict(i.tags) for i in listing}
+        found = {ScaleSetTarget(i.ref.resource_group, i.ref.name, group[0] or None).key: dict(i.tags)
+                 for i in listing}
         for target in groups[group]:
             resolved.tags[target.key] = found.get(target.key, {})
     return failed
@@ -199,6 +218,7 @@ class TickReport:
     outcomes: list[Outcome]
     errors: list[dict[str, Any]]
     requests: dict[str, int]
+    follow_ups: list[dict[str, Any]] = field(default_factory=list)  # what earlier runs left running, now
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -209,7 +229,8 @@ class TickReport:
     def to_dict(self) -> dict[str, Any]:
         return {"now": self.now.isoformat(), "dryRun": self.dry_run, "document": self.document,
                 "counts": self.counts(), "targets": [outcome.to_dict() for outcome in self.outcomes],
-                "errors": self.errors, "requests": self.requests}
+                "errors": self.errors, "requests": self.requests,
+                **({"followUps": self.follow_ups} if self.follow_ups else {})}
 
 
 def history_entry(now: datetime, firing: Firing, result: str, reason: str | None = None,
@@ -235,30 +256,40 @@ def _missed_entries(decision: Decision, now: datetime) -> list[dict[str, Any]]:
 
 def reconcile(settings: Settings, *, now: datetime | None = None, dry_run: bool = False,
               document_text: str | None = None, deadline: Deadline | None = None,
-              claim_lease: timedelta = CLAIM_LEASE) -> TickReport:
+              claim_lease: timedelta = CLAIM_LEASE, budget: Deadline | None = None) -> TickReport:
     """Run one tick. Raises DocumentError (every problem) when the document is invalid, before acting.
 
     `deadline` bounds the whole tick (the timer's functionTimeout); `claim_lease` is how long a claim
-    written by this tick stays valid."""
+    written by this tick stays valid; scale set operations are followed until `budget` (default: a
+    tick's, from now), and never past the claim."""
     deadline = deadline or Deadline.for_timer()
     started = deadline.clock()
+    budget = budget or tick_budget()
     now = (now or clock.now()).astimezone(UTC)
     document = load_document(settings, now, document_text)
     store = StateStore(settings)
     resolved = resolve_targets(settings, document)
     stored = store.load({key: target.to_dict() for key, target in resolved.targets.items()})
+    followups = Followups(store, deadline)
+    followed = [] if dry_run else followups.pick_up({n: i for n, i in store.listed.items() if is_pending(n)}, now)
+    follow_ups = [{"key": record.key, "action": record.action, "firing": record.firing.isoformat(),
+                   "rule": record.rule, **report.to_dict()} for record, report in followed]
     latest = latest_by_rule(document.rules, now)
     decisions = [decide(target, resolved.rules[key], latest, stored[key].state, now)
                  for key, target in resolved.targets.items()]
     due = [d for d in decisions if d.kind == "due"]
     tag_errors = _fill_tags(settings, resolved, [d.target for d in due if isinstance(d.target, ScaleSetTarget)])
     tick = _Tick(settings, store, now, dry_run, stored, resolved, tag_errors, document,
-                 _ClaimFence(deadline, started, claim_lease))
+                 _ClaimFence(deadline, started, claim_lease), budget, followups)
     outcomes = {d.target.key: Outcome(d, d.kind) for d in decisions if d.kind != "due"}
     outcomes.update(tick.run(due))
     report = TickReport(now, dry_run, document.summary(), [outcomes[d.target.key] for d in decisions],
-                        resolved.errors, {**store.requests, "armListings": resolved.listings})
+                        resolved.errors, {**store.requests, "armListings": resolved.listings}, follow_ups)
     _log(report)
+    if not dry_run:
+        announce(store, "schedules_reconcile", now, ended_events(followed) + [
+            event_of(o.decision.target, o.result, o.reason, o.detail, o.decision.firing.rule.effect.action,
+                     o.decision.firing.utc, o.decision.firing.rule.name) for o in report.outcomes if o.decision.firing])
     return report
 
 
@@ -286,11 +317,12 @@ class _Tick:
 
     def __init__(self, settings: Settings, store: StateStore, now: datetime, dry_run: bool,
                  stored: dict[str, Stored], resolved: Resolved, tag_errors: dict[str, str], document: Document,
-                 fence: _ClaimFence):
+                 fence: _ClaimFence, budget: Deadline, followups: Followups):
         self.settings, self.store, self.now, self.dry_run = settings, store, now, dry_run
         self.stored, self.resolved, self.tag_errors, self.document = stored, resolved, tag_errors, document
         self.fence = fence
         self.acting = fence.deadline
+        self.budget, self.followups = budget, followups
 
     def run(self, due: list[Decision]) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
@@ -417,25 +449,20 @@ class _Tick:
     def _scale_sets(self, action: str, decisions: list[Decision]) -> dict[str, Outcome]:
         from batchk8s.vmss import ScaleSetRef, apply_action
 
-        refs = [ScaleSetRef(d.target.resource_group, d.target.name) for d in decisions
+        refs = [ScaleSetRef(d.target.resource_group, d.target.name, d.target.subscription) for d in decisions
                 if isinstance(d.target, ScaleSetTarget)]
         try:
-            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run, deadline=self.acting)
+            reports = apply_action(self.settings, action, refs, dry_run=self.dry_run, deadline=self.acting,
+                                   budget=self.budget)
         except BatchK8sError as error:
             return {d.target.key: Outcome(d, "failed", error.code, error.message) for d in decisions}
         outcomes = {}
         for decision, report in zip(decisions, reports, strict=True):
-            warnings = "; ".join(report.warnings) or None
-            if report.outcome in ("accepted", "completed"):
-                outcomes[decision.target.key] = Outcome(decision, "applied", report.outcome, warnings)
-            elif report.outcome == "nothing-to-do":
-                outcomes[decision.target.key] = Outcome(decision, "skipped", "already-in-state",
-                                                        f"every instance is already {ALREADY[action]}")
-            elif report.outcome == "dry-run":
-                outcomes[decision.target.key] = Outcome(decision, "dry-run", f"would-{action}", warnings)
-            else:
-                message = (report.error or {}).get("message") or report.outcome
-                outcomes[decision.target.key] = Outcome(decision, "failed", report.outcome, message)
+            outcomes[decision.target.key] = Outcome(decision, *result_of(report))
+            target, firing = decision.target, decision.firing
+            if report.running and isinstance(target, ScaleSetTarget) and firing is not None:
+                self.followups.record(target, report, firing.utc, firing.rule.name, self.now,
+                                      self.store.listed.get(pending_name(target.key)))
         return outcomes
 
     def _resize(self, decision: Decision) -> Outcome:

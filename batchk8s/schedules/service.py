@@ -86,6 +86,7 @@ def history(settings: Settings, limit: int = 100, since: datetime | None = None)
     entries read, so it is at least the number returned.
     """
     from batchk8s.schedules import history as log
+    from batchk8s.schedules.followup import is_pending
     from batchk8s.schedules.state import PREFIX, StateStore, is_legacy, key_of
 
     store = StateStore(settings)
@@ -95,7 +96,7 @@ def history(settings: Settings, limit: int = 100, since: datetime | None = None)
         if (key := log.key_of(name)) is not None:
             months.setdefault(key, []).append(name)
     legacy = [key_of(name) for name, listed in listing.items()
-              if name.startswith(PREFIX) and is_legacy(listed.metadata)]
+              if name.startswith(PREFIX) and not is_pending(name) and is_legacy(listed.metadata)]
 
     oldest = log.blob_name("", since) if since else ""
 
@@ -166,25 +167,7 @@ def timeline(settings: Settings, days: int, zone: ZoneInfo, start: datetime | No
 
 
 def _history_within(settings: Settings, since: datetime, deadline: float) -> list[dict[str, Any]]:
-    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`
-    seconds (the read goes on in a daemon thread and its answer is dropped)."""
-    import threading
+    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`."""
+    from batchk8s.timer_budget import within
 
-    from batchk8s.errors import UpstreamTimeoutError
-
-    result: dict[str, Any] = {}
-
-    def read() -> None:
-        try:
-            result["entries"] = history(settings, VIEW_HISTORY, since=since)["entries"]
-        except Exception as error:  # handed to the caller's thread, which raises it
-            result["error"] = error
-
-    reader = threading.Thread(target=read, name="timeline-history", daemon=True)
-    reader.start()
-    reader.join(deadline)
-    if "error" in result:
-        raise result["error"]
-    if "entries" not in result:
-        raise UpstreamTimeoutError(f"the history did not answer within {deadline:g} s")
-    return result["entries"]
+    return within(deadline, "the history", lambda: history(settings, VIEW_HISTORY, since=since)["entries"])

@@ -159,10 +159,15 @@ class StateStore:
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
         self.history = HistoryLog(settings, self._count)
+        self.listed: dict[str, Listed] = {}  # the last listing `load` made (pending-operation blobs included)
 
     def _count(self, kind: str) -> None:
         with self._lock:
             self.requests[kind] += 1
+
+    def count(self, kind: str) -> None:
+        """Count a request made beside the store's own (the pending-operation blobs)."""
+        self._count(kind)
 
     def list_blobs(self, prefix: str = PREFIX) -> dict[str, Listed]:
         """Blob name -> ETag and metadata for every blob under `prefix` (one request per page of 5000)."""
@@ -185,6 +190,7 @@ class StateStore:
         """The state of every target (key -> its description) for deciding, from one listing. A target
         without a blob gets an empty state; only a blob without our summary is read (once, in full)."""
         listing = self.list_blobs()
+        self.listed = listing
         result: dict[str, Stored] = {}
         unsummarised: list[str] = []
         for key, target in targets.items():

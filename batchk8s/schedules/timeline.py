@@ -304,7 +304,7 @@ def target_of(data: Mapping[str, Any]) -> ScaleSetTarget | PoolTarget | None:
     if data.get("kind") == "pool" and isinstance(data.get("pool"), str):
         return PoolTarget(data["pool"])
     if data.get("kind") == "vmss" and isinstance(data.get("name"), str):
-        return ScaleSetTarget(str(data.get("resourceGroup", "")), data["name"])
+        return ScaleSetTarget(str(data.get("resourceGroup", "")), data["name"], data.get("subscription") or None)
     return None
 
 

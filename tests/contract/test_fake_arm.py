@@ -212,11 +212,66 @@ def test_unauthenticated_request(arm: FakeARM):
     check_error(response, 401, "AuthenticationFailed")
 
 
-def test_the_excerpt_is_a_faithful_subset():
+def faithful_subset(spec: dict[str, Any], source_prefix: str) -> None:
     """Every kept definition names its source file; every $ref resolves inside the excerpt."""
-    text = json.dumps(SPEC)
-    for name, definition in SPEC["definitions"].items():
-        assert definition.get("x-source", "").startswith("specification/compute/resource-manager/"), name
+    text = json.dumps(spec)
+    for name, definition in spec["definitions"].items():
+        assert definition.get("x-source", "").startswith(source_prefix), name
     for ref in {part.split('"')[0] for part in text.split('"$ref": "')[1:]}:
         kind, name = ref.removeprefix("#/").split("/")
-        assert name in SPEC[kind], ref
+        assert name in spec[kind], ref
+
+
+def test_the_excerpt_is_a_faithful_subset():
+    faithful_subset(SPEC, "specification/compute/resource-manager/")
+
+
+# --- gallery image definitions (GalleryRP 2024-03-03) -------------------------------------------
+
+GALLERY_SPEC = json.loads((DATA / "compute-gallery-2024-03-03-excerpt.json").read_text(encoding="utf-8"))
+GALLERY_VERSION = "2024-03-03"
+GALLERY_CLOSED = closed(GALLERY_SPEC["definitions"])
+
+
+def check_gallery(body: Any, definition: str) -> None:
+    jsonschema.Draft4Validator({"$ref": f"#/definitions/{definition}", "definitions": GALLERY_CLOSED}).validate(body)
+
+
+def gallery_image_path(gallery: str, image: str) -> str:
+    return f"/resourceGroups/{RG}/{COMPUTE}/galleries/{gallery}/images/{image}"
+
+
+@pytest.mark.parametrize(("os_type", "arch"), [("Linux", "x64"), ("Windows", "x64"), ("Linux", "Arm64")])
+def test_gallery_image_get(get, arm: FakeARM, os_type: str, arch: str):
+    image_id = arm.add_gallery_image(RG, "gal", "img", os_type, "contoso", "hpc", "1", architecture=arch)
+
+    response = get(gallery_image_path("gal", "img"), version=GALLERY_VERSION)
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    check_gallery(body, "GalleryImage")
+    assert body["id"] == image_id and body["type"] == "Microsoft.Compute/galleries/images"
+    assert (body["properties"]["osType"], body["properties"]["architecture"]) == (os_type, arch)
+
+
+def test_gallery_errors_are_cloud_errors(get, arm: FakeARM):
+    arm.add_gallery_image(RG, "gal", "img", "Linux", "contoso", "hpc", "1")
+    for path, status, code in ((gallery_image_path("gal", "nope"), 404, "ResourceNotFound"),
+                               (gallery_image_path("nogal", "img"), 404, "ParentResourceNotFound"),
+                               (f"/resourceGroups/rg-nope/{COMPUTE}/galleries/gal/images/img", 404,
+                                "ResourceGroupNotFound")):
+        response = get(path, version=GALLERY_VERSION)
+        assert response.status_code == status and response.json()["error"]["code"] == code
+        check_gallery(response.json(), "CloudError")
+
+
+def test_galleries_have_api_versions_of_their_own(get, arm: FakeARM):
+    arm.add_gallery_image(RG, "gal", "img", "Linux", "contoso", "hpc", "1")
+    error = check_error(get(gallery_image_path("gal", "img"), version=VERSION), 400, "NoRegisteredProviderFound")
+    assert "'galleries/images'" in error["message"] and GALLERY_VERSION in error["message"]
+    check_error(get(scale_set_path("uni-a"), version=GALLERY_VERSION), 400, "NoRegisteredProviderFound")
+
+
+def test_the_gallery_excerpt_is_a_faithful_subset():
+    faithful_subset(GALLERY_SPEC, "specification/")  # TrackedResource comes from common-types
+    assert GALLERY_SPEC["definitions"]["GalleryImageProperties"]["required"] == ["osType", "osState", "identifier"]

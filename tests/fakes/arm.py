@@ -16,6 +16,12 @@ resource group's VM list filtered by `$filter=virtualMachineScaleSet/id eq '<id>
 (202 + `Azure-AsyncOperation` + `Location`, a status that goes InProgress -> Succeeded after
 `operation_delay` seconds while the machines pass through starting / deallocating).
 
+It also serves gallery image definitions (GalleryImages_Get), following the gallery API
+`specification/compute/resource-manager/Microsoft.Compute/GalleryRP/stable/2024-03-03/GalleryRP.json`,
+vendored in tests/data/compute-gallery-2024-03-03-excerpt.json and checked the same way. Galleries have
+api-versions of their own (the GalleryRP folders), so a compute api-version is refused there and the
+other way round, as ARM's resource provider registration does per resource type.
+
 It refuses what ARM refuses:
 * a missing api-version (`MissingApiVersionParameter`), a malformed one (`InvalidApiVersionParameter`)
   and one Microsoft.Compute does not serve (`NoRegisteredProviderFound`, message as ARM words it in
@@ -58,6 +64,12 @@ KNOWN_API_VERSIONS = (
     "2021-04-01", "2021-07-01", "2021-11-01", "2022-03-01", "2022-08-01", "2022-11-01", "2023-03-01",
     "2023-07-01", "2023-09-01", "2024-03-01", "2024-07-01", "2024-11-01", "2025-04-01", "2025-11-01",
 )
+# The api-versions Microsoft.Compute serves for galleries/images: the GalleryRP folders of the REST API specs.
+GALLERY_API_VERSIONS = (
+    "2018-06-01", "2019-03-01", "2019-07-01", "2019-12-01", "2020-09-30", "2021-07-01", "2021-10-01", "2022-01-03",
+    "2022-03-03", "2022-08-03", "2023-07-03", "2024-03-03", "2025-03-03",
+)
+GALLERY_IMAGE_PATH = RG_PATH + rf"/{PROVIDER}/galleries/(?P<gallery>[^/]+)/images/(?P<image>[^/]+)"
 LOCATIONS = ("eastus", "eastus2", "westus", "westeurope", "northeurope", "uksouth", "southeastasia")
 VMSS_FILTER = re.compile(r"^\s*'?virtualMachineScaleSet/id'?\s+eq\s+'(?P<id>[^']+)'\s*$", re.IGNORECASE)
 SUBSCRIPTION = "5ca1ab1e-0000-4000-8000-00000000c0de"
@@ -77,11 +89,29 @@ class ScaleSet:
     location: str = "westeurope"
     vm_size: str = "Standard_D2s_v3"
     orchestration: str = "Uniform"  # or "Flexible": `instances` are then VM names
+    subscription: str = SUBSCRIPTION
     fail_next: dict[str, str] | None = None  # the next operation ends Failed with this error
 
     @property
     def flexible(self) -> bool:
         return self.orchestration == "Flexible"
+
+
+@dataclass
+class GalleryImage:
+    """An image definition: what the gallery says its versions hold."""
+
+    resource_group: str
+    gallery: str
+    name: str
+    os_type: str  # Linux or Windows
+    publisher: str
+    offer: str
+    sku: str
+    os_state: str = "Generalized"
+    hyper_v_generation: str = "V2"
+    architecture: str = "x64"
+    location: str = "westeurope"
 
 
 @dataclass
@@ -102,7 +132,8 @@ def arm_error(status: int, code: str, message: str, headers: dict[str, str] | No
 
 
 class FakeARM(FakeService):
-    """ARM compute for one subscription; seed it with `add_scale_set`."""
+    """ARM compute for one subscription, or several (`add_subscription`); seed it with `add_scale_set`.
+    Every subscription is reached through the one endpoint with the one token, as ARM's are."""
 
     def __init__(self, ssl_context: ssl.SSLContext, *, aad: FakeAAD, subscription: str = SUBSCRIPTION,
                  operation_delay: float = 0.2, page_size: int = 100, retry_after: str | None = None,
@@ -116,9 +147,11 @@ class FakeARM(FakeService):
             raise ValueError("ARM sends Retry-After in whole seconds (azure-mgmt-compute parses it as int)")
         self.retry_after = retry_after  # Retry-After on 202s and on operation status while in progress
         self.audience = audience  # the ARM endpoint tokens must be issued for; default: this fake's URL
-        self.scale_sets: dict[tuple[str, str], ScaleSet] = {}
-        self.resource_groups: set[str] = set()
+        self.subscriptions: set[str] = {subscription.lower()}
+        self._sets: dict[tuple[str, str, str], ScaleSet] = {}  # (subscription, resource group, name), lowercased
+        self._groups: set[tuple[str, str]] = set()
         self.operations: dict[str, Operation] = {}
+        self.gallery_images: dict[tuple[str, str, str], GalleryImage] = {}
         # (action, rg, scale set, instance ids) accepted; a single-VM action names that one VM
         self.actions: list[tuple[str, str, str, list[str]]] = []
         self._state_lock = threading.RLock()
@@ -134,6 +167,7 @@ class FakeARM(FakeService):
         route("POST", VM_PATH + r"/(?P<action>start|deallocate)")(self._act_vm)
         route("GET", rf"(?i)/subscriptions/(?P<sub>[^/]+)/{PROVIDER}/locations/(?P<location>[^/]+)"
                      r"/operations/(?P<op>[^/]+)")(self._operation)
+        route("GET", GALLERY_IMAGE_PATH)(self._get_gallery_image)
 
     def start(self) -> FakeARM:
         super().start()
@@ -142,34 +176,62 @@ class FakeARM(FakeService):
 
     # -- seeding and observation --------------------------------------------------------------
 
+    @property
+    def scale_sets(self) -> dict[tuple[str, str], ScaleSet]:
+        """The first subscription's scale sets by (resource group, name), lowercased."""
+        primary = self.subscription.lower()
+        return {(rg, name): found for (sub, rg, name), found in self._sets.items() if sub == primary}
+
+    def add_subscription(self, subscription: str) -> None:
+        with self._state_lock:
+            self.subscriptions.add(subscription.lower())
+
     def add_scale_set(self, rg: str, name: str, instances: dict[str, str] | None = None,
                       tags: dict[str, str] | None = None, location: str = "westeurope",
-                      orchestration: str = "Uniform") -> ScaleSet:
-        """A scale set; for orchestration="Flexible" the keys of `instances` are its VMs' names."""
+                      orchestration: str = "Uniform", subscription: str | None = None) -> ScaleSet:
+        """A scale set (in the first subscription unless told); for orchestration="Flexible" the keys of
+        `instances` are its VMs' names."""
         for state in (instances or {}).values():
             if state not in POWER_STATES:
                 raise ValueError(f"unknown power state {state!r}; use one of {POWER_STATES}")
         if orchestration not in ("Uniform", "Flexible"):
             raise ValueError("orchestrationMode is Uniform or Flexible")
+        sub = subscription or self.subscription
         scale_set = ScaleSet(rg, name, dict(instances or {}), dict(tags or {}), location,
-                             orchestration=orchestration)
+                             orchestration=orchestration, subscription=sub)
         with self._state_lock:
-            self.scale_sets[(rg.lower(), name.lower())] = scale_set
-            self.resource_groups.add(rg.lower())
+            self.subscriptions.add(sub.lower())
+            self._sets[(sub.lower(), rg.lower(), name.lower())] = scale_set
+            self._groups.add((sub.lower(), rg.lower()))
         return scale_set
 
-    def add_resource_group(self, rg: str) -> None:
+    def add_gallery_image(self, rg: str, gallery: str, name: str, os_type: str, publisher: str, offer: str,
+                          sku: str, **extra: str) -> str:
+        """An image definition in a gallery; returns its resource id."""
+        if os_type not in ("Linux", "Windows"):
+            raise ValueError("osType is Linux or Windows")
+        image = GalleryImage(rg, gallery, name, os_type, publisher, offer, sku, **extra)
         with self._state_lock:
-            self.resource_groups.add(rg.lower())
+            self.gallery_images[(rg.lower(), gallery.lower(), name.lower())] = image
+            self._groups.add((self.subscription.lower(), rg.lower()))
+        return (f"/subscriptions/{self.subscription}/resourceGroups/{rg}/{PROVIDER}/galleries/{gallery}"
+                f"/images/{name}")
 
-    def fail_next_operation(self, rg: str, name: str, code: str, message: str) -> None:
+    def add_resource_group(self, rg: str, subscription: str | None = None) -> None:
+        with self._state_lock:
+            self._groups.add(((subscription or self.subscription).lower(), rg.lower()))
+
+    def _set(self, rg: str, name: str, subscription: str | None) -> ScaleSet:
+        return self._sets[((subscription or self.subscription).lower(), rg.lower(), name.lower())]
+
+    def fail_next_operation(self, rg: str, name: str, code: str, message: str, subscription: str | None = None) -> None:
         """The next start/deallocate on this scale set is accepted, then ends Failed (instances unchanged)."""
-        self.scale_sets[(rg.lower(), name.lower())].fail_next = {"code": code, "message": message}
+        self._set(rg, name, subscription).fail_next = {"code": code, "message": message}
 
-    def states(self, rg: str, name: str) -> dict[str, str]:
+    def states(self, rg: str, name: str, subscription: str | None = None) -> dict[str, str]:
         with self._state_lock:
             self._settle()
-            return dict(self.scale_sets[(rg.lower(), name.lower())].instances)
+            return dict(self._set(rg, name, subscription).instances)
 
     def api_versions(self) -> set[str]:
         """Every api-version the client sent (operation polls included)."""
@@ -193,13 +255,16 @@ class FakeARM(FakeService):
         if not API_VERSION.match(version):
             return arm_error(400, "InvalidApiVersionParameter", f"The api-version '{version}' is invalid. "
                              f"The supported versions are '{','.join(reversed(KNOWN_API_VERSIONS))}'.")
-        if version not in KNOWN_API_VERSIONS:
-            kind = "virtualMachines" if "/virtualmachines" in request.path.lower() and \
-                "/virtualmachinescalesets/" not in request.path.lower() else "virtualMachineScaleSets"
+        galleries = "/galleries/" in request.path.lower()
+        known = GALLERY_API_VERSIONS if galleries else KNOWN_API_VERSIONS
+        if version not in known:
+            kind = "galleries/images" if galleries else "virtualMachines" if "/virtualmachines" in \
+                request.path.lower() and "/virtualmachinescalesets/" not in request.path.lower() \
+                else "virtualMachineScaleSets"
             return arm_error(400, "NoRegisteredProviderFound",
                              f"No registered resource provider found for location 'westeurope' and API version "
                              f"'{version}' for type '{kind}'. The supported api-versions are "
-                             f"'{', '.join(reversed(KNOWN_API_VERSIONS))}'. The supported locations are "
+                             f"'{', '.join(reversed(known))}'. The supported locations are "
                              f"'{', '.join(LOCATIONS)}'.")
         with self._state_lock:
             self._settle()
@@ -209,7 +274,7 @@ class FakeARM(FakeService):
         return arm_error(404, "NotFound", f"The requested resource path '{request.path}' was not found.")
 
     def _subscription_error(self, sub: str) -> Response | None:
-        if sub.lower() != self.subscription.lower():
+        if sub.lower() not in self.subscriptions:
             return arm_error(404, "SubscriptionNotFound", f"The subscription '{sub}' could not be found.")
         return None
 
@@ -218,7 +283,7 @@ class FakeARM(FakeService):
         problem = self._subscription_error(sub)
         if problem:
             return problem
-        if rg.lower() not in self.resource_groups:
+        if (sub.lower(), rg.lower()) not in self._groups:
             return arm_error(404, "ResourceGroupNotFound", f"Resource group '{rg}' could not be found.")
         return None
 
@@ -226,7 +291,7 @@ class FakeARM(FakeService):
         problem = self._group_error(sub, rg)
         if problem:
             return problem
-        scale_set = self.scale_sets.get((rg.lower(), name.lower()))
+        scale_set = self._sets.get((sub.lower(), rg.lower(), name.lower()))
         if scale_set is not None:
             return scale_set
         if child:
@@ -261,7 +326,7 @@ class FakeARM(FakeService):
         else:
             properties["upgradePolicy"] = {"mode": "Manual"}
         return {
-            "id": self._id(self.subscription, scale_set.resource_group, scale_set.name),
+            "id": self._id(scale_set.subscription, scale_set.resource_group, scale_set.name),
             "name": scale_set.name,
             "type": "Microsoft.Compute/virtualMachineScaleSets",
             "location": scale_set.location,
@@ -283,11 +348,12 @@ class FakeARM(FakeService):
         problem = self._group_error(sub, rg)
         if problem:
             return problem
-        return self._page(request, self._bodies(s for s in self.scale_sets.values()
-                                                if s.resource_group.lower() == rg.lower()))
+        return self._page(request, self._bodies(found for (s, g, _), found in self._sets.items()
+                                                if (s, g) == (sub.lower(), rg.lower())))
 
     def _list_all(self, request: Request, sub: str) -> Response:
-        return self._subscription_error(sub) or self._page(request, self._bodies(self.scale_sets.values()))
+        return self._subscription_error(sub) or self._page(request, self._bodies(
+            found for (s, _, _), found in self._sets.items() if s == sub.lower()))
 
     def _bodies(self, scale_sets: Iterable[ScaleSet]) -> list[dict[str, Any]]:
         return [self._scale_set_body(s) for s in sorted(scale_sets, key=lambda s: (s.resource_group, s.name))]
@@ -338,7 +404,7 @@ class FakeARM(FakeService):
         return f"/subscriptions/{sub}/resourceGroups/{rg}/{PROVIDER}/virtualMachines/{vm}"
 
     def _vm_body(self, scale_set: ScaleSet, vm: str, state: str, expand: bool) -> dict[str, Any]:
-        set_id = self._id(self.subscription, scale_set.resource_group, scale_set.name)
+        set_id = self._id(scale_set.subscription, scale_set.resource_group, scale_set.name)
         properties: dict[str, Any] = {
             "vmId": str(uuid.uuid5(uuid.NAMESPACE_URL, set_id + vm)),
             "virtualMachineScaleSet": {"id": set_id},
@@ -346,26 +412,26 @@ class FakeARM(FakeService):
         }
         if expand:
             properties["instanceView"] = {"computerName": vm[:15], "statuses": _statuses(state)}
-        return {"id": self._vm_id(self.subscription, scale_set.resource_group, vm), "name": vm,
+        return {"id": self._vm_id(scale_set.subscription, scale_set.resource_group, vm), "name": vm,
                 "type": "Microsoft.Compute/virtualMachines", "location": scale_set.location, "properties": properties}
 
-    def _flexible_vms(self, rg: str) -> list[tuple[ScaleSet, str, str]]:
-        members = [(s, vm, state) for s in self.scale_sets.values()
-                   if s.flexible and s.resource_group.lower() == rg.lower() for vm, state in s.instances.items()]
+    def _flexible_vms(self, sub: str, rg: str) -> list[tuple[ScaleSet, str, str]]:
+        members = [(s, vm, state) for (sid, gid, _), s in self._sets.items()
+                   if s.flexible and (sid, gid) == (sub.lower(), rg.lower()) for vm, state in s.instances.items()]
         return sorted(members, key=lambda member: member[1].lower())
 
     def _list_rg_vms(self, request: Request, sub: str, rg: str) -> Response:
         problem = self._group_error(sub, rg)
         if problem:
             return problem
-        members = self._flexible_vms(rg)
+        members = self._flexible_vms(sub, rg)
         wanted = request.arg("$filter")
         if wanted is not None:
             match = VMSS_FILTER.match(wanted)
             if not match:
                 return arm_error(400, "InvalidParameter", f"The value '{wanted}' of parameter '$filter' is not valid. "
                                  "Allowed value is 'virtualMachineScaleSet/id' eq '<scale set resource id>'.")
-            members = [m for m in members if self._id(self.subscription, m[0].resource_group, m[0].name).lower()
+            members = [m for m in members if self._id(m[0].subscription, m[0].resource_group, m[0].name).lower()
                        == match["id"].lower()]
         expand = request.arg("$expand")
         if expand is not None and (expand.lower() != "instanceview" or wanted is None):
@@ -377,7 +443,7 @@ class FakeARM(FakeService):
         problem = self._group_error(sub, rg)
         if problem:
             return problem
-        for scale_set, name, _ in self._flexible_vms(rg):
+        for scale_set, name, _ in self._flexible_vms(sub, rg):
             if name.lower() == vm.lower():
                 return scale_set, name
         return arm_error(404, "ResourceNotFound",
@@ -397,6 +463,32 @@ class FakeARM(FakeService):
             return found
         scale_set, name = found
         return self._accept(request, sub, scale_set, action.lower(), [name], vm=name)
+
+    # -- gallery image definitions -------------------------------------------------------------
+
+    def _get_gallery_image(self, request: Request, sub: str, rg: str, gallery: str, image: str) -> Response:
+        problem = self._group_error(sub, rg)
+        if problem:
+            return problem
+        found = self.gallery_images.get((rg.lower(), gallery.lower(), image.lower()))
+        if found is None:
+            if not any(key[:2] == (rg.lower(), gallery.lower()) for key in self.gallery_images):
+                parent = f"/subscriptions/{sub}/resourceGroups/{rg}/{PROVIDER}/galleries/{gallery}"
+                return arm_error(404, "ParentResourceNotFound",
+                                 f"Failed to perform 'read' on resource(s) of type 'galleries/images', because the "
+                                 f"parent resource '{parent}' could not be found.")
+            return arm_error(404, "ResourceNotFound",
+                             f"The Resource 'Microsoft.Compute/galleries/{gallery}/images/{image}' under resource "
+                             f"group '{rg}' was not found. For more details please go to "
+                             "https://aka.ms/ARMResourceNotFoundFix")
+        return Response(200, {
+            "id": f"/subscriptions/{sub}/resourceGroups/{found.resource_group}/{PROVIDER}/galleries/"
+                  f"{found.gallery}/images/{found.name}",
+            "name": found.name, "type": "Microsoft.Compute/galleries/images", "location": found.location,
+            "properties": {"osType": found.os_type, "osState": found.os_state,
+                           "hyperVGeneration": found.hyper_v_generation, "architecture": found.architecture,
+                           "identifier": {"publisher": found.publisher, "offer": found.offer, "sku": found.sku},
+                           "provisioningState": "Succeeded"}})
 
     # -- actions as long-running operations ---------------------------------------------------
 

@@ -262,3 +262,32 @@ def test_plan_of_a_sas_auto_pool_shows_each_narrow_url():
     assert "read-only SAS for container k8s-k8s-pool" in env["K8S_CLUSTER_SAS_URL"]
     assert env["K8S_CLUSTER_CLAIM_URL"] == "<placeholder: 'c' SAS for k8s-k8s-pool/control-plane.lock>"
     assert "'cw' SAS for k8s-k8s-pool/join-command" in env["K8S_CLUSTER_JOIN_URL"]
+@pytest.mark.parametrize(("identifier", "architecture", "expected"), [
+    (("canonical", "ubuntu-24_04-lts", "server"), "x64", "batch.node.ubuntu 24.04"),
+    (("contoso", "0001-com-ubuntu-server-jammy", "22_04-lts-gen2"), "x64", "batch.node.ubuntu 22.04"),
+    (("contoso", "ubuntu-hpc", "2204"), "Arm64", "batch.node.ubuntu 22.04 arm64"),
+    (("contoso", "almalinux-hpc", "9-gen2"), "x64", "batch.node.el 9"),
+    (("contoso", "debian-12", "gen2"), None, "batch.node.debian 12"),
+])
+def test_a_gallery_definition_names_its_node_agent_sku(identifier: tuple[str, str, str], architecture: str | None,
+                                                        expected: str):
+    from batchk8s.batch.gallery import ImageDefinition
+
+    supported = [UBUNTU] + [{"nodeAgentSKUId": sku, "osType": "linux", "imageReference": {}} for sku in (
+        "batch.node.ubuntu 22.04", "batch.node.ubuntu 22.04 arm64", "batch.node.el 9", "batch.node.debian 12")]
+    definition = ImageDefinition("/id", "Linux", *identifier, architecture)
+    request = pools.pool_request(load_settings({}), {"imageId": GALLERY})
+
+    assert pools.resolve_node_agent_sku(supported, request, definition) == expected
+
+
+def test_a_gallery_definition_the_account_cannot_run_is_refused():
+    from batchk8s.batch.gallery import ImageDefinition
+
+    request = pools.pool_request(load_settings({}), {"imageId": GALLERY})
+    for definition in (ImageDefinition("/id", "Windows", "MicrosoftWindowsServer", "WindowsServer", "2022"),
+                       ImageDefinition("/id", "Linux", "contoso", "ubuntu-hpc", "20.04"),  # not in the list
+                       ImageDefinition("/id", "Linux", "SUSE", "sles", "15")):
+        with pytest.raises(InputError) as refused:
+            pools.resolve_node_agent_sku([UBUNTU], request, definition)
+        assert refused.value.details[0]["field"] == "AZURE_BATCH_VM_IMAGE_ID"

@@ -67,6 +67,15 @@ def test_usage_errors_exit_2_without_traceback(capsys, tmp_path):
     assert "Traceback" not in err and "--settings" in err
 
 
+@pytest.mark.parametrize(("argv", "option"), [(["tes", "list", "--state", "BOGUS"], "--state"),
+                                              (["tes", "get", "t1", "--view", "huge"], "--view")])
+def test_a_word_outside_its_set_is_the_one_line_error_not_a_usage_dump(argv: list[str], option: str, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {option}: must be one of ")
+    assert "usage:" not in err and "Traceback" not in err
+
+
 @pytest.mark.clock
 def test_plan_survives_an_empty_configuration(capsys):
     """Every plan section must say what is missing rather than crash when nothing is configured."""

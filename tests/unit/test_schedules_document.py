@@ -95,6 +95,22 @@ def test_every_problem_of_a_document_is_listed_at_once():
     }
     assert "day-of-week" in found["$.rules[0].schedule"]
     assert "also the name of $.rules[1]" in found["$.rules[2].name"]
+    assert found["$.holds[0].until"].startswith("'tomorrow' is not an ISO 8601 time")
+    assert found["$.holds[1].until"].startswith("is required: an ISO 8601 time")
+
+
+def test_a_duplicate_name_is_reported_even_when_that_rule_has_other_errors():
+    found = problems({"rules": [rule(name="nightly"), rule(name="Nightly", action="stop")]})
+
+    assert set(found) == {"$.rules[1].name", "$.rules[1].action"}
+    assert found["$.rules[1].name"] == "'Nightly' is also the name of $.rules[0]; names must be unique"
+
+
+def test_an_until_that_is_not_a_string_says_so():
+    found = problems({"rules": [rule()], "holds": [{"pool": "p", "until": 1735689600}]})
+
+    assert found["$.holds[0].until"].startswith("must be a string, an ISO 8601 time")
+    assert found["$.holds[0].until"].endswith("not int 1735689600")
 
 
 def test_top_level_shapes():

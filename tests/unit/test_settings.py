@@ -169,3 +169,18 @@ def test_connection_string_shows_the_account_but_never_the_key_or_its_end():
     sas = load_settings({"AzureWebJobsStorage": "BlobEndpoint=https://a.blob.core.windows.net;"
                                                 "SharedAccessSignature=sv=2024&sig=abcdEFGH1234"})
     assert "sig=" not in str(sas.webjobs_storage) and "1234" not in str(sas.webjobs_storage)
+
+
+def test_the_webhook_url_is_a_secret_and_must_be_https():
+    url = "https://prod-01.westeurope.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=Zq8sEcReT0kEn"
+    settings = load_settings({"BATCHK8S_WEBHOOK_URL": url, "BATCHK8S_WEBHOOK_FORMAT": "Teams"})
+    shown = repr(settings) + json.dumps(settings.report())
+    assert settings.problems == () and settings.webhook_format == "teams"
+    assert settings.webhook_url.reveal() == url and "sig=" not in shown and "***" in shown
+
+    plain = load_settings({"BATCHK8S_WEBHOOK_URL": "http://hooks.example.org/T0/s3cr3t",
+                           "BATCHK8S_WEBHOOK_FORMAT": "discord", "BATCHK8S_WEBHOOK_EVENTS": "some"})
+    problems = {p.setting: p.message for p in plain.problems}
+    assert set(problems) == {"BATCHK8S_WEBHOOK_URL", "BATCHK8S_WEBHOOK_FORMAT", "BATCHK8S_WEBHOOK_EVENTS"}
+    assert problems["BATCHK8S_WEBHOOK_URL"].startswith("must be an https:// URL")
+    assert "s3cr3t" not in json.dumps(plain.report()) and plain.webhook_url is None

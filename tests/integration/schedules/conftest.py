@@ -26,6 +26,14 @@ def arm(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeARM:
     return fake_service(FakeARM, aad=aad, operation_delay=0.0)  # type: ignore[return-value]
 
 
+@pytest.fixture(autouse=True)
+def quick_first_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake's operations settle at once; the first status read need not wait ARM's usual second."""
+    from batchk8s import vmss
+
+    monkeypatch.setattr(vmss, "FIRST_POLL_DELAY", 0.01)
+
+
 @pytest.fixture
 def batch(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeBatch:
     fake: FakeBatch = fake_service(FakeBatch, aad=aad, clock=FakeClock(speed=0))  # type: ignore[assignment]

@@ -191,7 +191,7 @@ def test_cli_plan_validate_reconcile_history(arm: FakeARM, app_env: Callable[[An
     code, out, _ = run(["schedules", "reconcile", "--json"], capsys)
     assert code == 0 and json.loads(out)["counts"] == {"applied": 1}
     code, out, _ = run(["schedules", "history"], capsys)
-    assert code == 0 and "vmss/rg-hpc/vmss-a  applied (accepted)  deallocate firing" in out
+    assert code == 0 and "vmss/rg-hpc/vmss-a  applied (completed)  deallocate firing" in out
 
 
 @pytest.mark.clock

@@ -83,7 +83,7 @@ def test_a_firing_is_applied_once_and_a_manual_change_is_left_alone_until_the_ne
     assert "history" not in state and state["schema"] == 2
     [entry] = history(settings, "vmss/rg-hpc/vmss-a")
     assert (entry["result"], entry["reason"], entry["target"]) == (
-        "applied", "accepted", {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"})
+        "applied", "completed", {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"})
 
     # Every later tick until 19:00 leaves the scale set alone, whatever someone did to it meanwhile.
     for minutes in (1, 2, 90, 600):
@@ -107,7 +107,7 @@ def test_a_flexible_scale_set_is_started_and_deallocated_vm_by_vm(
                                        ("deallocate", RG, "vmss-a", ["vmss-a_1"])]
     assert arm.states(RG, "vmss-a") == {"vmss-a_0": "deallocated", "vmss-a_1": "deallocated"}
     assert [(e["result"], e["reason"]) for e in history(settings, "vmss/rg-hpc/vmss-a")] == [
-        ("applied", "accepted"), ("applied", "accepted")]
+        ("applied", "completed"), ("applied", "completed")]
 
 
 def test_catch_up_across_one_firing_applies_it_once(arm: FakeARM, make_settings: Callable[..., Settings]):
@@ -132,12 +132,12 @@ def test_catch_up_across_several_firings_applies_the_newest_and_records_the_othe
     assert results(back) == {"vmss/rg-hpc/vmss-a": "applied"}
     assert actions(arm) == [("start", "vmss-a"), ("deallocate", "vmss-a")]
     assert [(e["result"], e.get("reason"), e["local"]) for e in history(settings, "vmss/rg-hpc/vmss-a")] == [
-        ("applied", "accepted", "2025-06-02T08:00:00+02:00"),
+        ("applied", "completed", "2025-06-02T08:00:00+02:00"),
         ("skipped", "missed", "2025-06-02T19:00:00+02:00"),
         ("skipped", "missed", "2025-06-03T08:00:00+02:00"),
         ("skipped", "missed", "2025-06-03T19:00:00+02:00"),
         ("skipped", "missed", "2025-06-04T08:00:00+02:00"),
-        ("applied", "accepted", "2025-06-04T19:00:00+02:00"),
+        ("applied", "completed", "2025-06-04T19:00:00+02:00"),
     ]
 
 
@@ -179,7 +179,7 @@ def test_two_reconcilers_racing_on_the_same_tick_act_exactly_once_per_target(
     assert all(outcome == ["lost-race", "skipped"] for outcome in third.values()), third
     for name in names:  # the losers appended nothing: one line per firing
         assert [(e["result"], e["reason"]) for e in history(settings, f"vmss/rg-hpc/{name}")] == [
-            ("applied", "accepted"), ("applied", "accepted"), ("skipped", "hold")]
+            ("applied", "completed"), ("applied", "completed"), ("skipped", "hold")]
 
 
 def test_tag_selectors_pick_the_tagged_scale_sets(arm: FakeARM, make_settings: Callable[..., Settings]):
@@ -247,13 +247,17 @@ def test_one_failing_target_does_not_stop_the_others_and_is_retried_with_backoff
     assert (missing["status"], missing["attempts"], history(settings, "vmss/rg-hpc/missing")[-1]["reason"]) == (
         "failed", 1, "not-found")
     assert missing["retryAt"] == (MON_1900 + timedelta(minutes=1)).isoformat()
-    # fails-once: ARM accepted the operation (it ends Failed later); the tick records what ARM accepted.
-    assert results(first)["vmss/rg-hpc/fails-once"] == "applied"
+    # fails-once: ARM accepted the operation, which then ended Failed: the tick followed it and says so.
+    assert results(first)["vmss/rg-hpc/fails-once"] == "failed"
+    failed = history(settings, "vmss/rg-hpc/fails-once")[-1]
+    assert (failed["result"], failed["detail"]) == ("failed", "AllocationFailed: capacity")
+    assert stored(settings, "vmss/rg-hpc/fails-once")["status"] == "failed"
     assert results(reconcile(settings, now=MON_1900 + timedelta(seconds=30)))["vmss/rg-hpc/missing"] == \
         "waiting-retry"
     arm.add_scale_set(RG, "missing", {"0": "running"})  # created meanwhile: the retry succeeds
     retried = reconcile(settings, now=MON_1900 + timedelta(minutes=1))
     assert results(retried)["vmss/rg-hpc/missing"] == "applied"
+    assert results(retried)["vmss/rg-hpc/fails-once"] == "applied"  # retried too, and this time it worked
     assert results(retried)["vmss/rg-hpc/fine"] == "up-to-date"
     assert stored(settings, "vmss/rg-hpc/missing")["attempts"] == 2
 
@@ -440,7 +444,7 @@ def test_state_blobs_with_history_inside_keep_working_and_move_it_on_their_next_
     assert sorted(log.reads()) == ["list", "read", "read"]
     assert all("history" not in stored(settings, f"vmss/rg-hpc/{n}") for n in ("old", "bare"))
     assert [(e["result"], e.get("reason"), e["firing"]) for e in history(settings, "vmss/rg-hpc/old")][::5] == [
-        ("applied", "accepted", "2025-05-30T17:00:00+00:00"), ("applied", "accepted", "2025-06-02T06:00:00+00:00")]
+        ("applied", "accepted", "2025-05-30T17:00:00+00:00"), ("applied", "completed", "2025-06-02T06:00:00+00:00")]
     assert len(history(settings, "vmss/rg-hpc/old")) == 6  # moved entry, 4 missed, applied
     log.requests.clear()
     reconcile(settings, now=MON_1900)

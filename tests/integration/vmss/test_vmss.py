@@ -118,6 +118,10 @@ def test_conflicting_operation_in_progress_is_a_409(arm: FakeARM, make_settings:
     assert report.outcome == "failed"
     assert report.error is not None and report.error["code"] == "OperationNotAllowed"
     assert report.problem is not None and report.problem.status == 409
+    # Named for what ARM said, with its reason; never "already exists".
+    assert report.error["message"] == (f"scale set {RG}/vmss-a: Azure does not allow this operation now "
+                                       "(OperationNotAllowed): Operation 'start' is not allowed on scale set "
+                                       "'vmss-a' since an operation 'deallocate' is in progress on it.")
 
 
 def test_unknown_resource_group_is_not_found(arm: FakeARM, make_settings: Callable[..., Settings]):

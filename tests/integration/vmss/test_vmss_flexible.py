@@ -298,6 +298,7 @@ def test_http_start_and_status_on_a_flexible_set(arm: FakeARM, app_env: Callable
     assert arm.count(path=SET_LEVEL + "|/uni-a/virtualMachines$") == 2  # Uniform: list + start; Flexible: none
 
 
+@pytest.mark.clock
 def test_timer_deallocates_a_flexible_set(arm: FakeARM, app_env: Callable[..., None],
                                           caplog: pytest.LogCaptureFixture):
     import logging
@@ -313,6 +314,6 @@ def test_timer_deallocates_a_flexible_set(arm: FakeARM, app_env: Callable[..., N
     function("vmss_schedule")(TimerRequest(past_due=False))
 
     summaries = [r.getMessage() for r in caplog.records if r.name == "batchk8s.vmss"]
-    assert summaries == [f"vmss_schedule: deallocate {RG}/flex-a (Flexible): accepted; 1 deallocated, 1 skipped; "
-                         "operation InProgress"]
+    assert summaries == [f"vmss_schedule: deallocate {RG}/flex-a (Flexible): completed; 1 deallocated, 1 skipped; "
+                         "operation Succeeded"]
     assert arm.actions == [("deallocate", RG, "flex-a", ["flex-a_0"])]

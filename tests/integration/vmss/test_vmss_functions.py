@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -12,12 +15,28 @@ import azure.functions as func
 import pytest
 from azure.functions.timer import TimerRequest  # the concrete timer object the worker builds
 
+from batchk8s import storage
 from tests.app_index import indexed_functions
 from tests.fakes.arm import FakeARM
 from tests.integration.vmss.conftest import RG
 from tests.wallclock import weekday_times
 
 SCHEDULE = "0 30 7 * * Mon-Fri"
+
+
+def state_container() -> str:
+    return "state-" + uuid.uuid4().hex[:12]
+
+
+def history_entries() -> list[dict[str, Any]]:
+    """Every history entry of the state container the app's settings name."""
+    from batchk8s.schedules.history import PREFIX, parse_lines
+    from batchk8s.settings import current_settings
+
+    settings = current_settings()
+    client = storage.blob_service(settings).get_container_client(settings.state_container)
+    return [entry for blob in client.list_blobs(name_starts_with=PREFIX)
+            for entry in parse_lines(storage.read_blob_text(settings, settings.state_container, blob.name))]
 
 
 def indexed() -> dict[str, Any]:
@@ -183,11 +202,17 @@ def test_schedule_lists_next_firings(app_env: Callable[..., None], pinned_clock:
     assert bad[0] == 400 and bad[1]["error"]["details"][0]["field"] == "count"
 
 
-def test_timer_runs_the_action_and_logs_one_line_per_scale_set(arm: FakeARM, app_env: Callable[..., None],
-                                                               caplog: pytest.LogCaptureFixture):
+@pytest.mark.clock
+@pytest.mark.azurite
+def test_timer_follows_the_action_to_its_outcome_and_logs_one_line_per_scale_set(
+        arm: FakeARM, app_env: Callable[..., None], azurite: str, caplog: pytest.LogCaptureFixture,
+        pinned_clock: datetime):
     arm.add_scale_set(RG, "vmss-a", {"0": "running"})
     arm.add_scale_set(RG, "vmss-b", {"0": "running", "1": "deallocated"})
-    app_env("vmss-a,vmss-b,vmss-gone", VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="deallocate")
+    arm.add_scale_set(RG, "vmss-c", {"c_0": "running", "c_1": "running"}, orchestration="Flexible")
+    arm.fail_next_operation(RG, "vmss-b", "VMExtensionProvisioningError", "extension failed")
+    app_env("vmss-a,vmss-b,vmss-c,vmss-gone", VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="deallocate",
+            AzureWebJobsStorage=azurite, BATCHK8S_STATE_CONTAINER=state_container())
     caplog.set_level(logging.INFO, logger="batchk8s")
 
     function("vmss_schedule")(TimerRequest(past_due=True))
@@ -195,13 +220,89 @@ def test_timer_runs_the_action_and_logs_one_line_per_scale_set(arm: FakeARM, app
     lines = [r for r in caplog.records if r.name == "batchk8s.vmss"]
     assert lines[0].levelno == logging.WARNING and "past due" in lines[0].getMessage()
     summaries = [r.getMessage() for r in lines[1:]]
-    assert summaries == [f"vmss_schedule: deallocate {RG}/vmss-a: accepted; 1 deallocated; operation InProgress",
-                         f"vmss_schedule: deallocate {RG}/vmss-b: accepted; 1 deallocated, 1 skipped; "
-                         "operation InProgress",
+    assert summaries == [f"vmss_schedule: deallocate {RG}/vmss-a: completed; 1 deallocated; operation Succeeded",
+                         f"vmss_schedule: deallocate {RG}/vmss-b: failed; 1 failed, 1 skipped; operation Failed; "
+                         "VMExtensionProvisioningError: extension failed",
+                         f"vmss_schedule: deallocate {RG}/vmss-c (Flexible): completed; 2 deallocated; "
+                         "operation Succeeded",
                          f"vmss_schedule: deallocate {RG}/vmss-gone: not-found; ResourceNotFound: "
                          f"scale set {RG}/vmss-gone not found"]
-    assert lines[-1].levelno == logging.WARNING
-    assert arm.states(RG, "vmss-b")["0"] == "deallocating"
+    assert [r.levelno for r in lines[1:]] == [logging.INFO, logging.WARNING, logging.INFO, logging.WARNING]
+    assert arm.states(RG, "vmss-a")["0"] == "deallocated"
+    entries = {e["key"]: e for e in history_entries()}
+    assert {key: (e["result"], e["reason"], e["rule"], e["action"]) for key, e in entries.items()} == {
+        f"vmss/{RG}/vmss-a": ("applied", "completed", "vmss_schedule", "deallocate"),
+        f"vmss/{RG}/vmss-b": ("failed", "failed", "vmss_schedule", "deallocate"),
+        f"vmss/{RG}/vmss-c": ("applied", "completed", "vmss_schedule", "deallocate"),
+        f"vmss/{RG}/vmss-gone": ("failed", "not-found", "vmss_schedule", "deallocate")}
+    assert entries[f"vmss/{RG}/vmss-b"]["detail"] == "VMExtensionProvisioningError: extension failed"
+    assert entries[f"vmss/{RG}/vmss-a"]["firing"] == entries[f"vmss/{RG}/vmss-a"]["at"]
+
+
+@pytest.mark.clock
+@pytest.mark.azurite
+def test_timer_posts_a_failure_to_a_teams_webhook(arm: FakeARM, app_env: Callable[..., None], azurite: str,
+                                                  fake_service: Callable[..., Any], pinned_clock: datetime):
+    from tests.fakes.webhook import FakeWebhook
+
+    webhook = fake_service(FakeWebhook)
+    arm.add_scale_set(RG, "vmss-a", {"0": "running"})
+    arm.add_scale_set(RG, "vmss-b", {"0": "running"})
+    arm.fail_next_operation(RG, "vmss-b", "QuotaExceeded", "regional cores quota")
+    app_env("vmss-a,vmss-b", VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="deallocate",
+            AzureWebJobsStorage=azurite, BATCHK8S_STATE_CONTAINER=state_container(),
+            BATCHK8S_WEBHOOK_URL=webhook.hook_url, BATCHK8S_WEBHOOK_FORMAT="teams")
+
+    function("vmss_schedule")(TimerRequest(past_due=False))
+
+    [message] = webhook.received
+    card = message["attachments"][0]["content"]
+    assert [block["text"] for block in card["body"]][::2] == [
+        "batchk8s vmss_schedule: 1 failed",
+        f"- scale set {RG}/vmss-b: failed (deallocate, rule 'vmss_schedule'): QuotaExceeded: regional cores quota"]
+
+
+@pytest.mark.clock
+@pytest.mark.azurite
+def test_what_the_timer_leaves_running_is_reported_by_its_next_firing(
+        arm: FakeARM, app_env: Callable[..., None], azurite: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch, pinned_clock: datetime):
+    from batchk8s import timer_budget
+
+    monkeypatch.setattr(timer_budget, "FUNCTION_TIMEOUT", timer_budget.MARGIN + 0.3)  # a 0.3 s budget
+    arm.operation_delay = 1.0
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated", "1": "deallocated"})
+    arm.add_scale_set(RG, "vmss-f", {"f_0": "deallocated", "f_1": "running"}, orchestration="Flexible")
+    app_env("vmss-a,vmss-f", VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="start",
+            AzureWebJobsStorage=azurite, BATCHK8S_STATE_CONTAINER=state_container())
+    caplog.set_level(logging.INFO, logger="batchk8s")
+
+    function("vmss_schedule")(TimerRequest(past_due=False))
+    first = [re.sub(r"waiting [\d.]+ s", "waiting N s", r.getMessage()) for r in caplog.records
+             if r.name == "batchk8s.vmss"]
+    assert first == [f"vmss_schedule: start {RG}/vmss-a: accepted; 2 started; operation InProgress; "
+                     "warning: still running after waiting N s",
+                     f"vmss_schedule: start {RG}/vmss-f (Flexible): accepted; 1 skipped, 1 started; "
+                     "operation InProgress; warning: still running after waiting N s"]
+    caplog.clear()
+    time.sleep(1.0)
+
+    function("vmss_schedule")(TimerRequest(past_due=False))  # everything is running now: nothing to do
+
+    followed = sorted(r.getMessage() for r in caplog.records if r.name == "batchk8s.schedules.followup")
+    assert len(followed) == 2
+    assert followed[0].startswith(f"followed up vmss/{RG}/vmss-a (start at ")
+    assert followed[0].endswith(f"rule 'vmss_schedule'): start {RG}/vmss-a: completed; 2 started; "
+                                "operation Succeeded")
+    assert followed[1].endswith(f"start {RG}/vmss-f (Flexible): completed; 1 started; operation Succeeded")
+    second = [r.getMessage() for r in caplog.records if r.name == "batchk8s.vmss"]
+    assert all("nothing-to-do" in line for line in second)
+    history = [(e["key"], e["result"], e["reason"], e.get("followUp", False)) for e in history_entries()]
+    assert sorted(history) == [
+        (f"vmss/{RG}/vmss-a", "applied", "completed", True), (f"vmss/{RG}/vmss-a", "applied", "still-running", False),
+        (f"vmss/{RG}/vmss-a", "skipped", "already-in-state", False),
+        (f"vmss/{RG}/vmss-f", "applied", "completed", True), (f"vmss/{RG}/vmss-f", "applied", "still-running", False),
+        (f"vmss/{RG}/vmss-f", "skipped", "already-in-state", False)]
 
 
 def test_timer_with_bad_configuration_logs_every_problem(monkeypatch: pytest.MonkeyPatch,
@@ -223,3 +324,21 @@ def test_timer_with_bad_configuration_logs_every_problem(monkeypatch: pytest.Mon
                  "VmssTriggerSchedule"):
         assert any(line.startswith(f"vmss_schedule:   {name}:") for line in errors[1:]), name
     assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.clock
+def test_a_firing_that_cannot_run_is_posted_naming_what_to_fix(app_env: Callable[..., None],
+                                                               fake_service: Callable[..., Any],
+                                                               pinned_clock: datetime):
+    from tests.fakes.webhook import FakeWebhook
+
+    webhook = fake_service(FakeWebhook)
+    app_env("vmss-a", VmssTriggerSchedule=SCHEDULE, BATCHK8S_WEBHOOK_URL=webhook.hook_url)  # no AZURE_VMSS_ACTION
+
+    function("vmss_schedule")(TimerRequest(past_due=False))
+
+    [message] = webhook.received
+    [event] = message["events"]
+    assert (message["summary"], event["kind"], event["label"]) == ("batchk8s vmss_schedule: 1 failed", "failed",
+                                                                    "vmss_schedule")
+    assert "AZURE_VMSS_ACTION: is required for vmss-timer" in event["detail"]
