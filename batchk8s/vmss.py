@@ -620,14 +620,23 @@ def _overall(statuses: list[str]) -> str:
     return running[0] if running else "Succeeded"
 
 
+def _status_url(polling: Any) -> str | None:
+    """Where a later run can read the operation's status; None when ARM's answer named none (a body that
+    could not be read leaves nothing to follow)."""
+    try:
+        return polling.status_url()
+    except ValueError:
+        return None
+
+
 def _settled(report: TargetReport, operations: list[_Operation]) -> TargetReport:
     """Set the outcome from the operations' current status."""
     statuses = [operation.status for operation in operations]
     if statuses:
         report.operation = {"status": _overall(statuses)}
-    report.running = [{"url": operation.polling.status_url(), "instances": [i.instance_id for i in operation.instances]}
+    report.running = [{"url": url, "instances": [i.instance_id for i in operation.instances]}
                       for operation, status in zip(operations, statuses, strict=True)
-                      if status.lower() not in TERMINAL]
+                      if status.lower() not in TERMINAL and (url := _status_url(operation.polling))]
     for operation, status in zip(operations, statuses, strict=True):
         if status.lower() not in TERMINAL or status.lower() == "succeeded":
             continue

@@ -55,6 +55,7 @@ def test_an_http_function_answers_504_within_its_deadline(arm: FakeARM, app_env:
     assert error["details"] == [{"service": "Azure Resource Manager", "operation": f"scale set {RG}/vmss-a"}]
 
 
+@pytest.mark.clock  # the timer stamps its history entries
 def test_the_timer_stops_within_its_deadline(arm: FakeARM, app_env: Callable[..., None],
                                              monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture):
     arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
