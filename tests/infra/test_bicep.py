@@ -331,3 +331,15 @@ def test_app_may_assign_the_pool_identity_and_nothing_wider():
     scope = body(operator["resources"]["operator"]["config"])["scope"]
     assert operator["resources"][scope]["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
     assert operator["resources"][scope]["existing"] is True
+
+
+def test_every_azd_parameter_is_documented():
+    """docs/deploy.md's parameter table has a row for each `azd env set` name main.parameters.json maps."""
+    import json
+
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    rows = dict(re.findall(r"^\| `(\w+)` \| `(\w+)` \|", (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8"),
+                           re.M))
+    for parameter, entry in mapped.items():
+        name = re.fullmatch(r"\$\{(?P<var>\w+)(=[^}]*)?\}", entry["value"])["var"]
+        assert rows.get(name) == parameter, f"{name} ({parameter}) is not in docs/deploy.md's parameter table"
