@@ -60,6 +60,9 @@ param batchKeyVaultId string = ''
 @description('Resource id of an existing Batch account the app acts on (when createBatchAccount is false).')
 param existingBatchAccountId string = ''
 
+@description('With the Batch feature: a user-assigned identity for the pool nodes (blob access without SAS); false: nodes get SAS URLs.')
+param batchPoolIdentity bool = true
+
 @description('Shared Image Gallery image (version) resource id for the pool; empty: marketplace Ubuntu LTS.')
 param batchVmImageId string = ''
 
@@ -88,6 +91,7 @@ var tags = { 'azd-env-name': environmentName, app: 'batchk8s' }
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var vmssEnabled = !empty(vmssResourceGroup) && !empty(vmssNames)
 var batchEnabled = createBatchAccount || !empty(existingBatchAccountId)
+var poolIdentityEnabled = batchEnabled && batchPoolIdentity
 var schedulesEnabled = !empty(schedulesDocument) || !empty(schedulesBlob)
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
@@ -100,6 +104,13 @@ module identity 'modules/identity.bicep' = {
   name: 'identity'
   scope: rg
   params: { name: 'id-batchk8s-${token}', location: location, tags: tags }
+}
+
+// The pool nodes' own identity, never the app's: anything on a node can get its tokens.
+module poolIdentity 'modules/identity.bicep' = if (poolIdentityEnabled) {
+  name: 'identity-pool'
+  scope: rg
+  params: { name: 'id-batchk8s-nodes-${token}', location: location, tags: tags }
 }
 
 module monitoring 'modules/monitoring.bicep' = {
@@ -158,6 +169,22 @@ module batchRoles 'modules/roles/batch.bicep' = if (batchEnabled) {
   dependsOn: [batch]
 }
 
+// The nodes read the artifact containers and write the cluster containers; the app may assign the identity.
+module nodeRoles 'modules/roles/nodes.bicep' = if (poolIdentityEnabled) {
+  name: 'roles-nodes'
+  scope: rg
+  params: { storageAccountName: storage.outputs.name, principalId: poolIdentityEnabled ? poolIdentity.outputs.principalId : '', readContainers: nodeReadContainers }
+}
+
+module poolIdentityRoles 'modules/roles/poolidentity.bicep' = if (poolIdentityEnabled) {
+  name: 'roles-pool-identity'
+  scope: rg
+  params: { identityName: poolIdentityEnabled ? poolIdentity.outputs.name : '', principalId: identity.outputs.principalId }
+}
+
+// What nodes read: the node scripts, the Kubernetes manifests and the TES task documents.
+var nodeReadContainers = [baseSettings.AZURE_STORAGE_APP_DIRECTORY, baseSettings.AZURE_STORAGE_K8S_DIRECTORY, baseSettings.AZURE_STORAGE_TESK_DIRECTORY]
+
 var imageIdParts = split(empty(batchVmImageId) ? '/subscriptions/-/resourceGroups/-/providers/-/-/-/-/-' : batchVmImageId, '/')
 
 module imageRoles 'modules/roles/image.bicep' = if (!empty(batchVmImageId)) {
@@ -192,9 +219,15 @@ var batchSettings = {
   AZURE_BATCH_VM_SIZE: batchVmSize
   AZURE_BATCH_VM_NODE_COUNT: string(batchNodeCount)
 }
+// Pools get the nodes' identity through the management plane, in the Batch account's group.
+var poolIdentitySettings = {
+  AZURE_BATCH_POOL_IDENTITY_ID: poolIdentityEnabled ? poolIdentity.outputs.id : ''
+  AZURE_BATCH_POOL_IDENTITY_CLIENT_ID: poolIdentityEnabled ? poolIdentity.outputs.clientId : ''
+  AZURE_BATCH_RES_GROUP_NAME: batchIdParts[4]
+}
 var imageSettings = { AZURE_BATCH_VM_IMAGE_ID: batchVmImageId }
 var scheduleSettings = union(empty(schedulesDocument) ? {} : { BATCHK8S_SCHEDULES: schedulesDocument }, empty(schedulesBlob) ? {} : { BATCHK8S_SCHEDULES_BLOB: schedulesBlob })
-var appSettings = union(baseSettings, vmssEnabled ? vmssSettings : {}, batchEnabled ? batchSettings : {}, empty(batchVmImageId) ? {} : imageSettings, schedulesEnabled ? scheduleSettings : {})
+var appSettings = union(baseSettings, vmssEnabled ? vmssSettings : {}, batchEnabled ? batchSettings : {}, poolIdentityEnabled ? poolIdentitySettings : {}, empty(batchVmImageId) ? {} : imageSettings, schedulesEnabled ? scheduleSettings : {})
 
 module app 'modules/app.bicep' = {
   name: 'app'
@@ -213,10 +246,11 @@ module app 'modules/app.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     appSettings: appSettings
   }
-  dependsOn: [storageRoles, monitoringRoles]
+  dependsOn: [storageRoles, monitoringRoles, nodeRoles, poolIdentityRoles]
 }
 
 output AZURE_RESOURCE_GROUP string = rg.name
 output AZURE_FUNCTION_APP_NAME string = app.outputs.name
 output APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_STORAGE_ACCOUNT string = storage.outputs.name
+output POOL_IDENTITY_CLIENT_ID string = poolIdentityEnabled ? poolIdentity.outputs.clientId : ''

@@ -1,5 +1,6 @@
-// The app's user-assigned managed identity: every role below is granted to it, and the app, the
-// host's storage connection and the deployment all authenticate as it (no key, no secret).
+// A user-assigned managed identity. main.bicep makes two: the app's (every app role is granted to it,
+// and the app, the host's storage connection and the deployment authenticate as it: no key, no secret)
+// and, with the Batch feature, the pool nodes' own, which holds only the nodes' blob roles.
 @minLength(3)
 @maxLength(128)
 param name string
@@ -13,5 +14,6 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
 }
 
 output id string = identity.id
+output name string = identity.name
 output clientId string = identity.properties.clientId
 output principalId string = identity.properties.principalId

@@ -25,7 +25,13 @@ ROLES = {
     "6aaa78f1-f7de-44ca-8722-c64a23943cae": ("Azure Batch Data Contributor", "compute#azure-batch-data-contributor"),
     "acdd72a7-3385-48ef-bd42-f606fba81ae7": ("Reader", "general#reader"),
     "3913510d-42f4-4e42-8a64-420c390055eb": ("Monitoring Metrics Publisher", "monitor#monitoring-metrics-publisher"),
+    "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1": ("Storage Blob Data Reader", "storage#storage-blob-data-reader"),
+    "f1a07417-d97a-45cb-824c-7a7467783830": ("Managed Identity Operator", "identity#managed-identity-operator"),
 }
+# The blob data actions of Storage Blob Data Contributor (its definition on the storage page above): a
+# condition meant to confine the role must name every one of them.
+BLOB_CONTRIBUTOR_DATA_ACTIONS = {f"Microsoft.Storage/storageAccounts/blobServices/containers/blobs/{action}"
+                                 for action in ("read", "write", "delete", "add/action", "move/action")}
 # Settings the Functions host reads (not batchk8s): "App settings reference for Azure Functions".
 HOST_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"}
 # Flex Consumption refuses these as app settings (its runtime and deployment live in functionAppConfig),
@@ -33,9 +39,10 @@ HOST_SETTINGS = {"APPLICATIONINSIGHTS_CONNECTION_STRING", "APPLICATIONINSIGHTS_A
 FORBIDDEN = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
              "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTSHARE", "WEBSITE_TIME_ZONE",
              "AzureWebJobsStorage", "AZURE_SP_CLIENT_ID", "AZURE_AD_SP_CLIENT_ID", "AZURE_AD_TENANT_ID"}
-# The settings variables of main.bicep, by the feature that adds them (app.bicep adds hostSettings always).
-FEATURE_VARIABLES = {"vmss-timer": "vmssSettings", "vmss": "vmssSettings", "batch": "batchSettings",
-                     "schedules": "scheduleSettings", "storage": None, "tes": "batchSettings"}
+# The settings variables of main.bicep that an enabled feature adds (app.bicep adds hostSettings always).
+FEATURE_VARIABLES = {"vmss-timer": ("vmssSettings",), "vmss": ("vmssSettings",), "batch": ("batchSettings",),
+                     "pool-identity": ("batchSettings", "poolIdentitySettings"),
+                     "schedules": ("scheduleSettings",), "storage": (), "tes": ("batchSettings",)}
 DISABLED = re.compile(r"^AzureWebJobs\.(?P<function>\w+)\.Disabled$")
 
 
@@ -61,7 +68,8 @@ def variable_keys(relative: str, name: str) -> set[str]:
 
 def all_settings() -> dict[str, set[str]]:
     main = {name: variable_keys("infra/main.bicep", name)
-            for name in ("baseSettings", "vmssSettings", "batchSettings", "imageSettings", "scheduleSettings")}
+            for name in ("baseSettings", "vmssSettings", "batchSettings", "poolIdentitySettings", "imageSettings",
+                         "scheduleSettings")}
     return {**main, "hostSettings": variable_keys("infra/modules/app.bicep", "hostSettings")}
 
 
@@ -130,7 +138,7 @@ def test_each_feature_gets_the_settings_it_requires():
     settings = all_settings()
     always = settings["baseSettings"] | settings["hostSettings"]
     for feature, alternatives in REQUIREMENTS.items():
-        present = always | (settings[FEATURE_VARIABLES[feature]] if FEATURE_VARIABLES[feature] else set())
+        present = always.union(*(settings[variable] for variable in FEATURE_VARIABLES[feature]))
         missing = [env_name(group[0]) for group in alternatives if not any(env_name(attr) in present for attr in group)]
         assert missing == [], f"a deployment with {feature} enabled lacks {missing}"
 
@@ -160,10 +168,13 @@ def test_role_assignments_are_cited_built_in_roles_at_resource_or_group_scope():
         role, anchor = ROLES[role_id]
         assert f"{BUILT_IN_ROLES}/{anchor}" in (ROOT / relative).read_text(encoding="utf-8"), \
             f"{relative} does not cite the built-in roles page for {role}"
-        # The scope is a resource this file names (the storage account, the Batch account, the image)
-        # or the resource group the module is deployed to: never subscription() or managementGroup().
+        # The scope is a resource this file names (the storage account, a container, the Batch account,
+        # the image, the pool identity), one of a loop of them, or the resource group the module is
+        # deployed to: never subscription() or managementGroup().
         scope = config.get("scope")
         resources = template(relative)["resources"]
+        if isinstance(scope, dict) and scope.get("operator", {}).get("type") == "index_accessor":
+            scope = scope["operator"]["operands"]["operand_1"]
         if isinstance(scope, str):
             assert resources.get(scope, {}).get("existing") is True, f"{relative}:{name} scope {scope}"
         else:
@@ -220,4 +231,115 @@ def test_azd_parameter_file_maps_onto_main_parameters():
         variable = re.fullmatch(r"\$\{(?P<var>\w+)(=(?P<default>[^}]*))?\}", entry["value"])
         assert variable, f"{name}: {entry['value']}"
         if variable["default"] is not None:
-            assert variable["default"] == str(parameters[name].get("default", "")).replace("False", "false"), name
+            default = parameters[name].get("default", "")
+            assert variable["default"] == (str(default).lower() if isinstance(default, bool) else str(default)), name
+
+
+def leaves(node: Any) -> Iterator[Any]:
+    """Every literal and name a pycep expression mentions (through operators, functions and lists)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key != "type":  # the operator's or function's own name
+                yield from leaves(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from leaves(value)
+    else:
+        yield node
+
+
+def conditionals(node: Any) -> Iterator[tuple[Any, Any]]:
+    """(condition, value if true) of every `condition ? a : b` in a pycep expression."""
+    if isinstance(node, dict):
+        if node.get("operator", {}).get("type") == "conditional":
+            operands = node["operator"]["operands"]
+            yield operands["condition"], operands["true_value"]
+        for value in node.values():
+            yield from conditionals(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from conditionals(value)
+
+
+def test_pool_identity_is_the_nodes_own_and_switchable():
+    main = template("infra/main.bicep")
+    parameter = main["parameters"]["batchPoolIdentity"]
+    assert parameter["type"] == "bool" and parameter["default"] is True
+    assert set(leaves(main["variables"]["poolIdentityEnabled"]["value"])) == {"batchEnabled", "batchPoolIdentity"}
+    modules = main["modules"]
+    for name in ("poolIdentity", "nodeRoles", "poolIdentityRoles"):
+        assert modules[name]["config"].get("condition") == "poolIdentityEnabled", f"{name} is not switched by it"
+    assert modules["poolIdentity"]["detail"]["path"] == modules["identity"]["detail"]["path"]
+    names = {body(modules[name]["config"])["params"]["name"] for name in ("identity", "poolIdentity")}
+    assert len(names) == 2, "the nodes' identity must not be the app's"
+    # The nodes' blob roles go to the nodes' identity; the right to assign it goes to the app's identity.
+    node_principal = set(leaves(body(modules["nodeRoles"]["config"])["params"]["principalId"]))
+    assert "poolIdentity" in node_principal and "identity" not in node_principal
+    operator = body(modules["poolIdentityRoles"]["config"])["params"]
+    assert "poolIdentity" in set(leaves(operator["identityName"]))
+    assert set(leaves(operator["principalId"])) == {"identity", "outputs", "principalId"}
+    # Its settings reach the app only with it; switched off, pools get SAS URLs as before.
+    added = {condition: value for condition, value in conditionals(main["variables"]["appSettings"]["value"])
+             if isinstance(condition, str)}
+    assert added["poolIdentityEnabled"] == "poolIdentitySettings" and added["batchEnabled"] == "batchSettings"
+    assert variable_keys("infra/main.bicep", "poolIdentitySettings") == {
+        "AZURE_BATCH_POOL_IDENTITY_ID", "AZURE_BATCH_POOL_IDENTITY_CLIENT_ID", "AZURE_BATCH_RES_GROUP_NAME"}
+
+
+def test_nodes_read_the_artifact_containers_only():
+    main = template("infra/main.bicep")
+    base = main["variables"]["baseSettings"]["value"]
+    # The containers the app uploads to are the settings it is given, so the roles follow those values.
+    settings = [item["operator"]["operands"]["operand_2"] for item in main["variables"]["nodeReadContainers"]["value"]]
+    assert settings == [env_name(attr) for attr in ("app_container", "k8s_container", "tesk_container")]
+    read = [base[setting] for setting in settings]
+    assert set(read) <= set(template("infra/modules/storage.bicep")["variables"]["containers"]["value"])
+    nodes = template("infra/modules/roles/nodes.bicep")
+    reader = nodes["resources"]["artifactReader"]["config"]
+    assert reader["loop_type"]["detail"]["array_name"] == "readContainers"
+    assert reader["config"]["scope"]["operator"]["operands"]["operand_1"] == "artifacts"
+    artifacts = nodes["resources"]["artifacts"]
+    assert artifacts["type"] == "Microsoft.Storage/storageAccounts/blobServices/containers" and artifacts["existing"]
+    assert "condition" not in reader["config"]["properties"]
+
+
+def test_nodes_write_only_the_cluster_containers():
+    from batchk8s.batch.pools import cluster_container
+
+    nodes = template("infra/modules/roles/nodes.bicep")
+    writer = body(nodes["resources"]["clusterWriter"]["config"])
+    assert writer["scope"] == "account" and writer["properties"]["conditionVersion"] == "2.0"
+    assert writer["properties"]["roleDefinitionId"]["function"]["parameters"]["resource_name_1"] == \
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+    condition = nodes["variables"][writer["properties"]["condition"]]["value"]
+    # (!(ActionMatches{a}) AND ... ) OR (container name StringStartsWith prefix): every data action of the
+    # role is negated in the first branch, so each one is allowed only where the second holds.
+    negated = re.findall(r"!\(ActionMatches\{'([^']+)'\}\)", condition)
+    assert set(negated) == set(re.findall(r"ActionMatches\{'([^']+)'\}", condition)) == BLOB_CONTRIBUTOR_DATA_ACTIONS
+    assert " ".join(condition.split()).count(" OR ") == 1 and "AND" in condition
+    prefix = re.fullmatch(r".*\s@Resource\[Microsoft\.Storage/storageAccounts/blobServices/containers:name\] "
+                          r"StringStartsWith '([^']+)'\s*\)\s*\)\s*", condition, re.S)
+    assert prefix and prefix[1] == nodes["variables"]["clusterPrefix"]["value"]
+    # Every pool's cluster container matches; no other container of the deployment does.
+    assert all(cluster_container(pool).startswith(prefix[1]) for pool in ("k8s-pool", "Genomics_01", "a_b", "x" * 64))
+    others = template("infra/modules/storage.bicep")["variables"]["containers"]["value"]
+    assert [name for name in others if isinstance(name, str) and name.startswith(prefix[1])] == []
+
+
+def test_app_may_assign_the_pool_identity_and_nothing_wider():
+    operator = template("infra/modules/roles/poolidentity.bicep")
+    scope = body(operator["resources"]["operator"]["config"])["scope"]
+    assert operator["resources"][scope]["type"] == "Microsoft.ManagedIdentity/userAssignedIdentities"
+    assert operator["resources"][scope]["existing"] is True
+
+
+def test_every_azd_parameter_is_documented():
+    """docs/deploy.md's parameter table has a row for each `azd env set` name main.parameters.json maps."""
+    import json
+
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    rows = dict(re.findall(r"^\| `(\w+)` \| `(\w+)` \|", (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8"),
+                           re.M))
+    for parameter, entry in mapped.items():
+        name = re.fullmatch(r"\$\{(?P<var>\w+)(=[^}]*)?\}", entry["value"])["var"]
+        assert rows.get(name) == parameter, f"{name} ({parameter}) is not in docs/deploy.md's parameter table"

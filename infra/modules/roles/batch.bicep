@@ -1,4 +1,7 @@
 // Azure Batch Data Contributor on the Batch account: manage pools and jobs, not the account itself.
+// Its Microsoft.Batch/batchAccounts/pools/* also covers pools/write through the management plane, the
+// only way to create a pool with the pool identity; it is the least built-in Batch role that does
+// (Azure Batch Job Submitter only reads pools; Azure Batch Account Contributor can also change the account).
 // https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/compute#azure-batch-data-contributor
 param batchAccountName string
 param principalId string
