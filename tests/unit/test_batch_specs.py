@@ -103,6 +103,19 @@ def test_spec_comparison_ignores_sas_and_counts_but_not_the_image():
     assert fields == ["imageReference", "startTask.environmentSettings"]
 
 
+def test_a_pool_bootstrapped_by_another_command_line_is_not_the_same_pool():
+    """A pool made by an older bootstrap (its start task runs another command) must not be reused silently."""
+    requested = spec_for({})
+    existing = spec_for({})
+    existing["startTask"]["commandLine"] = "/bin/bash -c 'bash k8s-node-setup.sh'"
+
+    [difference] = pools.spec_differences(requested, existing)
+
+    assert difference["field"] == "startTask.commandLine"
+    assert (difference["existing"], difference["requested"]) == ("/bin/bash -c 'bash k8s-node-setup.sh'",
+                                                                  pools.start_task_command())
+
+
 @pytest.mark.parametrize(("pool_id", "container"), [("k8s-pool", "k8s-k8s-pool"), ("My_Pool", "k8s-my-pool"),
                                                     ("A" * 64, "k8s-" + "a" * 59)])
 def test_cluster_container_names_are_valid(pool_id: str, container: str):

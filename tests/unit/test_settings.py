@@ -90,6 +90,19 @@ def test_secrets_never_show():
     assert Secret("short").masked() == "***"
 
 
+@pytest.mark.parametrize(("value", "shown"), [
+    ("", "***"),
+    ("abcdefgh", "***"),                 # 8 characters: four of them would be half the secret
+    ("abcdefghijklmno", "***"),          # 15: still too short to give a hint
+    ("abcdefghijklmnop", "***mnop"),     # 16: long enough that its last 4 say little
+    ("x" * 40 + "7781", "***7781"),
+])
+def test_short_secrets_show_no_trailing_characters(value, shown):
+    """Below 16 characters a secret shows only `***`: the 4-character hint would reveal too much of it."""
+    assert Secret(value).masked() == shown
+    assert repr(Secret(value)) == f"Secret({shown!r})" and str(Secret(value)) == shown
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("TESK_API_URL", f"https://alice:{SECRET}@tes.example.org/ga4gh/tes/v1"),
     ("AZURE_STORAGE_BLOB_ENDPOINT", f"https://acct.blob.core.windows.net/?sv=2024-11-04&sig={SECRET}"),
