@@ -303,7 +303,7 @@ def test_occurrences_count() -> None:
         "2024-01-01T23:00:00+00:00", "2024-01-02T00:00:00+00:00",
         "2024-01-02T01:00:00+00:00", "2024-01-02T02:00:00+00:00"]
     assert len(schedule.occurrences(start, 1000)) == 1000
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^count must not be negative$"):
         schedule.occurrences(start, -1)
 
 
@@ -324,6 +324,11 @@ def test_possible_schedules_do_not_claim_to_never_fire() -> None:
 
 def test_end_of_calendar_returns_none() -> None:
     assert parse("0 0 1 1 *").next_after(datetime(9999, 6, 1, tzinfo=UTC)) is None
+
+
+def test_the_last_year_of_the_calendar_is_still_searched() -> None:
+    assert parse("0 0 1 1 *").next_after(datetime(9998, 6, 1, tzinfo=UTC)) == datetime(9999, 1, 1, tzinfo=UTC)
+    assert parse("0 0 31 12 *").previous_at_or_before(datetime(2, 6, 1, tzinfo=UTC)) == datetime(1, 12, 31, tzinfo=UTC)
 
 
 # (expression, zone or None for UTC, at, expected latest firing at or before).
