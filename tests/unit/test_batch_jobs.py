@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchk8s.batch.jobs import summarize
+import pytest
+
+from batchk8s.batch.jobs import job_spec, summarize
+from batchk8s.batch.tasks import BlobFiles, TaskSpec, bash_command, check_task_specs, task_document
+from batchk8s.errors import InputError
 
 
 def task(task_id: str, state: str, depends_on: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
@@ -58,3 +62,47 @@ def test_a_failure_reported_by_batch_blocks_even_with_exit_code_zero():
 
     assert (report["failedTasks"], report["blockedTasks"]) == (["a"], ["b"])
     assert (report["complete"], report["succeeded"]) == (True, False)
+
+
+def test_jobs_are_created_with_task_dependencies_on():
+    assert job_spec("wf-1", "k8s-pool", "cluster info").as_dict() == {
+        "id": "wf-1", "displayName": "cluster info", "usesTaskDependencies": True,
+        "poolInfo": {"poolId": "k8s-pool"}, "metadata": [{"name": "created-by", "value": "batchk8s"}]}
+
+
+def test_every_task_spec_problem_is_named_with_its_message():
+    specs = [TaskSpec("a", "x"), TaskSpec("A", "x"), TaskSpec("b", "x", depends_on=("c", "A")),
+             TaskSpec("bad id", "x"), TaskSpec("x" * 65, "x")]
+    with pytest.raises(InputError) as caught:
+        check_task_specs(specs)
+    assert caught.value.details == [
+        {"field": "tasks.A", "message": "duplicate task id"},
+        {"field": "tasks.bad id", "message": "id must be 1-64 letters, digits, '-' or '_'"},
+        {"field": f"tasks.{'x' * 65}", "message": "id must be 1-64 letters, digits, '-' or '_'"},
+        {"field": "tasks.b.dependsOn", "message": "unknown task 'c'"},
+    ]
+    assert caught.value.message.startswith("invalid workflow tasks: tasks.A, ")
+    check_task_specs([TaskSpec("later", "x", depends_on=("First",)), TaskSpec("first", "x")])  # any order, any case
+
+
+def test_a_task_becomes_its_create_request():
+    spec = TaskSpec("deploy", bash_command("kubectl apply -f tesk/"), depends_on=("info",),
+                    resource_files=(BlobFiles("k8sresources", "tesk/"), BlobFiles("apps", "x.sh", "bin")),
+                    environment={"NS": "tesk", "B": "2"}, max_wall_clock_seconds=600, max_task_retry_count=1,
+                    display_name="deploy TESK")
+    body = task_document(spec, lambda container: f"https://acct.blob/{container}?sig=s")
+    assert body == {
+        "id": "deploy", "displayName": "deploy TESK", "commandLine": "/bin/bash -c 'kubectl apply -f tesk/'",
+        "resourceFiles": [
+            {"storageContainerUrl": "https://acct.blob/k8sresources?sig=s", "blobPrefix": "tesk/"},
+            {"storageContainerUrl": "https://acct.blob/apps?sig=s", "blobPrefix": "x.sh", "filePath": "bin"}],
+        "environmentSettings": [{"name": "NS", "value": "tesk"}, {"name": "B", "value": "2"}],
+        "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+        "constraints": {"maxWallClockTime": "PT10M00S", "maxTaskRetryCount": 1},
+        "dependsOn": {"taskIds": ["info"]},
+    }
+
+
+def test_a_plain_task_sends_no_empty_parts():
+    body = task_document(TaskSpec("df", "df -h", admin=False, max_wall_clock_seconds=None), str)
+    assert body == {"id": "df", "commandLine": "df -h", "constraints": {"maxTaskRetryCount": 0}}
