@@ -182,3 +182,51 @@ def test_connection_string_shows_the_account_but_never_the_key_or_its_end():
     sas = load_settings({"AzureWebJobsStorage": "BlobEndpoint=https://a.blob.core.windows.net;"
                                                 "SharedAccessSignature=sv=2024&sig=abcdEFGH1234"})
     assert "sig=" not in str(sas.webjobs_storage) and "1234" not in str(sas.webjobs_storage)
+
+
+NO_CREDENTIALS = ("must not carry credentials (user:password@ or a ?query such as a SAS); "
+                  "use the setting meant for the secret (e.g. TES_TOKEN, TES_USERNAME/TES_PASSWORD)")
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("TESK_API_URL", "https://alice:s3cret@tes.example.org/v1?token=abc#frag",
+     f"'https://***@tes.example.org/v1?***': {NO_CREDENTIALS}"),
+    ("TESK_API_URL", "http://tes.example.org/v1#s3cret", f"'http://tes.example.org/v1?***': {NO_CREDENTIALS}"),
+    ("TESK_API_URL", "http://user@tes.example.org", f"'http://***@tes.example.org': {NO_CREDENTIALS}"),
+    ("TESK_API_URL", "ftp://tes.example.org", "'ftp://tes.example.org': must be an http:// or https:// URL"),
+    ("TESK_API_URL", "tes.example.org?x=1", "'tes.example.org?x=1': must be an http:// or https:// URL"),
+    ("TESK_API_URL", "https://", "'https://': must be an http:// or https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "http://acct.westeurope.batch.azure.com",
+     "'http://acct.westeurope.batch.azure.com': must be an https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "https:///path", "'https:///path': must be an https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "http://b.example.net/" + "p" * 59,  # 80 characters: shown whole
+     repr("http://b.example.net/" + "p" * 59) + ": must be an https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "http://b.example.net/" + "p" * 60,  # longer: cut to 80 with the ellipsis
+     repr("http://b.example.net/" + "p" * 56 + "...") + ": must be an https:// URL"),
+])
+def test_a_malformed_url_is_shown_without_its_credentials(name, value, message):
+    settings = load_settings({name: value})
+    assert [(p.setting, p.message) for p in settings.problems] == [(name, message)]
+
+
+@pytest.mark.parametrize(("name", "value", "stored"), [
+    ("TESK_API_URL", "http://tes.example.org:8080/ga4gh/tes/v1/", "http://tes.example.org:8080/ga4gh/tes/v1"),
+    ("AZURE_BATCH_ACCOUNT_URL", "https://acct.westeurope.batch.azure.com//", "https://acct.westeurope.batch.azure.com"),
+])
+def test_good_urls_are_kept_without_trailing_slashes(name, value, stored):
+    settings = load_settings({name: value})
+    assert settings.problems == ()
+    assert stored in (settings.tes_url, settings.batch_account_url)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("AccountName=a;AccountKey=k3y==;EndpointSuffix=core.windows.net",
+     "AccountName=a;AccountKey=***;EndpointSuffix=core.windows.net"),
+    ("BlobEndpoint=https://a.blob.core.windows.net/; sharedaccesssignature =sv=1&sig=x;",
+     "BlobEndpoint=https://a.blob.core.windows.net/; sharedaccesssignature =***;"),
+    ("UseDevelopmentStorage=true", "UseDevelopmentStorage=true"),
+])
+def test_connection_strings_hide_exactly_their_keys_and_signatures(value, shown):
+    from batchk8s.settings import ConnectionString
+
+    assert ConnectionString(value).masked() == shown
