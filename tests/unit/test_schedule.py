@@ -117,6 +117,13 @@ ZONE_CASES = [
     ("0 */30 * * * *", BERLIN, "2024-10-27T01:45:00+02:00",
      ["2024-10-27T02:00:00+02:00", "2024-10-27T02:30:00+02:00", "2024-10-27T02:00:00+01:00",
       "2024-10-27T02:30:00+01:00", "2024-10-27T03:00:00+01:00"]),
+    # from the second pass, every later firing in the repeated hour is skipped, however many there are,
+    # and the next one found may itself fall in a gap (last Sundays of October and March)
+    ("0 15,30,45 2 25-31 3,10 0", BERLIN, "2024-10-27T02:15:00+01:00",
+     ["2025-03-30T03:15:00+02:00", "2025-10-26T02:15:00+02:00", "2025-10-26T02:30:00+02:00"]),
+    ("0 15,30,45 2 25-31 3,10 0", BERLIN, "2024-10-27T01:50:00+02:00",
+     ["2024-10-27T02:15:00+02:00", "2024-10-27T02:30:00+02:00", "2024-10-27T02:45:00+02:00",
+      "2025-03-30T03:15:00+02:00"]),
     # New York spring forward
     ("0 30 2 * * *", NEW_YORK, "2024-03-09T12:00:00-05:00",
      ["2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"]),
@@ -324,6 +331,11 @@ def test_possible_schedules_do_not_claim_to_never_fire() -> None:
 
 def test_end_of_calendar_returns_none() -> None:
     assert parse("0 0 1 1 *").next_after(datetime(9999, 6, 1, tzinfo=UTC)) is None
+
+
+def test_skipping_the_repeated_hour_can_reach_the_end_of_the_calendar() -> None:
+    second_pass = datetime(9999, 10, 31, 2, 15, tzinfo=BERLIN, fold=1)  # the last DST change before year 10000
+    assert parse("0 15,45 2 25-31 10 0").next_after(second_pass) is None
 
 
 def test_the_last_year_of_the_calendar_is_still_searched() -> None:
