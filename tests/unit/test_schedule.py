@@ -220,6 +220,22 @@ def test_error_message_is_exact() -> None:
         parse("0 0 25 * * *")
 
 
+DAYS = "Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday"
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("1- * * * *", "minute field '1-': empty value"),
+    ("x * * * *", "minute field 'x': 'x' is not a number"),
+    ("0 0 * * Foo", f"day-of-week field 'Foo': unknown name 'Foo' (use a number or one of {DAYS})"),
+    ("0 0 * * Mon-Fryday", f"day-of-week field 'Mon-Fryday': unknown name 'Fryday' (use a number or one of {DAYS})"),
+    ("0 0 * * M0n", "day-of-week field 'M0n': 'M0n' is neither a number nor a name"),
+])
+def test_each_value_error_reads_exactly(expression: str, message: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse(expression)
+    assert str(caught.value) == message
+
+
 def test_rejects_non_string() -> None:
     with pytest.raises(ScheduleError):
         parse(None)  # type: ignore[arg-type]
@@ -261,6 +277,8 @@ def test_has_seconds(expression: str, has_seconds: bool) -> None:
     ("0 */30 * * * *", True),  # hours '*'
     ("*/5 * * * *", True),
     ("0 0-5 9 * * *", True),
+    ("10-11 30 9 * * *", True),  # 6 fields: a run of seconds counts, wherever it starts
+    ("0 9-10 * * *", True),  # a run of hours that does not start at 0
     ("0 0,1,2 3 * * *", True),  # expands to the run 0-2
     ("30 9 * * * *", True),  # 6 fields: hours '*'
     ("0 30 1 * * *", False),
