@@ -229,6 +229,14 @@ DAYS = "Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday"
     ("0 0 * * Foo", f"day-of-week field 'Foo': unknown name 'Foo' (use a number or one of {DAYS})"),
     ("0 0 * * Mon-Fryday", f"day-of-week field 'Mon-Fryday': unknown name 'Fryday' (use a number or one of {DAYS})"),
     ("0 0 * * M0n", "day-of-week field 'M0n': 'M0n' is neither a number nor a name"),
+    ("x-5 * * * *", "minute field 'x-5': 'x' is not a number"),
+    ("5-x * * * *", "minute field '5-x': 'x' is not a number"),
+    ("1-2-3 * * * *", "minute field '1-2-3': '2-3' is not a number"),  # a range splits at its first '-'
+    ("70-80 * * * *", "minute field '70-80': value 70 out of range 0-59"),
+    ("5-70 * * * *", "minute field '5-70': value 70 out of range 0-59"),
+    ("*/0 * * * *", "minute field '*/0': step must be at least 1"),
+    ("*/2147483648 * * * *", "minute field '*/2147483648': step 2147483648 is too large"),
+    ("*/00000000001 * * * *", "minute field '*/00000000001': step 00000000001 is too large"),  # 11 digits
 ])
 def test_each_value_error_reads_exactly(expression: str, message: str) -> None:
     with pytest.raises(ScheduleError) as caught:
@@ -237,8 +245,14 @@ def test_each_value_error_reads_exactly(expression: str, message: str) -> None:
 
 
 def test_rejects_non_string() -> None:
-    with pytest.raises(ScheduleError):
+    with pytest.raises(ScheduleError) as caught:
         parse(None)  # type: ignore[arg-type]
+    assert (str(caught.value), caught.value.field) == ("expression must be a string, not NoneType", "expression")
+
+
+def test_the_largest_steps_are_accepted() -> None:
+    assert parse("*/1000000000 * * * *").minutes == (0,)  # ten digits
+    assert parse("*/2147483647 * * * *").minutes == (0,)  # Int32.MaxValue
 
 
 # Accepted by the host; what each field expands to.
