@@ -103,6 +103,12 @@ def test_short_secrets_show_no_trailing_characters(value, shown):
     assert repr(Secret(value)) == f"Secret({shown!r})" and str(Secret(value)) == shown
 
 
+def test_secrets_compare_by_value_without_showing_it():
+    assert Secret("a" * 20) == Secret("a" * 20) and hash(Secret("a" * 20)) == hash(Secret("a" * 20))
+    assert Secret("a" * 20) != Secret("b" * 20) and Secret("x") != "x"
+    assert bool(Secret("x")) and not bool(Secret(""))
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("TESK_API_URL", f"https://alice:{SECRET}@tes.example.org/ga4gh/tes/v1"),
     ("AZURE_STORAGE_BLOB_ENDPOINT", f"https://acct.blob.core.windows.net/?sv=2024-11-04&sig={SECRET}"),
