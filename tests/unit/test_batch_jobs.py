@@ -106,3 +106,28 @@ def test_a_task_becomes_its_create_request():
 def test_a_plain_task_sends_no_empty_parts():
     body = task_document(TaskSpec("df", "df -h", admin=False, max_wall_clock_seconds=None), str)
     assert body == {"id": "df", "commandLine": "df -h", "constraints": {"maxTaskRetryCount": 0}}
+
+
+def test_the_report_lists_tasks_in_the_order_they_ran_then_the_rest_by_id():
+    tasks = [task("b-wait", "active"), task("second", "completed", exitCode=0, startTime="2026-01-05T10:05:00+00:00"),
+             task("a-wait", "active"), task("first", "completed", exitCode=0, startTime="2026-01-05T10:00:00+00:00"),
+             task("now", "running", startTime="2026-01-05T10:07:00+00:00")]
+
+    report = summarize("wf-1", "k8s-pool", "active", tasks)
+
+    assert [t["id"] for t in report["tasks"]] == ["first", "second", "now", "a-wait", "b-wait"]
+    assert {key: value for key, value in report.items() if key != "tasks"} == {
+        "id": "wf-1", "poolId": "k8s-pool", "state": "active",
+        "taskCounts": {"active": 2, "completed": 2, "running": 1},
+        "complete": False, "succeeded": False, "failedTasks": [], "blockedTasks": []}
+
+
+def test_success_needs_every_task_completed_without_failure():
+    ok = [task("a", "completed", exitCode=0, startTime="2026-01-05T10:00:00+00:00"),
+          task("b", "completed", ("a",), exitCode=0, startTime="2026-01-05T10:01:00+00:00")]
+    assert summarize("j", None, "completed", ok)["succeeded"] is True
+    lone_failure = [ok[0], failed("c")]  # nothing depends on it, so nothing is blocked
+    report = summarize("j", None, "completed", lone_failure)
+    assert (report["complete"], report["succeeded"], report["failedTasks"], report["blockedTasks"]) == (
+        True, False, ["c"], [])
+    assert summarize("j", None, "active", [])["complete"] is False  # a job without tasks has not finished
