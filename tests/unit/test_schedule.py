@@ -328,6 +328,11 @@ def test_naive_means_utc() -> None:
     assert result.utcoffset() is not None and result.utcoffset().total_seconds() == 0
 
 
+def test_only_datetimes_are_evaluated() -> None:
+    with pytest.raises(TypeError, match=r"^expected a datetime, got str$"):
+        parse("0 */5 * * * *").next_after("2024-01-01T10:07:00")  # type: ignore[arg-type]
+
+
 def test_result_is_in_the_zone_of_the_input() -> None:
     result = parse("0 0 9 * * *").next_after(datetime(2024, 5, 17, 3, 0, tzinfo=UTC).astimezone(KOLKATA))
     assert result.tzinfo is KOLKATA
