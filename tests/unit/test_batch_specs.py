@@ -252,7 +252,7 @@ def test_what_makes_two_pools_the_same():
         "id": "k8s-pool", "vmSize": "Standard_D4_V3", "targetDedicatedNodes": 3,
         "virtualMachineConfiguration": {
             "imageReference": {"publisher": "Canonical", "offer": "UBUNTU-24_04-lts", "sku": "Server",
-                               "version": "", "exactVersion": "24.04.202501010"},
+                               "version": "Latest", "exactVersion": "24.04.202501010"},
             "nodeAgentSKUId": "Batch.Node.Ubuntu 24.04",
             "containerConfiguration": {"containerRegistries": [
                 {"registryServer": "Zeta.azurecr.io", "username": "u"}, {"registryServer": "alpha.azurecr.io"}]}},
@@ -269,7 +269,7 @@ def test_what_makes_two_pools_the_same():
     }
     assert pools.comparable(existing) == {
         "vmSize": "standard_d4_v3",
-        "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server"},
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"},
         "nodeAgentSKUId": "batch.node.ubuntu 24.04",
         "containerRegistries": ["alpha.azurecr.io", "zeta.azurecr.io"],
         "startTask.commandLine": "/bin/bash -c 'X'",
@@ -284,8 +284,8 @@ def test_what_makes_two_pools_the_same():
         "metadata": {"created-by": "batchk8s", "owner": None},
     }
     assert pools.comparable({"virtualMachineConfiguration": {"imageReference": {
-        "virtualMachineImageId": GALLERY}}, "taskSlotsPerNode": 4})["imageReference"] == {
-        "virtualMachineImageId": GALLERY.lower()}
+        "virtualMachineImageId": GALLERY, "version": ""}}, "taskSlotsPerNode": 4})["imageReference"] == {
+        "virtualMachineImageId": GALLERY.lower()}  # empty values are left out
     assert pools.comparable({}) == {
         "vmSize": None, "imageReference": {}, "nodeAgentSKUId": None, "containerRegistries": [],
         "startTask.commandLine": None, "startTask.environmentSettings": {}, "startTask.resourceFiles": [],

@@ -218,6 +218,7 @@ def test_a_malformed_url_is_shown_without_its_credentials(name, value, message):
 @pytest.mark.parametrize(("name", "value", "stored"), [
     ("TESK_API_URL", "http://tes.example.org:8080/ga4gh/tes/v1/", "http://tes.example.org:8080/ga4gh/tes/v1"),
     ("AZURE_BATCH_ACCOUNT_URL", "https://acct.westeurope.batch.azure.com//", "https://acct.westeurope.batch.azure.com"),
+    ("TESK_API_URL", "https://tes.example.org/TESX/", "https://tes.example.org/TESX"),  # slashes only
 ])
 def test_good_urls_are_kept_without_trailing_slashes(name, value, stored):
     settings = load_settings({name: value})
