@@ -222,6 +222,7 @@ EXECUTOR_FIELDS = "command, env, ignore_error, image, stderr, stdin, stdout, wor
 @pytest.mark.parametrize(("task", "problems"), [
     ([], [("task", "must be an object, not a list")]),
     ((), [("task", "must be an object, not tuple")]),  # not JSON: named by its Python type
+    ({"executors": [{"command": ["x"]}]}, [("executors[0].image", "is required")]),
     ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": True, "ram_gb": False}},
      [("resources.cpu_cores", "must be a whole number, not a boolean"),
       ("resources.ram_gb", "must be a number, not a boolean")]),
