@@ -17,7 +17,7 @@ from batchk8s.schedules.history import PREFIX as HISTORY_PREFIX
 from batchk8s.schedules.history import parse_lines
 from batchk8s.schedules.planner import TargetState
 from batchk8s.schedules.reconcile import TickReport, reconcile
-from batchk8s.schedules.state import StateStore, blob_name
+from batchk8s.schedules.state import StateStore, Stored, blob_name
 from batchk8s.settings import Settings
 from tests.fakes.arm import FakeARM
 from tests.fakes.batch import FakeBatch
@@ -453,3 +453,20 @@ def test_the_history_view_reads_each_targets_newest_months_until_the_limit(
 
 def test_instance_ids_are_stable_per_process():
     assert reconcile_module.instance_id() == reconcile_module.instance_id()
+
+
+def test_load_pairs_each_target_with_its_state_and_description(make_settings: Callable[..., Settings]):
+    """One listing: a target with a blob gets the state its summary holds, one without an empty state;
+    both carry the description they were asked for, not the one stored with the blob."""
+    a = {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"}
+    b = {"kind": "vmss", "resourceGroup": RG, "name": "vmss-b"}
+    store = StateStore(make_settings({"rules": []}))
+    written = store.write(Stored("a", TargetState(), {"stale": "description"}),
+                          TargetState(firing=MON_0800, status="done", attempts=1), MON_0800)
+
+    loaded = store.load({"a": a, "b": b})
+
+    listed_etag = written.etag.strip('"')  # listings give ETags bare, writes quoted
+    assert loaded["a"] == Stored("a", TargetState(firing=MON_0800, status="done", attempts=1), a, listed_etag)
+    assert loaded["b"] == Stored("b", TargetState(), b)
+    assert store.requests["list"] == 1 and store.requests["read"] == 0  # summaries only, no reads
