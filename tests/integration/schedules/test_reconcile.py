@@ -470,3 +470,14 @@ def test_load_pairs_each_target_with_its_state_and_description(make_settings: Ca
     assert loaded["a"] == Stored("a", TargetState(firing=MON_0800, status="done", attempts=1), a, listed_etag)
     assert loaded["b"] == Stored("b", TargetState(), b)
     assert store.requests["list"] == 1 and store.requests["read"] == 0  # summaries only, no reads
+
+
+def test_a_blob_gone_between_listing_and_reading_loads_as_empty(make_settings: Callable[..., Settings],
+                                                                monkeypatch: pytest.MonkeyPatch):
+    settings = make_settings({"rules": []})
+    target = {"kind": "vmss", "resourceGroup": RG, "name": "vmss-c"}
+    storage.write_blob_if_match(settings, settings.state_container, blob_name("c"), "{}", None, metadata={})
+    store = StateStore(settings)
+    monkeypatch.setattr(store, "read", lambda key, described: None)  # deleted after the listing
+
+    assert store.load({"c": target}) == {"c": Stored("c", TargetState(), target)}
