@@ -11,7 +11,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 NGINX := /usr/sbin/nginx
 
-.PHONY: run test fuzz lint unit bench clean
+.PHONY: run test fuzz lint unit bench mutate clean
 
 run: $(RUNTIME_STAMP)
 	$(PY) -m batchk8s plan --settings local.settings.json.example
@@ -79,4 +79,22 @@ $(NGINX):
 	$(call apt_install,nginx,the TESK authenticating proxy's tests)
 
 clean:
-	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache mutants
+
+# Mutation testing of the rules (slow: not part of `test`; docs/development.md). MUTANTS picks the functions
+# (mutmut name patterns); `make mutate MUTANTS='batchk8s.schedule.*'` runs one module. Survivors are kept in
+# mutants/ between runs: `.venv/bin/mutmut results`, `.venv/bin/mutmut show <name>`.
+MUTANTS ?= 'batchk8s.schedule.*' 'batchk8s.tes.validation.*' \
+	'batchk8s.batch.jobs.x__mark_blocked*' 'batchk8s.batch.jobs.x__failed*' 'batchk8s.batch.jobs.x_summarize*' \
+	'batchk8s.batch.jobs.x_job_spec*' 'batchk8s.batch.tasks.*' \
+	'batchk8s.batch.pools.x_comparable*' 'batchk8s.batch.pools.x_spec_differences*' \
+	'batchk8s.batch.pools.x__strip_query*' \
+	'batchk8s.settings.x*Secret*' 'batchk8s.settings.x*ConnectionString*' 'batchk8s.settings.x__masked_value*' \
+	'batchk8s.settings.x__no_credentials*' \
+	'batchk8s.errors.*' 'batchk8s.schedules.state.*'
+MUTATE_JOBS ?= 2
+
+mutate: $(DEV_STAMP) $(NODE_STAMP)
+	mkdir -p mutants && ln -sfn ../node_modules mutants/node_modules
+	nice -n 15 $(VENV)/bin/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS)
+	$(VENV)/bin/mutmut results

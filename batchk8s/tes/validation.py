@@ -11,7 +11,9 @@ Stricter than the schema, on purpose (a TES server silently ignoring a typo such
 `comand` costs a genomics user an hour of compute):
 - unknown fields are rejected at every level;
 - read-only fields (`id`, `state`, `logs`, `creation_time`) are rejected in a submission;
-- numbers are checked for sense (cpu_cores >= 1, ram_gb/disk_gb > 0).
+- numbers are checked for sense (cpu_cores >= 1, ram_gb/disk_gb > 0);
+- an input's or output's `path` must not be empty (an empty optional `workdir`/`stdin`/`stdout`/
+  `stderr` reads as not set).
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ class _Checker:
             "name": self.string,
             "description": self.string,
             "url": self.string,
-            "path": self.absolute_path,
+            "path": lambda p, v: self.absolute_path(p, v, required=True),
             "type": lambda p, v: self.enum(p, v, FILE_TYPES),
             "content": self.string,
             "streamable": self.boolean,
@@ -194,7 +196,7 @@ class _Checker:
             "name": self.string,
             "description": self.string,
             "url": lambda p, v: self.string(p, v, required=True),
-            "path": self.absolute_path,
+            "path": lambda p, v: self.absolute_path(p, v, required=True),
             "path_prefix": self.string,
             "type": lambda p, v: self.enum(p, v, FILE_TYPES),
         }, required=("path", "url"))

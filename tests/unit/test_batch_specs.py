@@ -103,6 +103,19 @@ def test_spec_comparison_ignores_sas_and_counts_but_not_the_image():
     assert fields == ["imageReference", "startTask.environmentSettings"]
 
 
+def test_a_pool_bootstrapped_by_another_command_line_is_not_the_same_pool():
+    """A pool made by an older bootstrap (its start task runs another command) must not be reused silently."""
+    requested = spec_for({})
+    existing = spec_for({})
+    existing["startTask"]["commandLine"] = "/bin/bash -c 'bash k8s-node-setup.sh'"
+
+    [difference] = pools.spec_differences(requested, existing)
+
+    assert difference["field"] == "startTask.commandLine"
+    assert (difference["existing"], difference["requested"]) == ("/bin/bash -c 'bash k8s-node-setup.sh'",
+                                                                  pools.start_task_command())
+
+
 @pytest.mark.parametrize(("pool_id", "container"), [("k8s-pool", "k8s-k8s-pool"), ("My_Pool", "k8s-my-pool"),
                                                     ("A" * 64, "k8s-" + "a" * 59)])
 def test_cluster_container_names_are_valid(pool_id: str, container: str):
@@ -291,3 +304,60 @@ def test_a_gallery_definition_the_account_cannot_run_is_refused():
         with pytest.raises(InputError) as refused:
             pools.resolve_node_agent_sku([UBUNTU], request, definition)
         assert refused.value.details[0]["field"] == "AZURE_BATCH_VM_IMAGE_ID"
+
+
+def test_what_makes_two_pools_the_same():
+    """Case-insensitive names, URLs without their SAS, registries and users by name; node counts left out."""
+    existing = {
+        "id": "k8s-pool", "vmSize": "Standard_D4_V3", "targetDedicatedNodes": 3,
+        "virtualMachineConfiguration": {
+            "imageReference": {"publisher": "Canonical", "offer": "UBUNTU-24_04-lts", "sku": "Server",
+                               "version": "Latest", "exactVersion": "24.04.202501010"},
+            "nodeAgentSKUId": "Batch.Node.Ubuntu 24.04",
+            "containerConfiguration": {"containerRegistries": [
+                {"registryServer": "Zeta.azurecr.io", "username": "u"}, {"registryServer": "alpha.azurecr.io"}]}},
+        "startTask": {
+            "commandLine": "/bin/bash -c 'X'",
+            "environmentSettings": [{"name": "K8S_CLUSTER_SAS_URL", "value": "https://s/c?sv=1&sig=2"},
+                                    {"name": "K8S_VERSION", "value": "1.33"}, {"name": "EMPTY"}],
+            "resourceFiles": [{"httpUrl": "https://s/apps/z.sh?sig=1#x", "filePath": "z.sh"},
+                              {"httpUrl": "https://s/apps/a.sh", "filePath": "a.sh"}],
+            "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+            "maxTaskRetryCount": 3, "waitForSuccess": True},
+        "userAccounts": [{"name": "zed", "password": "p"}, {"name": "amy", "elevationLevel": "Admin"}],
+        "metadata": [{"name": "created-by", "value": "batchk8s"}, {"name": "owner"}],
+    }
+    assert pools.comparable(existing) == {
+        "vmSize": "standard_d4_v3",
+        "imageReference": {"publisher": "canonical", "offer": "ubuntu-24_04-lts", "sku": "server", "version": "latest"},
+        "nodeAgentSKUId": "batch.node.ubuntu 24.04",
+        "containerRegistries": ["alpha.azurecr.io", "zeta.azurecr.io"],
+        "startTask.commandLine": "/bin/bash -c 'X'",
+        "startTask.environmentSettings": {"K8S_CLUSTER_SAS_URL": "https://s/c", "K8S_VERSION": "1.33",
+                                          "EMPTY": None},
+        "startTask.resourceFiles": [("https://s/apps/a.sh", "a.sh"), ("https://s/apps/z.sh", "z.sh")],
+        "startTask.userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
+        "startTask.maxTaskRetryCount": 3,
+        "startTask.waitForSuccess": True,
+        "taskSlotsPerNode": 1,
+        "userAccounts": [("amy", "admin"), ("zed", "nonadmin")],
+        "metadata": {"created-by": "batchk8s", "owner": None},
+    }
+    assert pools.comparable({"virtualMachineConfiguration": {"imageReference": {
+        "virtualMachineImageId": GALLERY, "version": ""}}, "taskSlotsPerNode": 4})["imageReference"] == {
+        "virtualMachineImageId": GALLERY.lower()}  # empty values are left out
+    assert pools.comparable({}) == {
+        "vmSize": None, "imageReference": {}, "nodeAgentSKUId": None, "containerRegistries": [],
+        "startTask.commandLine": None, "startTask.environmentSettings": {}, "startTask.resourceFiles": [],
+        "startTask.userIdentity": None, "startTask.maxTaskRetryCount": None, "startTask.waitForSuccess": None,
+        "taskSlotsPerNode": 1, "userAccounts": [], "metadata": {}}
+
+
+def test_each_difference_says_what_exists_and_what_was_asked():
+    differences = pools.spec_differences({"vmSize": "STANDARD_D2_V3", "taskSlotsPerNode": 4},
+                                         {"vmSize": "standard_d4_v3"})
+    assert differences == [
+        {"field": "vmSize", "message": "existing 'standard_d4_v3', requested 'standard_d2_v3'",
+         "existing": "standard_d4_v3", "requested": "standard_d2_v3"},
+        {"field": "taskSlotsPerNode", "message": "existing 1, requested 4", "existing": 1, "requested": 4},
+    ]

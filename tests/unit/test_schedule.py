@@ -117,6 +117,13 @@ ZONE_CASES = [
     ("0 */30 * * * *", BERLIN, "2024-10-27T01:45:00+02:00",
      ["2024-10-27T02:00:00+02:00", "2024-10-27T02:30:00+02:00", "2024-10-27T02:00:00+01:00",
       "2024-10-27T02:30:00+01:00", "2024-10-27T03:00:00+01:00"]),
+    # from the second pass, every later firing in the repeated hour is skipped, however many there are,
+    # and the next one found may itself fall in a gap (last Sundays of October and March)
+    ("0 15,30,45 2 25-31 3,10 0", BERLIN, "2024-10-27T02:15:00+01:00",
+     ["2025-03-30T03:15:00+02:00", "2025-10-26T02:15:00+02:00", "2025-10-26T02:30:00+02:00"]),
+    ("0 15,30,45 2 25-31 3,10 0", BERLIN, "2024-10-27T01:50:00+02:00",
+     ["2024-10-27T02:15:00+02:00", "2024-10-27T02:30:00+02:00", "2024-10-27T02:45:00+02:00",
+      "2025-03-30T03:15:00+02:00"]),
     # New York spring forward
     ("0 30 2 * * *", NEW_YORK, "2024-03-09T12:00:00-05:00",
      ["2024-03-10T03:30:00-04:00", "2024-03-11T02:30:00-04:00"]),
@@ -213,9 +220,39 @@ def test_error_message_is_exact() -> None:
         parse("0 0 25 * * *")
 
 
+DAYS = "Sunday, Monday, Tuesday, Wednesday, Thursday, Friday, Saturday"
+
+
+@pytest.mark.parametrize(("expression", "message"), [
+    ("1- * * * *", "minute field '1-': empty value"),
+    ("x * * * *", "minute field 'x': 'x' is not a number"),
+    ("0 0 * * Foo", f"day-of-week field 'Foo': unknown name 'Foo' (use a number or one of {DAYS})"),
+    ("0 0 * * Mon-Fryday", f"day-of-week field 'Mon-Fryday': unknown name 'Fryday' (use a number or one of {DAYS})"),
+    ("0 0 * * M0n", "day-of-week field 'M0n': 'M0n' is neither a number nor a name"),
+    ("x-5 * * * *", "minute field 'x-5': 'x' is not a number"),
+    ("5-x * * * *", "minute field '5-x': 'x' is not a number"),
+    ("1-2-3 * * * *", "minute field '1-2-3': '2-3' is not a number"),  # a range splits at its first '-'
+    ("70-80 * * * *", "minute field '70-80': value 70 out of range 0-59"),
+    ("5-70 * * * *", "minute field '5-70': value 70 out of range 0-59"),
+    ("*/0 * * * *", "minute field '*/0': step must be at least 1"),
+    ("*/2147483648 * * * *", "minute field '*/2147483648': step 2147483648 is too large"),
+    ("*/00000000001 * * * *", "minute field '*/00000000001': step 00000000001 is too large"),  # 11 digits
+])
+def test_each_value_error_reads_exactly(expression: str, message: str) -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse(expression)
+    assert str(caught.value) == message
+
+
 def test_rejects_non_string() -> None:
-    with pytest.raises(ScheduleError):
+    with pytest.raises(ScheduleError) as caught:
         parse(None)  # type: ignore[arg-type]
+    assert (str(caught.value), caught.value.field) == ("expression must be a string, not NoneType", "expression")
+
+
+def test_the_largest_steps_are_accepted() -> None:
+    assert parse("*/1000000000 * * * *").minutes == (0,)  # ten digits
+    assert parse("*/2147483647 * * * *").minutes == (0,)  # Int32.MaxValue
 
 
 # Accepted by the host; what each field expands to.
@@ -254,6 +291,8 @@ def test_has_seconds(expression: str, has_seconds: bool) -> None:
     ("0 */30 * * * *", True),  # hours '*'
     ("*/5 * * * *", True),
     ("0 0-5 9 * * *", True),
+    ("10-11 30 9 * * *", True),  # 6 fields: a run of seconds counts, wherever it starts
+    ("0 9-10 * * *", True),  # a run of hours that does not start at 0
     ("0 0,1,2 3 * * *", True),  # expands to the run 0-2
     ("30 9 * * * *", True),  # 6 fields: hours '*'
     ("0 30 1 * * *", False),
@@ -289,6 +328,11 @@ def test_naive_means_utc() -> None:
     assert result.utcoffset() is not None and result.utcoffset().total_seconds() == 0
 
 
+def test_only_datetimes_are_evaluated() -> None:
+    with pytest.raises(TypeError, match=r"^expected a datetime, got str$"):
+        parse("0 */5 * * * *").next_after("2024-01-01T10:07:00")  # type: ignore[arg-type]
+
+
 def test_result_is_in_the_zone_of_the_input() -> None:
     result = parse("0 0 9 * * *").next_after(datetime(2024, 5, 17, 3, 0, tzinfo=UTC).astimezone(KOLKATA))
     assert result.tzinfo is KOLKATA
@@ -303,7 +347,7 @@ def test_occurrences_count() -> None:
         "2024-01-01T23:00:00+00:00", "2024-01-02T00:00:00+00:00",
         "2024-01-02T01:00:00+00:00", "2024-01-02T02:00:00+00:00"]
     assert len(schedule.occurrences(start, 1000)) == 1000
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^count must not be negative$"):
         schedule.occurrences(start, -1)
 
 
@@ -324,6 +368,16 @@ def test_possible_schedules_do_not_claim_to_never_fire() -> None:
 
 def test_end_of_calendar_returns_none() -> None:
     assert parse("0 0 1 1 *").next_after(datetime(9999, 6, 1, tzinfo=UTC)) is None
+
+
+def test_skipping_the_repeated_hour_can_reach_the_end_of_the_calendar() -> None:
+    second_pass = datetime(9999, 10, 31, 2, 15, tzinfo=BERLIN, fold=1)  # the last DST change before year 10000
+    assert parse("0 15,45 2 25-31 10 0").next_after(second_pass) is None
+
+
+def test_the_last_year_of_the_calendar_is_still_searched() -> None:
+    assert parse("0 0 1 1 *").next_after(datetime(9998, 6, 1, tzinfo=UTC)) == datetime(9999, 1, 1, tzinfo=UTC)
+    assert parse("0 0 31 12 *").previous_at_or_before(datetime(2, 6, 1, tzinfo=UTC)) == datetime(1, 12, 31, tzinfo=UTC)
 
 
 # (expression, zone or None for UTC, at, expected latest firing at or before).

@@ -90,6 +90,25 @@ def test_secrets_never_show():
     assert Secret("short").masked() == "***"
 
 
+@pytest.mark.parametrize(("value", "shown"), [
+    ("", "***"),
+    ("abcdefgh", "***"),                 # 8 characters: four of them would be half the secret
+    ("abcdefghijklmno", "***"),          # 15: still too short to give a hint
+    ("abcdefghijklmnop", "***mnop"),     # 16: long enough that its last 4 say little
+    ("x" * 40 + "7781", "***7781"),
+])
+def test_short_secrets_show_no_trailing_characters(value, shown):
+    """Below 16 characters a secret shows only `***`: the 4-character hint would reveal too much of it."""
+    assert Secret(value).masked() == shown
+    assert repr(Secret(value)) == f"Secret({shown!r})" and str(Secret(value)) == shown
+
+
+def test_secrets_compare_by_value_without_showing_it():
+    assert Secret("a" * 20) == Secret("a" * 20) and hash(Secret("a" * 20)) == hash(Secret("a" * 20))
+    assert Secret("a" * 20) != Secret("b" * 20) and Secret("x") != "x"
+    assert bool(Secret("x")) and not bool(Secret(""))
+
+
 @pytest.mark.parametrize(("name", "value"), [
     ("TESK_API_URL", f"https://alice:{SECRET}@tes.example.org/ga4gh/tes/v1"),
     ("AZURE_STORAGE_BLOB_ENDPOINT", f"https://acct.blob.core.windows.net/?sv=2024-11-04&sig={SECRET}"),
@@ -184,3 +203,52 @@ def test_the_webhook_url_is_a_secret_and_must_be_https():
     assert set(problems) == {"BATCHK8S_WEBHOOK_URL", "BATCHK8S_WEBHOOK_FORMAT", "BATCHK8S_WEBHOOK_EVENTS"}
     assert problems["BATCHK8S_WEBHOOK_URL"].startswith("must be an https:// URL")
     assert "s3cr3t" not in json.dumps(plain.report()) and plain.webhook_url is None
+
+
+NO_CREDENTIALS = ("must not carry credentials (user:password@ or a ?query such as a SAS); "
+                  "use the setting meant for the secret (e.g. TES_TOKEN, TES_USERNAME/TES_PASSWORD)")
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("TESK_API_URL", "https://alice:s3cret@tes.example.org/v1?token=abc#frag",
+     f"'https://***@tes.example.org/v1?***': {NO_CREDENTIALS}"),
+    ("TESK_API_URL", "http://tes.example.org/v1#s3cret", f"'http://tes.example.org/v1?***': {NO_CREDENTIALS}"),
+    ("TESK_API_URL", "http://user@tes.example.org", f"'http://***@tes.example.org': {NO_CREDENTIALS}"),
+    ("TESK_API_URL", "ftp://tes.example.org", "'ftp://tes.example.org': must be an http:// or https:// URL"),
+    ("TESK_API_URL", "tes.example.org?x=1", "'tes.example.org?x=1': must be an http:// or https:// URL"),
+    ("TESK_API_URL", "https://", "'https://': must be an http:// or https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "http://acct.westeurope.batch.azure.com",
+     "'http://acct.westeurope.batch.azure.com': must be an https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "https:///path", "'https:///path': must be an https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "http://b.example.net/" + "p" * 59,  # 80 characters: shown whole
+     repr("http://b.example.net/" + "p" * 59) + ": must be an https:// URL"),
+    ("AZURE_BATCH_ACCOUNT_URL", "http://b.example.net/" + "p" * 60,  # longer: cut to 80 with the ellipsis
+     repr("http://b.example.net/" + "p" * 56 + "...") + ": must be an https:// URL"),
+])
+def test_a_malformed_url_is_shown_without_its_credentials(name, value, message):
+    settings = load_settings({name: value})
+    assert [(p.setting, p.message) for p in settings.problems] == [(name, message)]
+
+
+@pytest.mark.parametrize(("name", "value", "stored"), [
+    ("TESK_API_URL", "http://tes.example.org:8080/ga4gh/tes/v1/", "http://tes.example.org:8080/ga4gh/tes/v1"),
+    ("AZURE_BATCH_ACCOUNT_URL", "https://acct.westeurope.batch.azure.com//", "https://acct.westeurope.batch.azure.com"),
+    ("TESK_API_URL", "https://tes.example.org/TESX/", "https://tes.example.org/TESX"),  # slashes only
+])
+def test_good_urls_are_kept_without_trailing_slashes(name, value, stored):
+    settings = load_settings({name: value})
+    assert settings.problems == ()
+    assert stored in (settings.tes_url, settings.batch_account_url)
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("AccountName=a;AccountKey=k3y==;EndpointSuffix=core.windows.net",
+     "AccountName=a;AccountKey=***;EndpointSuffix=core.windows.net"),
+    ("BlobEndpoint=https://a.blob.core.windows.net/; sharedaccesssignature =sv=1&sig=x;",
+     "BlobEndpoint=https://a.blob.core.windows.net/; sharedaccesssignature =***;"),
+    ("UseDevelopmentStorage=true", "UseDevelopmentStorage=true"),
+])
+def test_connection_strings_hide_exactly_their_keys_and_signatures(value, shown):
+    from batchk8s.settings import ConnectionString
+
+    assert ConnectionString(value).masked() == shown

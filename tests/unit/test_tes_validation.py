@@ -156,6 +156,10 @@ def test_every_removed_field_is_judged_like_the_schema(schema: Any) -> None:
     # stricter than the schema, each for a reason the spec states in prose
     ({"executors": []}, True, {"executors": "must have at least one entry"}),
     ({"executors": [{"image": "a", "command": []}]}, True, {"executors[0].command": "must name the program"}),
+    ({"executors": [{"image": "a", "command": [""]}]}, True,
+     {"executors[0].command[0]": "the program to run must not be empty"}),
+    ({"executors": [{"image": "a", "command": ["true"]}, {"image": "a", "command": ["  ", "-c", "echo"]}]}, True,
+     {"executors[1].command[0]": "the program to run must not be empty"}),
     ({"executors": [{"image": "", "command": ["true"]}]}, True, {"executors[0].image": "must not be empty"}),
     ({"executors": [{"image": "a", "command": ["true"], "stdout": "out.txt"}]}, True,
      {"executors[0].stdout": "must be an absolute path"}),
@@ -176,11 +180,14 @@ def test_every_removed_field_is_judged_like_the_schema(schema: Any) -> None:
 ])
 def test_table_of_tasks(schema: Any, task: Any, schema_valid: bool, expected: dict[str, str]) -> None:
     assert (not schema_paths(schema, task)) is schema_valid
-    ours = assert_agree(schema, task)
-    found = {problem["field"]: problem["message"] for problem in ours}
-    assert set(found) == set(expected), found
+    assert_reports(assert_agree(schema, task), expected)
+
+
+def assert_reports(ours: list[dict[str, str]], expected: dict[str, str]) -> None:
+    """Each expected problem is reported (its path, a message holding the fragment) and nothing else is."""
     for field, fragment in expected.items():
-        assert fragment in found[field], (field, found[field])
+        assert any(p["field"] == field and fragment in p["message"] for p in ours), (field, fragment, ours)
+    assert {p["field"] for p in ours} <= set(expected), ours
 
 
 def test_both_url_and_content_follow_the_spec_content_wins() -> None:
@@ -207,3 +214,89 @@ def test_enum_parameters_are_checked_and_normalised() -> None:
     with pytest.raises(InputError) as caught:
         check_choice("state", "DONE", ("COMPLETE",))
     assert caught.value.details == [{"field": "state", "message": "must be one of COMPLETE, not 'DONE'"}]
+
+
+EXECUTOR_FIELDS = "command, env, ignore_error, image, stderr, stdin, stdout, workdir"
+
+
+@pytest.mark.parametrize(("task", "problems"), [
+    ([], [("task", "must be an object, not a list")]),
+    ((), [("task", "must be an object, not tuple")]),  # not JSON: named by its Python type
+    ({"executors": [{"command": ["x"]}]}, [("executors[0].image", "is required")]),
+    ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": True, "ram_gb": False}},
+     [("resources.cpu_cores", "must be a whole number, not a boolean"),
+      ("resources.ram_gb", "must be a number, not a boolean")]),
+    ({"executors": {}}, [("executors", "must be a list, not an object")]),
+    ({"executors": [None]}, [("executors[0]", "must be an object, not null")]),
+    ({"executors": [{"image": True, "command": "ls"}]},
+     [("executors[0].image", "must be a string, not a boolean"),
+      ("executors[0].command", "must be a list of strings, not a string")]),
+    ({"executors": [{"image": " ", "command": [""], "workdir": "tmp", "ignore_error": "no", "env": []}]},
+     [("executors[0].image", "must not be empty"),
+      ("executors[0].command[0]", "the program to run must not be empty"),
+      ("executors[0].workdir", "must be an absolute path inside the container (starting with '/'), not 'tmp'"),
+      ("executors[0].ignore_error", "must be true or false, not a string"),
+      ("executors[0].env", "must be an object of string values, not a list")]),
+    ({"executors": [{"image": "a", "command": [], "env": {"A": 1.5}, "cmd": "x"}]},
+     [("executors[0].command", "must name the program to run: a non-empty list of strings (argv)"),
+      ("executors[0].env.A", "must be a string, not a number"),
+      ("executors[0].cmd", f"is not a TES 1.1 field (known: {EXECUTOR_FIELDS})")]),
+    ({"executors": [], "resources": {"cpu_cores": 0, "ram_gb": "8", "disk_gb": float("inf"), "zones": "eu"},
+      "logs": []},
+     [("executors", "must have at least one entry"),
+      ("resources.cpu_cores", "must be from 1 to 2147483647, not 0"),
+      ("resources.ram_gb", "must be a number, not a string"),
+      ("resources.disk_gb", "must be a finite number greater than 0, not inf"),
+      ("resources.zones", "must be a list of strings, not a string"),
+      ("logs", "is set by the TES server; remove it from a submission")]),
+    ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": 2**31}},
+     [("resources.cpu_cores", "must be from 1 to 2147483647, not 2147483648")]),
+    ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": 2**31 - 1, "ram_gb": 0}},
+     [("resources.ram_gb", "must be a finite number greater than 0, not 0")]),
+    ({"executors": [{"image": "a", "command": None}, {"image": "a", "command": ""}]},
+     [("executors[0].command", "must be a list of strings, not null"),
+      ("executors[1].command", "must be a list of strings, not a string")]),
+    ({"executors": [{"image": "a", "command": ["x"], "workdir": "", "stdout": " "}],  # empty optional: not set
+      "inputs": [{"path": "", "url": "s3://b/i"}, {"path": "/k", "content": 5}],
+      "outputs": [{"path": " ", "url": "s3://b/o"}]},
+     [("inputs[0].path", "must not be empty"),
+      ("inputs[1].content", "must be a string, not a number"),
+      ("outputs[0].path", "must not be empty")]),
+    ({"executors": [{"image": "a", "command": ["x"]}],
+      "inputs": [{"path": "/i", "type": 1}, {"path": "/j", "url": ""}, {"path": "/k", "url": 5}],
+      "outputs": [{"path": "/o/*", "url": "s3://b", "type": "LINK"}]},
+     [("inputs[0].type", "must be one of FILE, DIRECTORY, not a number"),
+      ("inputs[0].url", "is required (and not empty) unless 'content' is set"),
+      ("inputs[1].url", "is required (and not empty) unless 'content' is set"),
+      ("inputs[2].url", "must be a string, not a number"),
+      ("outputs[0].type", "must be one of FILE, DIRECTORY, not 'LINK'"),
+      ("outputs[0].path_prefix", "is required when 'path' contains wildcards")]),
+    ({"executors": [{"image": "a", "command": ["x"]}], "outputs": [{"path": "/o/?", "url": "", "path_prefix": "/o"}],
+      "tags": {"x y": None}},
+     [("outputs[0].url", "must not be empty"), ('tags["x y"]', "must be a string, not null")]),
+])
+def test_every_message_reads_exactly_as_documented(task: Any, problems: list[tuple[str, str]]) -> None:
+    """Callers read these messages (400 details, CLI output): each rule's wording and JSON path, in order."""
+    assert [(p["field"], p["message"]) for p in task_problems(task)] == problems
+
+
+def test_the_summary_counts_and_names_the_fields() -> None:
+    with pytest.raises(InputError) as caught:
+        validate_task({"executors": [{"image": "", "command": ["true"]}], "name": 1})
+    assert caught.value.message == "invalid TES task (2 problem(s)): executors[0].image, name"
+    task = {"executors": [{"image": "a", "command": ["true"]}]}
+    assert validate_task(task) is task
+
+
+def test_paths_quote_keys_that_are_not_identifiers() -> None:
+    assert path_of(["executors", 0, "env", "PATH"]) == "executors[0].env.PATH"
+    assert path_of(["tags", "my tag", 2, "_x-1"]) == 'tags["my tag"][2]._x-1'
+    assert path_of(["1st"]) == '["1st"]' and path_of([]) == ""
+
+
+def test_enum_parameters_ignore_case_and_surrounding_space() -> None:
+    assert check_choice("view", " Full ", ("MINIMAL", "BASIC", "FULL")) == "FULL"
+    assert check_choice("view", "", ("MINIMAL",)) is None
+    with pytest.raises(InputError) as caught:
+        check_choice("view", "ALL", ("MINIMAL", "BASIC"))
+    assert caught.value.message == "view: must be one of MINIMAL, BASIC, not 'ALL'"

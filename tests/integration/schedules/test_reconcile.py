@@ -21,7 +21,7 @@ from batchk8s.schedules.history import PREFIX as HISTORY_PREFIX
 from batchk8s.schedules.history import parse_lines
 from batchk8s.schedules.planner import TargetState
 from batchk8s.schedules.reconcile import TickReport, reconcile
-from batchk8s.schedules.state import StateStore, blob_name
+from batchk8s.schedules.state import StateStore, Stored, blob_name
 from batchk8s.settings import Settings
 from tests.fakes.arm import FakeARM
 from tests.fakes.batch import FakeBatch
@@ -499,3 +499,31 @@ def test_a_claim_names_the_process_that_made_it(arm: FakeARM, make_settings: Cal
                             "print(i() == i(), i())"], capture_output=True, text=True, check=True, timeout=60)
     stable, theirs = other.stdout.split()
     assert stable == "True" and theirs != ours and theirs.split(":")[0] == ours.split(":")[0]
+
+
+def test_load_pairs_each_target_with_its_state_and_description(make_settings: Callable[..., Settings]):
+    """One listing: a target with a blob gets the state its summary holds, one without an empty state;
+    both carry the description they were asked for, not the one stored with the blob."""
+    a = {"kind": "vmss", "resourceGroup": RG, "name": "vmss-a"}
+    b = {"kind": "vmss", "resourceGroup": RG, "name": "vmss-b"}
+    store = StateStore(make_settings({"rules": []}))
+    written = store.write(Stored("a", TargetState(), {"stale": "description"}),
+                          TargetState(firing=MON_0800, status="done", attempts=1), MON_0800)
+
+    loaded = store.load({"a": a, "b": b})
+
+    listed_etag = written.etag.strip('"')  # listings give ETags bare, writes quoted
+    assert loaded["a"] == Stored("a", TargetState(firing=MON_0800, status="done", attempts=1), a, listed_etag)
+    assert loaded["b"] == Stored("b", TargetState(), b)
+    assert store.requests["list"] == 1 and store.requests["read"] == 0  # summaries only, no reads
+
+
+def test_a_blob_gone_between_listing_and_reading_loads_as_empty(make_settings: Callable[..., Settings],
+                                                                monkeypatch: pytest.MonkeyPatch):
+    settings = make_settings({"rules": []})
+    target = {"kind": "vmss", "resourceGroup": RG, "name": "vmss-c"}
+    storage.write_blob_if_match(settings, settings.state_container, blob_name("c"), "{}", None, metadata={})
+    store = StateStore(settings)
+    monkeypatch.setattr(store, "read", lambda key, described: None)  # deleted after the listing
+
+    assert store.load({"c": target}) == {"c": Stored("c", TargetState(), target)}

@@ -23,6 +23,14 @@ def by_name(reports: list[vmss.TargetReport]) -> dict[str, vmss.TargetReport]:
     return {report.ref.name: report for report in reports}
 
 
+def start_and_time(make_settings: Callable[..., Settings], wait_seconds: float) -> tuple[vmss.TargetReport, float]:
+    """Start the configured scale set, waiting up to `wait_seconds`; the report and the seconds it took."""
+    settings = make_settings()
+    started = time.monotonic()
+    [report] = vmss.apply_action(settings, "start", vmss.configured_targets(settings), wait_seconds=wait_seconds)
+    return report, time.monotonic() - started
+
+
 def outcomes(report: vmss.TargetReport) -> dict[str, str | None]:
     return {instance.instance_id: instance.outcome for instance in report.instances}
 
@@ -266,14 +274,23 @@ def test_wait_reports_completed(arm: FakeARM, make_settings: Callable[..., Setti
     assert report.warnings == []
 
 
+def test_operation_poll_waits_as_long_as_retry_after_asks(arm: FakeARM, make_settings: Callable[..., Settings]):
+    """ARM's Retry-After (2 s here) overrides the first poll delay (1 s): polling sooner only adds load."""
+    arm.retry_after = "2"
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+
+    report, elapsed = start_and_time(make_settings, wait_seconds=10)
+
+    assert report.outcome == "completed"
+    assert arm.count("GET", r"/operations/") == 1  # the operation (0.2 s) had ended by the one poll
+    assert 2.0 <= elapsed < 4
+
+
 def test_wait_is_bounded_and_reports_still_running(arm: FakeARM, make_settings: Callable[..., Settings]):
     arm.operation_delay = 60
     arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
-    settings = make_settings()
 
-    started = time.monotonic()
-    [report] = vmss.apply_action(settings, "start", vmss.configured_targets(settings), wait_seconds=1.5)
-    elapsed = time.monotonic() - started
+    report, elapsed = start_and_time(make_settings, wait_seconds=1.5)
 
     assert report.outcome == "accepted"
     assert report.operation == {"status": "InProgress"}
