@@ -90,12 +90,14 @@ def test_a_task_becomes_its_create_request():
                     resource_files=(BlobFiles("k8sresources", "tesk/"), BlobFiles("apps", "x.sh", "bin")),
                     environment={"NS": "tesk", "B": "2"}, max_wall_clock_seconds=600, max_task_retry_count=1,
                     display_name="deploy TESK")
-    body = task_document(spec, lambda container: f"https://acct.blob/{container}?sig=s")
+    # One resource file per blob, each with its own read URL (nothing container-wide reaches a task).
+    body = task_document(spec, lambda files: [(f"{files.file_path or '.'}/{files.prefix}a",
+                                               f"https://acct.blob/{files.container}/{files.prefix}a?sig=s")])
     assert body == {
         "id": "deploy", "displayName": "deploy TESK", "commandLine": "/bin/bash -c 'kubectl apply -f tesk/'",
         "resourceFiles": [
-            {"storageContainerUrl": "https://acct.blob/k8sresources?sig=s", "blobPrefix": "tesk/"},
-            {"storageContainerUrl": "https://acct.blob/apps?sig=s", "blobPrefix": "x.sh", "filePath": "bin"}],
+            {"httpUrl": "https://acct.blob/k8sresources/tesk/a?sig=s", "filePath": "./tesk/a"},
+            {"httpUrl": "https://acct.blob/apps/x.sha?sig=s", "filePath": "bin/x.sha"}],
         "environmentSettings": [{"name": "NS", "value": "tesk"}, {"name": "B", "value": "2"}],
         "userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
         "constraints": {"maxWallClockTime": "PT10M00S", "maxTaskRetryCount": 1},

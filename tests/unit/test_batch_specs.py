@@ -335,11 +335,12 @@ def test_what_makes_two_pools_the_same():
         "startTask.commandLine": "/bin/bash -c 'X'",
         "startTask.environmentSettings": {"K8S_CLUSTER_SAS_URL": "https://s/c", "K8S_VERSION": "1.33",
                                           "EMPTY": None},
-        "startTask.resourceFiles": [("https://s/apps/a.sh", "a.sh"), ("https://s/apps/z.sh", "z.sh")],
+        "startTask.resourceFiles": [("https://s/apps/a.sh", "a.sh", None), ("https://s/apps/z.sh", "z.sh", None)],
         "startTask.userIdentity": {"autoUser": {"scope": "pool", "elevationLevel": "admin"}},
         "startTask.maxTaskRetryCount": 3,
         "startTask.waitForSuccess": True,
         "taskSlotsPerNode": 1,
+        "identity": [],
         "userAccounts": [("amy", "admin"), ("zed", "nonadmin")],
         "metadata": {"created-by": "batchk8s", "owner": None},
     }
@@ -350,7 +351,7 @@ def test_what_makes_two_pools_the_same():
         "vmSize": None, "imageReference": {}, "nodeAgentSKUId": None, "containerRegistries": [],
         "startTask.commandLine": None, "startTask.environmentSettings": {}, "startTask.resourceFiles": [],
         "startTask.userIdentity": None, "startTask.maxTaskRetryCount": None, "startTask.waitForSuccess": None,
-        "taskSlotsPerNode": 1, "userAccounts": [], "metadata": {}}
+        "taskSlotsPerNode": 1, "identity": [], "userAccounts": [], "metadata": {}}
 
 
 def test_each_difference_says_what_exists_and_what_was_asked():

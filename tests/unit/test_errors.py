@@ -54,7 +54,7 @@ def test_each_error_type_has_its_status_exit_code_and_code(cls: type[BatchK8sErr
     error = cls("it went wrong")
     assert (error.status, error.exit_code, error.code, error.message, str(error)) == (
         status, exit_code, code, "it went wrong", "it went wrong")
-    assert error.to_dict() == {"error": {"code": code, "message": "it went wrong"}}  # no empty details
+    assert error.to_dict() == {"error": {"code": code, "message": "it went wrong", "details": []}}  # always there
 
 
 def test_one_json_shape_with_details_and_an_own_code() -> None:
@@ -78,7 +78,7 @@ def test_input_error_names_the_field() -> None:
 
 def test_upstream_status_is_part_of_the_body_only_when_known() -> None:
     assert UpstreamError("TES answered 503", upstream_status=503, code="ServerBusy").to_dict() == {
-        "error": {"code": "ServerBusy", "message": "TES answered 503", "upstreamStatus": 503}}
+        "error": {"code": "ServerBusy", "message": "TES answered 503", "details": [], "upstreamStatus": 503}}
     assert "upstreamStatus" not in UpstreamError("no answer").to_dict()["error"]
     assert UpstreamTimeoutError("slow", upstream_status=504).to_dict()["error"]["upstreamStatus"] == 504
 
@@ -95,11 +95,12 @@ def mapped(exc: Exception) -> tuple[type, str, str, Any]:
      (NotFoundError, "NotFound", "pool k8s-pool not found", None)),
     (azure_error(ResourceExistsError, 409, "PoolExists", "The specified pool already exists."),
      (ConflictError, "PoolExists", "pool k8s-pool already exists", None)),
-    (azure_error(ResourceExistsError, 409),
-     (ConflictError, "Conflict", "pool k8s-pool already exists", None)),
-    (azure_error(ClientAuthenticationError, None),  # the token request itself failed
-     (UpstreamError, "AuthenticationFailed",
-      "could not get a token for pool k8s-pool: check the service principal settings", None)),
+    (azure_error(ResourceExistsError, 409),  # azure-core's class for any 409: only a code says "exists"
+     (ConflictError, "Conflict", "pool k8s-pool: the request conflicts with the resource's current state (Conflict)",
+      None)),
+    (azure_error(ClientAuthenticationError, None),  # the token request itself failed, with no answer to read
+     (UpstreamError, "TokenServiceUnavailable",
+      "could not get a token for pool k8s-pool: Microsoft Entra ID did not answer", None)),
     (azure_error(ClientAuthenticationError, 403, "AuthorizationFailed", "The client has no authorization."),
      (UpstreamError, "AuthorizationFailed",
       "pool k8s-pool: the service answered 403 AuthorizationFailed: The client has no authorization.", 403)),
@@ -109,9 +110,11 @@ def mapped(exc: Exception) -> tuple[type, str, str, Any]:
      (UpstreamError, "ServiceUnreachable", "pool k8s-pool: could not reach the service (ServiceResponseError)",
       None)),
     (azure_error(HttpResponseError, 409, "OperationNotAllowed", "Another operation is in progress."),
-     (ConflictError, "OperationNotAllowed", "pool k8s-pool: OperationNotAllowed", None)),
+     (ConflictError, "OperationNotAllowed", "pool k8s-pool: Azure does not allow this operation now "
+                                            "(OperationNotAllowed): Another operation is in progress.", None)),
     (azure_error(HttpResponseError, 409),
-     (ConflictError, "Conflict", "pool k8s-pool: Conflict", None)),
+     (ConflictError, "Conflict", "pool k8s-pool: the request conflicts with the resource's current state (Conflict)",
+      None)),
     (azure_error(HttpResponseError, 503, "ServerBusy", "The server is busy.\nRequestId: 1234"),
      (UpstreamError, "ServerBusy", "pool k8s-pool: the service answered 503 ServerBusy: The server is busy.", 503)),
     (azure_error(HttpResponseError, 500),

@@ -13,7 +13,8 @@ NOW = datetime(2026, 1, 5, 7, 0, 3, tzinfo=UTC)
 TARGET = {"kind": "vmss", "resourceGroup": "rg", "name": "vmss-a"}
 CLAIMED = TargetState(firing=FIRING, status="claimed", rule="weekday-start", action="start", attempts=2,
                       retry_at=datetime(2026, 1, 5, 7, 5, tzinfo=UTC), claimed_by="host-1/abc",
-                      claimed_at=datetime(2026, 1, 5, 7, 0, 1, tzinfo=UTC))
+                      claimed_at=datetime(2026, 1, 5, 7, 0, 1, tzinfo=UTC),
+                      claimed_until=datetime(2026, 1, 5, 7, 5, 1, tzinfo=UTC))
 
 
 def test_blob_names_and_keys_round_trip():
@@ -26,7 +27,8 @@ def test_the_body_holds_every_decision_field_compactly():
     assert json.loads(body) == {
         "schema": 2, "key": "k", "target": TARGET, "firing": "2026-01-05T07:00:00+00:00", "status": "claimed",
         "rule": "weekday-start", "action": "start", "attempts": 2, "retryAt": "2026-01-05T07:05:00+00:00",
-        "claimedBy": "host-1/abc", "claimedAt": "2026-01-05T07:00:01+00:00", "updatedAt": "2026-01-05T07:00:03+00:00"}
+        "claimedBy": "host-1/abc", "claimedAt": "2026-01-05T07:00:01+00:00",
+        "claimedUntil": "2026-01-05T07:05:01+00:00", "updatedAt": "2026-01-05T07:00:03+00:00"}
     assert ": " not in body and ", " not in body  # compact: one small blob per target
     assert json.loads(encode("k", TARGET, TargetState(), NOW))["firing"] is None
 
@@ -54,7 +56,7 @@ def test_a_damaged_or_foreign_body_reads_as_empty():
 def test_the_summary_is_the_state_as_ascii_metadata():
     assert summary(CLAIMED) == {"batchk8sstate": "2", "firing": "2026-01-05T07:00:00+00:00", "status": "claimed",
                                 "attempts": "2", "retryat": "2026-01-05T07:05:00+00:00",
-                                "claimedat": "2026-01-05T07:00:01+00:00"}
+                                "claimedat": "2026-01-05T07:00:01+00:00", "claimeduntil": "2026-01-05T07:05:01+00:00"}
     assert summary(TargetState()) == {"batchk8sstate": "2", "status": "done", "attempts": "0"}
 
 
@@ -62,7 +64,8 @@ def test_a_listing_summary_reads_back_whatever_the_case_of_its_names():
     metadata = {name.upper(): value for name, value in summary(CLAIMED).items()}
     stored = from_summary("k", TARGET, metadata, "e")
     assert stored == Stored("k", TargetState(firing=CLAIMED.firing, status="claimed", attempts=2,
-                                             retry_at=CLAIMED.retry_at, claimed_at=CLAIMED.claimed_at),
+                                             retry_at=CLAIMED.retry_at, claimed_at=CLAIMED.claimed_at,
+                                             claimed_until=CLAIMED.claimed_until),
                             TARGET, "e", legacy=False)
     assert not is_legacy(metadata) and is_legacy({}) and is_legacy({"batchk8sstate": "1"})
 
