@@ -678,9 +678,12 @@ def _host_storage_contradictions(values: dict[str, Any]) -> list[Problem]:
 
 
 def read_settings_file(path: str | Path) -> dict[str, str]:
-    """The `Values` of a local.settings.json-shaped file, as an environment mapping."""
+    """The `Values` of a local.settings.json-shaped file, as an environment mapping.
+
+    A leading UTF-8 byte-order mark is skipped: Windows editors and PowerShell's Out-File write one.
+    """
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise InputError.for_field("--settings", f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:
