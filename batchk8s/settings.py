@@ -576,6 +576,15 @@ def _shown(value: Any) -> Any:
     return value
 
 
+def written(value: Any) -> str:
+    """A reported setting value as a person writes it in an app setting: `vmss-a, vmss-b`, `false`."""
+    if isinstance(value, list | tuple):
+        return ", ".join(written(item) for item in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse `env` (default: the process environment) into Settings, collecting every problem."""
     if env is None:

@@ -267,3 +267,13 @@ def test_connection_strings_hide_exactly_their_keys_and_signatures(value, shown)
     from batchk8s.settings import ConnectionString
 
     assert ConnectionString(value).masked() == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (["vmss-a", "vmss-b"], "vmss-a, vmss-b"), (("only",), "only"), ([], ""), (True, "true"), (False, "false"),
+    (168, "168"), ("0 0 19 * * Mon-Fri", "0 0 19 * * Mon-Fri"),
+])
+def test_reported_values_are_written_as_a_person_writes_them(value, shown):
+    from batchk8s.settings import written
+
+    assert written(value) == shown
