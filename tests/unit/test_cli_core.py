@@ -59,6 +59,9 @@ def test_plan_shows_settings_and_next_firings_offline(capsys, pinned_clock: date
     assert "  AZURE_VMSS_NAME = vmss-genomics, vmss-render\n" in out
     assert "  AzureWebJobs.vmss_schedule.Disabled = false\n" in out
     assert "['" not in out and "= False" not in out
+    # The example's storage is Azurite: the pool's bootstrap URL would never reach a Batch node.
+    assert ("  WARNING http://127.0.0.1:10000/devstoreaccount1/apps/k8s-node-setup.sh is on a local storage "
+            "emulator") in out
     # The example's timer is 0 0 19 * * Mon-Fri in Europe/Berlin: 18:00 UTC in winter, 17:00 in summer.
     expected = weekday_times("Europe/Berlin", 19, after=pinned_clock, count=3)
     firing_lines = [line.split() for line in out.splitlines() if line.startswith("    20")]
