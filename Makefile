@@ -28,6 +28,10 @@ fuzz: $(DEV_STAMP) $(NODE_STAMP)
 	BATCHK8S_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) BATCHK8S_FUZZ_SEED=random $(PY) -m pytest -q -p no:cacheprovider \
 		-o timeout=3600 tests/fuzz
 
+# The unit tests alone, in seconds (no Azurite, fakes, browser or lint): the quick loop while editing.
+unit: $(DEV_STAMP)
+	$(PY) -m pytest -q tests/unit
+
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck --severity=style scripts/*.sh $(wildcard tests/scripts/stubs/*) .ci/run

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from batchk8s import clock
-from batchk8s.settings import Settings
+from batchk8s.settings import Settings, written
 
 SECTIONS = (
     "batchk8s.plan:settings_section",
@@ -31,6 +31,12 @@ class Section:
     data: Any
     lines: list[str] = field(default_factory=list)
 
+    @property
+    def key(self) -> str:
+        """The section's JSON key, camelCase like every other key batchk8s emits: "vmss schedule" -> vmssSchedule."""
+        first, *rest = self.title.split()
+        return first + "".join(word[:1].upper() + word[1:] for word in rest)
+
 
 def build_plan(settings: Settings, now: datetime | None = None, count: int = 5) -> list[Section]:
     now = now or clock.now()
@@ -43,7 +49,7 @@ def build_plan(settings: Settings, now: datetime | None = None, count: int = 5) 
 
 def settings_section(settings: Settings, **_: Any) -> Section:
     report = settings.report()
-    lines = [f"{name} = {value}" for name, value in report["settings"].items() if value not in (None, [])]
+    lines = [f"{name} = {written(value)}" for name, value in report["settings"].items() if value not in (None, [])]
     lines += [f"PROBLEM {p['field']}: {p['message']}" for p in report["problems"]]
     lines += [f"WARNING {warning}" for warning in report["warnings"]]
     return Section("settings", report, lines)

@@ -576,6 +576,15 @@ def _shown(value: Any) -> Any:
     return value
 
 
+def written(value: Any) -> str:
+    """A reported setting value as a person writes it in an app setting: `vmss-a, vmss-b`, `false`."""
+    if isinstance(value, list | tuple):
+        return ", ".join(written(item) for item in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Parse `env` (default: the process environment) into Settings, collecting every problem."""
     if env is None:
@@ -678,9 +687,12 @@ def _host_storage_contradictions(values: dict[str, Any]) -> list[Problem]:
 
 
 def read_settings_file(path: str | Path) -> dict[str, str]:
-    """The `Values` of a local.settings.json-shaped file, as an environment mapping."""
+    """The `Values` of a local.settings.json-shaped file, as an environment mapping.
+
+    A leading UTF-8 byte-order mark is skipped: Windows editors and PowerShell's Out-File write one.
+    """
     try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document = json.loads(Path(path).read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise InputError.for_field("--settings", f"cannot read {path}: {exc.strerror}") from None
     except ValueError as exc:

@@ -6,8 +6,11 @@ and the node agent SKU (which need Storage and Batch) are shown as marked placeh
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from batchk8s.errors import BatchK8sError
 from batchk8s.plan import Section
@@ -41,7 +44,31 @@ def pool_section(settings: Settings, **_: Any) -> Section:
     if vm.get("containerConfiguration"):
         registries = vm["containerConfiguration"]["containerRegistries"]
         lines.append(f"  container registry {registries[0]['registryServer']}")
+    lines += emulator_warnings(file["httpUrl"] for file in start.get("resourceFiles") or [])
     return Section("batch pool", spec, lines)
+
+
+def on_this_machine(url: str) -> bool:
+    """Whether `url` names this machine (a loopback address or localhost), as Azurite's URLs do."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def emulator_warnings(urls: Iterable[str]) -> list[str]:
+    """One warning when artifact URLs point at a local storage emulator: a Batch node fetching them
+    would reach its own loopback, so the start task fails on every node, minutes after the pool was
+    accepted."""
+    local = sorted({url.split("?", 1)[0] for url in urls if on_this_machine(url)})
+    if not local:
+        return []
+    return [f"WARNING {', '.join(local)} {'is' if len(local) == 1 else 'are'} on a local storage emulator "
+            "(Azurite, UseDevelopmentStorage=true) that no Batch node can reach: set AZURE_STORAGE_ACCOUNT_NAME "
+            "or AzureWebJobsStorage to a real storage account before creating the pool"]
 
 
 def batch_target(settings: Settings) -> str:

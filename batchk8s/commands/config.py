@@ -7,7 +7,7 @@ from typing import Any
 
 from batchk8s.cli import Output
 from batchk8s.errors import EXIT_INPUT
-from batchk8s.settings import Settings
+from batchk8s.settings import Settings, written
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def check_config(args: argparse.Namespace, settings: Settings) -> Output:
     report = settings.report()
     lines = ["settings:"]
-    lines += [f"  {name} = {value}" for name, value in report["settings"].items() if value not in (None, [])]
+    lines += [f"  {name} = {written(value)}" for name, value in report["settings"].items() if value not in (None, [])]
     access = report["storage"]
     if access:
         identity = access["mode"] == "identity"

@@ -22,4 +22,4 @@ def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
     for section in sections:
         text.append(f"== {section.title} ==")
         text += [f"  {line}" for line in section.lines]
-    return Output({section.title: section.data for section in sections}, "\n".join(text))
+    return Output({section.key: section.data for section in sections}, "\n".join(text))

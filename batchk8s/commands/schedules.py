@@ -25,7 +25,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     plan.add_argument("--days", type=positive_int(1, MAX_VIEW_DAYS), default=7,
                       help="with --html: window in days (1-31, default 7)")
     plan.add_argument("--tz", metavar="ZONE", help="with --html: the clock to read it on (IANA, default UTC)")
-    plan.add_argument("--after", metavar="TIME", help="with --html: where the window starts (ISO 8601, default now)")
+    plan.add_argument("--after", metavar="TIME", help="where the window starts (ISO 8601, no offset = UTC; "
+                                                      "default now), e.g. 2026-11-26T12:00:00Z")
     plan.set_defaults(handler=show_plan)
     validate = verbs.add_parser("validate", parents=[common], help="validate a document and list every problem")
     validate.add_argument("file", metavar="FILE", nargs="?",
@@ -44,11 +45,12 @@ def _file_text(path: str | None) -> str | None:
 
 
 def show_plan(args: argparse.Namespace, settings: Settings) -> Output:
-    from batchk8s.schedules.service import upcoming
+    from batchk8s.schedules import service
 
     if args.html:
         return write_timeline(args, settings)
-    data = upcoming(settings, args.hours, text=_file_text(args.file), source=args.file)
+    start = service.view_start(args.after, clock.now(), "--after")
+    data = service.upcoming(settings, args.hours, now=start, text=_file_text(args.file), source=args.file)
     lines = [f"{data['firings']} firing(s) from {data['from']} to {data['to']}"]
     for entry in data["targets"]:
         lines.append(f"{entry['label']}:")
@@ -65,7 +67,7 @@ def write_timeline(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.schedules.timeline_html import render, render_unconfigured
 
     zone = service.view_zone(args.tz)
-    start = service.view_start(args.after, clock.now())
+    start = service.view_start(args.after, clock.now(), "--after")
     text = _file_text(args.file)
     if text is None and not service.configured(settings):
         page, data = render_unconfigured(), {"configured": False}

@@ -134,15 +134,16 @@ def view_zone(value: str | None) -> ZoneInfo:
                                          "America/New_York)") from None
 
 
-def view_start(value: str | None, now: datetime) -> datetime:
-    """Where the window starts: `value` (ISO 8601, no offset means UTC) or `now`; a 400 naming `after`."""
+def view_start(value: str | None, now: datetime, name: str = "after") -> datetime:
+    """Where the window starts: `value` (ISO 8601, no offset means UTC) or `now`; a 400 naming `name`
+    (the query parameter, or the command line's `--after`)."""
     if value is None or value == "":
         return now
     instant = parse_instant(value)
     if instant is None:
-        raise InputError.for_field("after", f"{excerpt(value)} is not an ISO 8601 time such as 2026-11-30T00:00:00Z")
+        raise InputError.for_field(name, f"{excerpt(value)} is not an ISO 8601 time such as 2026-11-30T00:00:00Z")
     if abs(instant - now) > MAX_VIEW_DISTANCE:
-        raise InputError.for_field("after", f"{excerpt(value)} is more than {MAX_VIEW_DISTANCE.days} days from now")
+        raise InputError.for_field(name, f"{excerpt(value)} is more than {MAX_VIEW_DISTANCE.days} days from now")
     return instant
 
 

@@ -362,3 +362,39 @@ def test_each_difference_says_what_exists_and_what_was_asked():
          "existing": "standard_d4_v3", "requested": "standard_d2_v3"},
         {"field": "taskSlotsPerNode", "message": "existing 1, requested 4", "existing": 1, "requested": 4},
     ]
+
+
+@pytest.mark.parametrize(("env", "warned"), [
+    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, True),
+    ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+                             "BlobEndpoint=http://localhost:10000/devstoreaccount1;"}, True),
+    ({"AzureWebJobsStorage": "UseDevelopmentStorage=true", "AZURE_BATCH_POOL_IDENTITY_ID": IDENTITY,
+      "AZURE_BATCH_POOL_IDENTITY_CLIENT_ID": "0b1d2c3e-4f50-4a61-8b72-93a4b5c6d7e8"}, True),
+    ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=hpcstore;AccountKey=a2V5;"
+                             "EndpointSuffix=core.windows.net"}, False),
+])
+def test_plan_warns_when_the_bootstrap_url_is_on_a_local_emulator(env: dict[str, str], warned: bool):
+    from batchk8s.batch.plan_section import pool_section
+
+    section = pool_section(load_settings(env))
+    url = section.data["startTask"]["resourceFiles"][0]["httpUrl"]
+    warnings = [line for line in section.lines if line.startswith("WARNING")]
+    if warned:
+        assert warnings == [f"WARNING {url.split('?')[0]} is on a local storage emulator (Azurite, "
+                            "UseDevelopmentStorage=true) that no Batch node can reach: set AZURE_STORAGE_ACCOUNT_NAME "
+                            "or AzureWebJobsStorage to a real storage account before creating the pool"]
+    else:
+        assert warnings == [] and url.startswith("https://hpcstore.blob.core.windows.net/")
+
+
+@pytest.mark.parametrize(("url", "local"), [
+    ("http://127.0.0.1:10000/devstoreaccount1/apps/x.sh", True), ("http://127.8.0.1/a", True),
+    ("http://localhost:10000/a", True), ("http://azurite.localhost/a", True), ("http://[::1]:10000/a", True),
+    ("https://hpcstore.blob.core.windows.net/apps/x.sh?sig=1", False), ("http://10.0.0.4:10000/a", False),
+    ("http://localhost.example.com/a", False), ("<placeholder: a read-only SAS URL>", False),
+])
+def test_only_urls_naming_this_machine_count_as_local(url: str, local: bool):
+    from batchk8s.batch.plan_section import emulator_warnings, on_this_machine
+
+    assert on_this_machine(url) is local
+    assert bool(emulator_warnings([url, url])) is local

@@ -44,7 +44,9 @@ def test_json_flag_works_before_and_after_the_verb(capsys):
     for argv in (["--json", "plan", "--settings", EXAMPLE], ["plan", "--json", "--settings", EXAMPLE]):
         assert main(argv) == 0
         data = json.loads(capsys.readouterr().out)
-        assert len(data["vmss schedule"]["firings"]) == 5
+        assert len(data["vmssSchedule"]["firings"]) == 5
+        # Section keys are camelCase like every other JSON key (the text output keeps its titles).
+        assert list(data) == ["settings", "vmssSchedule", "scheduleDocument", "batchPool", "workflows", "tes"]
 
 
 @pytest.mark.clock
@@ -52,11 +54,25 @@ def test_plan_shows_settings_and_next_firings_offline(capsys, pinned_clock: date
     assert main(["plan", "--count", "3", "--settings", EXAMPLE]) == 0
     out = capsys.readouterr().out
     assert "deallocate rg-hpc/vmss-genomics, rg-hpc/vmss-render" in out
+    assert "== vmss schedule ==" in out and "== batch pool ==" in out
+    # Lists and switches read as they are written in an app setting, not as Python values.
+    assert "  AZURE_VMSS_NAME = vmss-genomics, vmss-render\n" in out
+    assert "  AzureWebJobs.vmss_schedule.Disabled = false\n" in out
+    assert "['" not in out and "= False" not in out
+    # The example's storage is Azurite: the pool's bootstrap URL would never reach a Batch node.
+    assert ("  WARNING http://127.0.0.1:10000/devstoreaccount1/apps/k8s-node-setup.sh is on a local storage "
+            "emulator") in out
     # The example's timer is 0 0 19 * * Mon-Fri in Europe/Berlin: 18:00 UTC in winter, 17:00 in summer.
     expected = weekday_times("Europe/Berlin", 19, after=pinned_clock, count=3)
     firing_lines = [line.split() for line in out.splitlines() if line.startswith("    20")]
     assert firing_lines == [[t.isoformat(), f"({t.astimezone(ZoneInfo('Europe/Berlin')).isoformat()})"]
                             for t in expected]
+
+
+def test_config_check_prints_lists_as_written(capsys):
+    assert main(["config", "check", "--settings", EXAMPLE]) == 0
+    out = capsys.readouterr().out
+    assert "  AZURE_VMSS_NAME = vmss-genomics, vmss-render\n" in out and "['" not in out
 
 
 def test_usage_errors_exit_2_without_traceback(capsys, tmp_path):

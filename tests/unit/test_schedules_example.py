@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from batchk8s.schedules.planner import format_hold
 from batchk8s.schedules.service import upcoming
 from batchk8s.settings import load_settings
 
-EXAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "schedules.json").read_text()
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = (ROOT / "examples" / "schedules.json").read_text()
 FRIDAY = datetime(2026, 7, 3, 0, 0, tzinfo=UTC)  # summer time in Berlin (UTC+2) and New York (UTC-4)
 
 
@@ -36,3 +40,46 @@ def test_office_hours_in_two_zones_weekend_shutdown_and_nightly_pool_scale_to_ze
     [hold] = plan["holds"]
     assert format_hold(hold) == ("scale set rg-hpc/vmss-render held until 2027-01-08T07:00:00+00:00 "
                                  "(year-end rendering run)")
+
+
+@pytest.mark.clock  # --after is checked against the current instant (within a century of it)
+def test_the_readme_example_is_what_schedules_plan_prints(capsys: pytest.CaptureFixture[str]):
+    """The README shows a command and its output: run the command, get exactly that output."""
+    import re
+    import shlex
+
+    from batchk8s.cli import main
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"^`(schedules plan [^`]*--after [^`]*)`[^\n]*:\n\n```text\n(.*?)```", readme, re.M | re.S)
+    assert match, "the README's schedules plan example with --after and its output"
+    command, shown = match.groups()
+    argv = [*shlex.split(command), "--settings", str(ROOT / "tests" / "data" / "empty.settings.json")]
+    assert main(argv) == 0
+    assert capsys.readouterr().out == shown
+
+
+@pytest.mark.clock
+def test_schedules_plan_window_starts_after_the_given_time(capsys: pytest.CaptureFixture[str]):
+    from batchk8s.cli import main
+
+    base = ["schedules", "plan", "--file", str(ROOT / "examples" / "schedules.json"), "--json", "--settings",
+            str(ROOT / "tests" / "data" / "empty.settings.json")]
+    assert main([*base, "--hours", "1", "--after", "2026-07-03T05:30:00+02:00"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert (plan["from"], plan["to"]) == ("2026-07-03T03:30:00+00:00", "2026-07-03T04:30:00+00:00")
+    assert main([*base, "--hours", "2", "--after", "2026-07-03T04:00:00"]) == 0  # no offset: UTC
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["from"] == "2026-07-03T04:00:00+00:00"
+    assert firings(plan, "pool k8s-pool") == [("2026-07-03T05:00:00+00:00", "2026-07-03T07:00:00+02:00", "pool-day")]
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01T00:00:00Z", "9999-12-31T00:00:00Z"])
+@pytest.mark.clock
+def test_a_bad_after_is_exit_2_naming_the_option(value: str, capsys: pytest.CaptureFixture[str]):
+    from batchk8s.cli import main
+
+    assert main(["schedules", "plan", "--file", str(ROOT / "examples" / "schedules.json"), "--after", value]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: --after: ") and "Traceback" not in captured.err
+    assert captured.out == ""

@@ -177,6 +177,21 @@ def test_settings_file_errors_name_the_option(tmp_path):
         read_settings_file(bad)
 
 
+def test_settings_file_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    """Notepad and PowerShell's Out-File write UTF-8 with a byte-order mark; json.loads refuses one."""
+    from batchk8s.cli import main
+
+    text = json.dumps({"IsEncrypted": False, "Values": {"AZURE_RES_GROUP_NAME": "rg-bom", "AZURE_VMSS_NAME": "vmss-a"},
+                       "_comment": "Grüße"}, ensure_ascii=False)
+    path = tmp_path / "bom.settings.json"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert read_settings_file(path) == {"AZURE_RES_GROUP_NAME": "rg-bom", "AZURE_VMSS_NAME": "vmss-a"}
+    main(["config", "check", "--json", "--settings", str(path)])
+    out, err = capsys.readouterr()
+    assert "--settings" not in err
+    assert json.loads(out)["settings"]["AZURE_RES_GROUP_NAME"] == "rg-bom"
+
+
 def test_connection_string_shows_the_account_but_never_the_key_or_its_end():
     key = "Zm9vYmFyLXN0b3JhZ2Uta2V5LWVuZHM=="
     settings = load_settings({"AzureWebJobsStorage": f"DefaultEndpointsProtocol=https;AccountName=hpcstore;"
@@ -252,3 +267,13 @@ def test_connection_strings_hide_exactly_their_keys_and_signatures(value, shown)
     from batchk8s.settings import ConnectionString
 
     assert ConnectionString(value).masked() == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (["vmss-a", "vmss-b"], "vmss-a, vmss-b"), (("only",), "only"), ([], ""), (True, "true"), (False, "false"),
+    (168, "168"), ("0 0 19 * * Mon-Fri", "0 0 19 * * Mon-Fri"),
+])
+def test_reported_values_are_written_as_a_person_writes_them(value, shown):
+    from batchk8s.settings import written
+
+    assert written(value) == shown

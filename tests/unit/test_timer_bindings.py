@@ -101,7 +101,7 @@ def test_a_disabled_timer_needs_no_schedule(tmp_path: Path, capsys: pytest.Captu
     assert "schedules_reconcile: on, schedule 0 * * * * *" in out
     assert main(["--json", "plan", "--settings", path]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["vmss schedule"] == {"enabled": False}
+    assert plan["vmssSchedule"] == {"enabled": False}
     assert main(["plan", "--settings", path]) == 0
     assert "vmss_schedule is switched off (AzureWebJobs.vmss_schedule.Disabled=true)" in capsys.readouterr().out
 
