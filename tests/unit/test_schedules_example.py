@@ -1,4 +1,4 @@
-"""examples/schedules.json, the README's example document: valid, and firing as the README says."""
+"""examples/schedules.json, docs/scheduling.md's example document: valid, and firing as it says."""
 
 from __future__ import annotations
 
