@@ -11,7 +11,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 NGINX := /usr/sbin/nginx
 
-.PHONY: run test fuzz lint unit bench mutate clean
+.PHONY: run test fuzz lint unit bench docs mutate clean
 
 run: $(RUNTIME_STAMP)
 	$(PY) -m batchk8s plan --settings local.settings.json.example
@@ -36,8 +36,14 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/shellcheck --severity=style scripts/*.sh $(wildcard tests/scripts/stubs/*) .ci/run
 
+# Runs every bench/bench_*.py and writes what each printed to bench/README.md, with the date.
 bench: $(DEV_STAMP) $(NODE_STAMP)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/collect.py
+
+# The generated references: the settings (from batchk8s/settings.py) and the HTTP API (from its OpenAPI document).
+docs: $(RUNTIME_STAMP)
+	$(PY) -m batchk8s config reference --settings tests/data/empty.settings.json > docs/settings.md
+	$(PY) -m batchk8s openapi --markdown --settings tests/data/empty.settings.json > docs/http-api.md
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)

@@ -22,7 +22,7 @@ Deliberately stricter than NCrontab, because the host's reading of these is sure
 a step of 0 or a step written with a sign (NCrontab silently treats ``*/0`` as ``*``) and numbers too
 large for a 32-bit integer (which make the host throw) are rejected.
 
-Time zones and daylight saving time (the text is meant for the README)::
+Time zones and daylight saving time (the text is meant for docs/scale-sets.md)::
 
     Schedules are evaluated on the wall clock of the time zone of the datetime passed in (a naive
     datetime means UTC), as the Functions host evaluates them in WEBSITE_TIME_ZONE.

@@ -261,14 +261,20 @@ def _schedules_json(value: str) -> str:
 # --- the settings ----------------------------------------------------------------------------
 
 
-def setting(*names: str, parse: Callable[[str], Any] = _str, default: Any = None, secret: bool = False) -> Any:
-    """A Settings field read from the first of `names` that is set (later names are aliases)."""
-    return field(default=default, metadata={"names": names, "parse": parse, "secret": secret})
+def setting(*names: str, help: str, parse: Callable[[str], Any] = _str, default: Any = None, secret: bool = False,
+            shown_default: str | None = None) -> Any:
+    """A Settings field read from the first of `names` that is set (later names are aliases).
+
+    `help` is the sentence docs/settings.md shows for it (that page is generated from these declarations);
+    `shown_default` says in words a default that is not a value (e.g. "set by Azure")."""
+    return field(default=default, metadata={"names": names, "parse": parse, "secret": secret, "help": help,
+                                            "shown_default": shown_default})
 
 
 _NAME_RULE = "must be 3-24 lowercase letters or digits"
 _CONTAINER_RULE = "must be a container name: 3-63 lowercase letters, digits and single hyphens"
 _ID_RULE = "must be 1-64 letters, digits, '-' or '_'"
+_IDENTITY_STORAGE = "the host's identity-based storage (Flex Consumption, no key)"
 
 
 @dataclass(frozen=True)
@@ -276,99 +282,188 @@ class Settings:
     """The app's configuration. Build with `load_settings`; nothing else reads `os.environ`."""
 
     # Functions host
-    webjobs_storage: Secret | None = setting("AzureWebJobsStorage", secret=True)
+    webjobs_storage: Secret | None = setting(
+        "AzureWebJobsStorage", secret=True, shown_default="required by the host",
+        help="host storage; also the default artifact and schedule-state storage "
+             "(`UseDevelopmentStorage=true` = Azurite)")
     # The host's identity-based connection (Flex Consumption's default): no key anywhere, only where and who.
-    webjobs_storage_account: str | None = setting("AzureWebJobsStorage__accountName",
-                                                  parse=_pattern(STORAGE_ACCOUNT, _NAME_RULE))
-    webjobs_storage_blob_uri: str | None = setting("AzureWebJobsStorage__blobServiceUri", parse=_https_url)
-    webjobs_storage_credential: str | None = setting("AzureWebJobsStorage__credential",
-                                                     parse=_choice("managedidentity"))
-    webjobs_storage_client_id: str | None = setting("AzureWebJobsStorage__clientId",
-                                                    parse=_pattern(GUID, "must be a GUID (the identity's client id)"))
-    time_zone: str = setting("WEBSITE_TIME_ZONE", parse=_time_zone, default="UTC")
-    worker_runtime: str = setting("FUNCTIONS_WORKER_RUNTIME", parse=_choice("python"), default="python")
-    website_sku: str | None = setting("WEBSITE_SKU")
+    webjobs_storage_account: str | None = setting(
+        "AzureWebJobsStorage__accountName", parse=_pattern(STORAGE_ACCOUNT, _NAME_RULE),
+        help=f"{_IDENTITY_STORAGE}: the account; batchk8s uses it for artifacts and state too "
+             "(`config check` shows `storage`)")
+    webjobs_storage_blob_uri: str | None = setting(
+        "AzureWebJobsStorage__blobServiceUri", parse=_https_url,
+        help=f"{_IDENTITY_STORAGE}: the blob service URI, instead of the account name")
+    webjobs_storage_credential: str | None = setting(
+        "AzureWebJobsStorage__credential", parse=_choice("managedidentity"),
+        help=f"{_IDENTITY_STORAGE}: `managedidentity`")
+    webjobs_storage_client_id: str | None = setting(
+        "AzureWebJobsStorage__clientId", parse=_pattern(GUID, "must be a GUID (the identity's client id)"),
+        help=f"{_IDENTITY_STORAGE}: the user-assigned identity's client id")
+    time_zone: str = setting(
+        "WEBSITE_TIME_ZONE", parse=_time_zone, default="UTC",
+        help="IANA zone of host-evaluated timers; honoured on Premium/Dedicated, **ignored on Linux Consumption "
+             "and Flex Consumption** (batchk8s warns; use the schedule document for local times)")
+    worker_runtime: str = setting("FUNCTIONS_WORKER_RUNTIME", parse=_choice("python"), default="python",
+                                  help="the Functions worker language; only `python`")
+    website_sku: str | None = setting(
+        "WEBSITE_SKU", shown_default="set by Azure",
+        help="the hosting plan; `Dynamic` / `FlexConsumption` trigger the time-zone warning")
     # Identity and endpoints
-    tenant_id: str | None = setting("AZURE_AD_TENANT_ID")
-    authority_host: str = setting("AZURE_AD_TOKEN_EP", parse=_https_url, default="https://login.microsoftonline.com")
-    client_id: str | None = setting("AZURE_SP_CLIENT_ID", "AZURE_AD_SP_CLIENT_ID")
-    client_secret: Secret | None = setting("AZURE_SP_CLIENT_SECRET", "AZURE_AD_SP_CLIENT_SECRET", secret=True)
-    managed_identity_client_id: str | None = setting("AZURE_CLIENT_ID", parse=_pattern(
-        GUID, "must be a GUID (the user-assigned identity's client id)"))
-    arm_endpoint: str = setting("AZURE_SP_APP_ID_URI", parse=_https_url, default="https://management.azure.com")
+    tenant_id: str | None = setting("AZURE_AD_TENANT_ID", help="tenant of the service principal")
+    authority_host: str = setting(
+        "AZURE_AD_TOKEN_EP", parse=_https_url, default="https://login.microsoftonline.com",
+        help="authority host (sovereign clouds: `https://login.microsoftonline.us`, "
+             "`https://login.chinacloudapi.cn`)")
+    client_id: str | None = setting(
+        "AZURE_SP_CLIENT_ID", "AZURE_AD_SP_CLIENT_ID",
+        help="service principal (client credentials): its client id. When the service principal is absent, "
+             "managed identity / `DefaultAzureCredential` is used (recommended in Azure)")
+    client_secret: Secret | None = setting("AZURE_SP_CLIENT_SECRET", "AZURE_AD_SP_CLIENT_SECRET", secret=True,
+                                           help="service principal (client credentials): its secret")
+    managed_identity_client_id: str | None = setting(
+        "AZURE_CLIENT_ID", parse=_pattern(GUID, "must be a GUID (the user-assigned identity's client id)"),
+        help="client id of the user-assigned managed identity used without a service principal (e.g. `0b1c…`; "
+             "set by `azd up`, see [deploy.md](deploy.md))")
+    arm_endpoint: str = setting("AZURE_SP_APP_ID_URI", parse=_https_url, default="https://management.azure.com",
+                                help="ARM endpoint; the token scope is `<endpoint>/.default`")
     # Scale sets
-    subscription_id: str | None = setting("AZURE_SUBSCRIPTION_ID", parse=_pattern(GUID, "must be a GUID"))
+    subscription_id: str | None = setting("AZURE_SUBSCRIPTION_ID", parse=_pattern(GUID, "must be a GUID"),
+                                          help="subscription where the scale sets live")
     resource_group: str | None = setting("AZURE_RES_GROUP_NAME", parse=_pattern(
-        RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"))
-    vmss_names: tuple[str, ...] = setting("AZURE_VMSS_NAME", parse=_vmss_names, default=())
-    vmss_api_version: str = setting("AZURE_VMSS_API_VER", parse=_pattern(API_VERSION, "must look like 2025-04-01"),
-                                    default=COMPUTE_API_VERSION)
-    vmss_action: str | None = setting("AZURE_VMSS_ACTION", parse=_choice(*VMSS_ACTIONS))
-    vmss_schedule: str | None = setting("VmssTriggerSchedule", parse=_ncrontab)
-    vmss_timer_disabled: bool = setting("AzureWebJobs.vmss_schedule.Disabled", parse=_host_flag, default=False)
+        RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"),
+        help="resource group where the scale sets live")
+    vmss_names: tuple[str, ...] = setting(
+        "AZURE_VMSS_NAME", parse=_vmss_names, default=(),
+        help="scale set name, or a comma-separated list (`vmss-a,vmss-b`)")
+    vmss_api_version: str = setting(
+        "AZURE_VMSS_API_VER", parse=_pattern(API_VERSION, "must look like 2025-04-01"), default=COMPUTE_API_VERSION,
+        help="Microsoft.Compute api-version sent on every scale set and VM call; pinned to the version batchk8s is "
+             "tested with, whatever azure-mgmt-compute pip installs (the seed documented `2019-12-01`)")
+    vmss_action: str | None = setting("AZURE_VMSS_ACTION", parse=_choice(*VMSS_ACTIONS),
+                                      help="`start` or `deallocate`, for the `VmssTriggerSchedule` timer")
+    vmss_schedule: str | None = setting(
+        "VmssTriggerSchedule", parse=_ncrontab,
+        help="NCRONTAB of that timer, e.g. `0 0 19 * * Mon-Fri`; **required while the timer is on** (the host does "
+             "not load a timer whose `%VmssTriggerSchedule%` is unset, so `config check` reports it)")
+    vmss_timer_disabled: bool = setting(
+        "AzureWebJobs.vmss_schedule.Disabled", parse=_host_flag, default=False,
+        help="the Functions host's own switch: `true` (or `1`) turns the `vmss_schedule` timer off; set it when you "
+             "have no scale-set schedule ([timers.md](timers.md))")
     # Batch
-    batch_account_name: str | None = setting("AZURE_BATCH_ACCOUNT_NAME", parse=_pattern(BATCH_ACCOUNT, _NAME_RULE))
-    batch_account_url: str | None = setting("AZURE_BATCH_ACCOUNT_URL", parse=_https_url)
-    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, _ID_RULE), default="k8s-pool")
+    batch_account_name: str | None = setting("AZURE_BATCH_ACCOUNT_NAME", parse=_pattern(BATCH_ACCOUNT, _NAME_RULE),
+                                             help="Batch account name")
+    batch_account_url: str | None = setting("AZURE_BATCH_ACCOUNT_URL", parse=_https_url,
+                                            help="Batch account URL, e.g. `https://hpcbatch.westeurope.batch.azure.com`")
+    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, _ID_RULE), default="k8s-pool",
+                           help="default pool id")
     vm_image_id: str | None = setting("AZURE_BATCH_VM_IMAGE_ID", parse=_pattern(
-        GALLERY_IMAGE_ID, "must be a Shared Image Gallery image or image version resource id"))
+        GALLERY_IMAGE_ID, "must be a Shared Image Gallery image or image version resource id"),
+        help="Shared Image Gallery image (version) resource id; when absent a marketplace Ubuntu 24.04 LTS image")
     vm_size: str = setting("AZURE_BATCH_VM_SIZE", parse=_pattern(VM_SIZE, "must look like STANDARD_D2_V3"),
-                           default="STANDARD_D2_V3")
-    node_count: int = setting("AZURE_BATCH_VM_NODE_COUNT", parse=_int_range(0, 1000), default=1)
-    spot_node_count: int = setting("AZURE_BATCH_VM_SPOT_NODE_COUNT", parse=_int_range(0, 1000), default=0)
-    acr_name: str | None = setting("AZURE_ACR_NAME")
-    acr_user: str | None = setting("AZURE_ACR_USER")
-    acr_password: Secret | None = setting("AZURE_ACR_USER_PWD", secret=True)
-    batch_user_name: str | None = setting("BATCH_USER_NAME", parse=_pattern(LINUX_USER, "must be a Linux user name"))
-    batch_user_password: Secret | None = setting("BATCH_USER_PWD", secret=True)
-    batch_user_elevation: str = setting("BATCH_USER_ELE_LEVEL", parse=_choice("nonadmin", "admin"), default="nonadmin")
+                           default="STANDARD_D2_V3", help="VM size of the pool's nodes")
+    node_count: int = setting("AZURE_BATCH_VM_NODE_COUNT", parse=_int_range(0, 1000), default=1,
+                              help="dedicated nodes (0-1000)")
+    spot_node_count: int = setting("AZURE_BATCH_VM_SPOT_NODE_COUNT", parse=_int_range(0, 1000), default=0,
+                                   help="spot (low-priority) nodes (0-1000)")
+    acr_name: str | None = setting("AZURE_ACR_NAME", help="optional container registry for the pool: its name")
+    acr_user: str | None = setting("AZURE_ACR_USER", help="optional container registry for the pool: its user")
+    acr_password: Secret | None = setting("AZURE_ACR_USER_PWD", secret=True,
+                                          help="optional container registry for the pool: its password")
+    batch_user_name: str | None = setting(
+        "BATCH_USER_NAME", parse=_pattern(LINUX_USER, "must be a Linux user name"), shown_default="none",
+        help="optional login user on the nodes, created only when name **and** password are set")
+    batch_user_password: Secret | None = setting(
+        "BATCH_USER_PWD", secret=True, shown_default="none",
+        help="that login user's password; there is no default password")
+    batch_user_elevation: str = setting("BATCH_USER_ELE_LEVEL", parse=_choice("nonadmin", "admin"),
+                                        default="nonadmin", help="that login user's elevation: `nonadmin` or `admin`")
     # A user-assigned managed identity for the pool's nodes: they then read and write Blob storage with tokens
     # from the instance metadata service instead of SAS URLs. Such pools are created through the management plane.
     pool_identity_id: str | None = setting("AZURE_BATCH_POOL_IDENTITY_ID", parse=_pattern(
         USER_ASSIGNED_IDENTITY_ID, "must be a user-assigned identity resource id (/subscriptions/S/resourceGroups/G"
-        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME)"))
-    pool_identity_client_id: str | None = setting("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID",
-                                                  parse=_pattern(GUID, "must be a GUID (the identity's client id)"))
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/NAME)"),
+        help="a user-assigned managed identity for the pool's nodes (its resource id): no SAS at all; the pool is "
+             "then created through the management plane ([least-privilege.md](least-privilege.md))")
+    pool_identity_client_id: str | None = setting(
+        "AZURE_BATCH_POOL_IDENTITY_CLIENT_ID", parse=_pattern(GUID, "must be a GUID (the identity's client id)"),
+        help="the client id of that pool identity")
     batch_resource_group: str | None = setting("AZURE_BATCH_RES_GROUP_NAME", parse=_pattern(
-        RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"))
+        RESOURCE_GROUP, "must be 1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'"),
+        shown_default="`AZURE_RES_GROUP_NAME`",
+        help="resource group of the Batch account (management-plane calls)")
     # Kubernetes on the pool
     k8s_version: str = setting("K8S_VERSION", parse=_pattern(K8S_MINOR, "must be MAJOR.MINOR, e.g. 1.36"),
-                               default="1.36")
-    k8s_node_role: str = setting("K8S_NODE_ROLE", parse=_choice("single", "auto"), default="single")
+                               default="1.36", help="Kubernetes minor installed by the start task (pkgs.k8s.io)")
+    k8s_node_role: str = setting(
+        "K8S_NODE_ROLE", parse=_choice("single", "auto"), default="single",
+        help="`single` (every node its own cluster, as the seed) or `auto` (the pool's nodes form one cluster)")
     # Storage
-    storage_account_name: str | None = setting("AZURE_STORAGE_ACCOUNT_NAME",
-                                               parse=_pattern(STORAGE_ACCOUNT, _NAME_RULE))
-    storage_account_key: Secret | None = setting("AZURE_STORAGE_ACCOUNT_KEY", secret=True)
-    storage_blob_endpoint: str | None = setting("AZURE_STORAGE_BLOB_ENDPOINT", parse=_http_url)
+    storage_account_name: str | None = setting(
+        "AZURE_STORAGE_ACCOUNT_NAME", parse=_pattern(STORAGE_ACCOUNT, _NAME_RULE),
+        help="artifact storage account; else `AzureWebJobsStorage`; name without key = managed identity + "
+             "user delegation SAS")
+    storage_account_key: Secret | None = setting("AZURE_STORAGE_ACCOUNT_KEY", secret=True,
+                                                 help="the artifact storage account's key")
+    storage_blob_endpoint: str | None = setting(
+        "AZURE_STORAGE_BLOB_ENDPOINT", parse=_http_url, shown_default="`https://<account>.blob.core.windows.net`",
+        help="blob endpoint override (sovereign clouds, Azurite)")
     app_container: str = setting("AZURE_STORAGE_APP_DIRECTORY", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
-                                 default="apps")
+                                 default="apps", help="container for node scripts")
     k8s_container: str = setting("AZURE_STORAGE_K8S_DIRECTORY", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
-                                 default="k8sresources")
+                                 default="k8sresources", help="container for Kubernetes manifests")
     tesk_container: str = setting("AZURE_STORAGE_TESK_DIRECTORY", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
-                                  default="tesk-tasks")
-    sas_expiry_hours: int = setting("AZURE_STORAGE_SAS_EXPIRY_HOURS", parse=_int_range(1, 168), default=168)
+                                  default="tesk-tasks", help="container for TES task documents")
+    sas_expiry_hours: int = setting(
+        "AZURE_STORAGE_SAS_EXPIRY_HOURS", parse=_int_range(1, 168), default=168,
+        help="lifetime of generated SAS URLs (1-168; long enough for start-task reruns on reboot)")
     # TES
-    tes_url: str | None = setting("TESK_API_URL", parse=_http_url)
-    tesk_node_port: int = setting("TESK_NODEPORT", parse=_int_range(30000, 32767), default=31567)
-    tes_transport: str | None = setting("TES_TRANSPORT", parse=_choice("direct", "relay"))
-    tes_token: Secret | None = setting("TES_TOKEN", secret=True)
-    tes_user: str | None = setting("TES_USERNAME")
-    tes_password: Secret | None = setting("TES_PASSWORD", secret=True)
+    tes_url: str | None = setting(
+        "TESK_API_URL", parse=_http_url,
+        help="TES base URL reachable from the app (e.g. `http://10.0.0.4:31567`); enables the `direct` transport")
+    tesk_node_port: int = setting("TESK_NODEPORT", parse=_int_range(30000, 32767), default=31567,
+                                  help="NodePort of the TESK API Service on the pool's nodes (30000-32767)")
+    tes_transport: str | None = setting(
+        "TES_TRANSPORT", parse=_choice("direct", "relay"),
+        shown_default="`direct` when `TESK_API_URL` is set, else `relay`", help="how TES requests reach TESK")
+    tes_token: Secret | None = setting(
+        "TES_TOKEN", secret=True,
+        help="bearer auth for `direct` (or `TES_USERNAME` + `TES_PASSWORD`); TESK as deployed from "
+             "`k8sresources/tesk/` requires the bearer token of its Secret `tesk/tesk-api-token`")
+    tes_user: str | None = setting("TES_USERNAME", help="basic auth for `direct`: the user (with `TES_PASSWORD`)")
+    tes_password: Secret | None = setting("TES_PASSWORD", secret=True, help="basic auth for `direct`: the password")
     # The TES gateway (/api/ga4gh/tes/v1): the credentials workflow engines present
-    gateway_tokens: Secret | None = setting("TES_GATEWAY_TOKENS", secret=True)
-    gateway_user: str | None = setting("TES_GATEWAY_USERNAME")
-    gateway_password: Secret | None = setting("TES_GATEWAY_PASSWORD", secret=True)
+    gateway_tokens: Secret | None = setting(
+        "TES_GATEWAY_TOKENS", secret=True,
+        help="bearer tokens engines present at `/api/ga4gh/tes/v1` (comma-separated, each ≥ 32 characters, e.g. "
+             "`openssl rand -hex 32`); and/or `TES_GATEWAY_USERNAME` + `TES_GATEWAY_PASSWORD`; see "
+             "[tes-gateway.md](tes-gateway.md)")
+    gateway_user: str | None = setting("TES_GATEWAY_USERNAME",
+                                       help="basic credentials engines present at `/api/ga4gh/tes/v1`: the user")
+    gateway_password: Secret | None = setting("TES_GATEWAY_PASSWORD", secret=True,
+                                              help="basic credentials engines present at `/api/ga4gh/tes/v1`: "
+                                                   "the password")
     # Schedule document
-    schedules_json: str | None = setting("BATCHK8S_SCHEDULES", parse=_schedules_json)
-    schedules_blob: str | None = setting("BATCHK8S_SCHEDULES_BLOB", parse=_pattern(BLOB_PATH, "must be CONTAINER/BLOB"))
+    schedules_json: str | None = setting("BATCHK8S_SCHEDULES", parse=_schedules_json,
+                                         help="the schedule document (JSON)")
+    schedules_blob: str | None = setting("BATCHK8S_SCHEDULES_BLOB", parse=_pattern(BLOB_PATH, "must be CONTAINER/BLOB"),
+                                         help="or `CONTAINER/BLOB` holding it")
     state_container: str = setting("BATCHK8S_STATE_CONTAINER", parse=_pattern(CONTAINER_NAME, _CONTAINER_RULE),
-                                   default="batchk8s-state")
-    reconcile_timer_disabled: bool = setting("AzureWebJobs.schedules_reconcile.Disabled", parse=_host_flag,
-                                             default=False)
+                                   default="batchk8s-state",
+                                   help="container for the schedule engine's last-applied state")
+    reconcile_timer_disabled: bool = setting(
+        "AzureWebJobs.schedules_reconcile.Disabled", parse=_host_flag, default=False,
+        help="likewise for the every-minute `schedules_reconcile` timer")
     # Notifications of the timers' outcomes
-    webhook_url: Secret | None = setting("BATCHK8S_WEBHOOK_URL", parse=_webhook_url, secret=True)
-    webhook_format: str = setting("BATCHK8S_WEBHOOK_FORMAT", parse=_choice("json", "teams", "slack"), default="json")
-    webhook_events: str = setting("BATCHK8S_WEBHOOK_EVENTS", parse=_choice("problems", "all"), default="problems")
+    webhook_url: Secret | None = setting(
+        "BATCHK8S_WEBHOOK_URL", parse=_webhook_url, secret=True,
+        help="secret, `https://` only: incoming webhook told of failed runs, held targets and operations still "
+             "running ([notifications.md](notifications.md))")
+    webhook_format: str = setting(
+        "BATCHK8S_WEBHOOK_FORMAT", parse=_choice("json", "teams", "slack"), default="json",
+        help="`json` (Logic Apps, Azure Monitor, scripts), `teams` (Adaptive Card) or `slack`")
+    webhook_events: str = setting("BATCHK8S_WEBHOOK_EVENTS", parse=_choice("problems", "all"), default="problems",
+                                  help="`problems`, or `all` to post every action too")
 
     # Not settings: what loading found.
     problems: tuple[Problem, ...] = ()

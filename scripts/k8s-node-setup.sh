@@ -142,7 +142,7 @@ over. A joining node that finds an expired join command says so and stops.
 To rebuild: delete the pool and create it again (creating an auto pool clears
 the container), or resize it to 0 nodes, delete control-plane.lock,
 delete the container's blobs and resize it back; the first node to start
-becomes the new control plane. README.md has the commands.
+becomes the new control plane. docs/kubernetes.md has the commands.
 EOF
 }
 
@@ -596,7 +596,7 @@ validate_join_command() {
   printf '%s\n' "${BASH_REMATCH[1]}" --token "${BASH_REMATCH[2]}" --discovery-token-ca-cert-hash "${BASH_REMATCH[3]}"
 }
 
-RECOVERY_HINT="see 'If the control plane is lost' in --help or README.md"
+RECOVERY_HINT="see 'If the control plane is lost' in --help or docs/kubernetes.md"
 
 ip_number() { local a b c d; IFS=. read -r a b c d <<<"$1"; echo $(((a << 24) + (b << 16) + (c << 8) + d)); }
 

@@ -1,4 +1,4 @@
-"""`config check`: every setting (secrets masked) and every problem, at once."""
+"""`config check`: every setting (secrets masked) and every problem, at once; `config reference`: the docs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     verbs = config.add_subparsers(dest="verb", required=True, metavar="VERB")
     check = verbs.add_parser("check", parents=[common], help="validate every setting and list all problems")
     check.set_defaults(handler=check_config)
+    reference = verbs.add_parser("reference", parents=[common],
+                                 help="print the settings reference in Markdown (docs/settings.md)")
+    reference.set_defaults(handler=print_reference)
+
+
+def print_reference(args: argparse.Namespace, settings: Settings) -> Output:
+    from batchk8s.settings_reference import markdown
+
+    text = markdown()
+    # print() ends the text with the newline the Markdown file ends with.
+    return Output({"markdown": text}, text.rstrip("\n"))
 
 
 def check_config(args: argparse.Namespace, settings: Settings) -> Output:

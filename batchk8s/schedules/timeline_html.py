@@ -132,7 +132,7 @@ def render_unconfigured(docs: str = DOCS) -> str:
             f"<code>BATCHK8S_SCHEDULES_BLOB</code> to <code>CONTAINER/BLOB</code> in the app's storage account, "
             f"and this page shows a week of its start, deallocate and resize actions.</p>"
             f'<p>How to write one and read this page: <a href="{_a(docs)}">{_a(docs)}</a> in the batchk8s '
-            f"repository (and the Scheduling section of its README); how to set an app setting: "
+            f"repository (and its docs/scheduling.md); how to set an app setting: "
             f'<a href="{APP_SETTINGS_DOCS}">Azure Functions app settings</a>.</p></header>')
     return _page("Schedules: no document configured", body)
 

@@ -1,4 +1,4 @@
-"""examples/schedules.json, the README's example document: valid, and firing as the README says."""
+"""examples/schedules.json, docs/scheduling.md's example document: valid, and firing as it says."""
 
 from __future__ import annotations
 
@@ -44,15 +44,15 @@ def test_office_hours_in_two_zones_weekend_shutdown_and_nightly_pool_scale_to_ze
 
 @pytest.mark.clock  # --after is checked against the current instant (within a century of it)
 def test_the_readme_example_is_what_schedules_plan_prints(capsys: pytest.CaptureFixture[str]):
-    """The README shows a command and its output: run the command, get exactly that output."""
+    """docs/scheduling.md shows a command and its output: run the command, get exactly that output."""
     import re
     import shlex
 
     from batchk8s.cli import main
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "scheduling.md").read_text(encoding="utf-8")
     match = re.search(r"^`(schedules plan [^`]*--after [^`]*)`[^\n]*:\n\n```text\n(.*?)```", readme, re.M | re.S)
-    assert match, "the README's schedules plan example with --after and its output"
+    assert match, "docs/scheduling.md's schedules plan example with --after and its output"
     command, shown = match.groups()
     argv = [*shlex.split(command), "--settings", str(ROOT / "tests" / "data" / "empty.settings.json")]
     assert main(argv) == 0

@@ -110,7 +110,7 @@ def test_urls_of_other_accounts_or_without_sas_are_not_resigned(uploaded: Settin
 
 def test_a_schedules_morning_scale_up_renews_the_start_task_sas(uploaded: Settings, batch: FakeBatch,
                                                                 clock: FakeClock, batch_env: dict[str, str]):
-    """The nightly scale-to-zero and morning scale-up the README suggests: the scale-up goes through the Batch
+    """The nightly scale-to-zero and morning scale-up docs/scheduling.md suggests: the scale-up goes through the Batch
     engine's resize, so the nodes it allocates on day 8 get URLs that still work."""
     import json
 
