@@ -27,6 +27,29 @@ def test_vmss_status_and_start(arm: FakeARM, app_env: Callable[..., None], capsy
     assert arm.states(RG, "vmss-a") == {"0": "running", "1": "running"}
 
 
+def test_wait_alone_follows_the_operations_to_their_end(arm: FakeARM, app_env: Callable[..., None],
+                                                        capsys: pytest.CaptureFixture[str]):
+    """`--wait` without a number means what it means for `pool create` and `tes submit`: until the end."""
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    app_env()
+
+    assert main(["vmss", "start", "--wait", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["targets"][0]["outcome"] == "completed"
+    assert arm.states(RG, "vmss-a") == {"0": "running"}
+
+
+def test_wait_that_ends_before_the_operations_exits_3(arm: FakeARM, app_env: Callable[..., None],
+                                                     capsys: pytest.CaptureFixture[str]):
+    """As a Batch or TES wait that runs out of --timeout: exit 3, the operation still running in Azure."""
+    arm.operation_delay = 30.0
+    arm.add_scale_set(RG, "vmss-a", {"0": "deallocated"})
+    app_env()
+
+    assert main(["vmss", "start", "--wait", "--timeout", "4"]) == 3
+    out = capsys.readouterr().out
+    assert out.startswith(f"start {RG}/vmss-a: accepted;") and "still running after waiting" in out
+
+
 def test_vmss_dry_run_by_name(arm: FakeARM, app_env: Callable[..., None], capsys: pytest.CaptureFixture[str]):
     arm.add_scale_set(RG, "vmss-b", {"0": "running"})
     arm.add_scale_set(RG, "vmss-c", {"0": "deallocated"})
