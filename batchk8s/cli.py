@@ -14,7 +14,8 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,7 +61,8 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     common.add_argument("--settings", metavar="FILE", **kwargs,
                         help="read settings from a local.settings.json-shaped file instead of the environment")
     common.add_argument("--json", action="store_true", help="print JSON instead of text", **kwargs)
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr", **kwargs)
+    common.add_argument("-v", "--verbose", action="store_true", **kwargs,
+                        help="log progress to stderr, the Azure SDKs' own messages included (else only errors)")
     common.add_argument("--timeout", type=positive_int(1, int(CLI_MAX_SECONDS)), metavar="SECONDS",
                         help=f"give up after this long, waits included (default {CLI_SECONDS:g}; "
                              "1800 for Batch --wait, 3600 for TES waits)", **kwargs)
@@ -89,8 +91,6 @@ def main(argv: list[str] | None = None) -> int:
             print(exit_.code, file=sys.stderr)
             return 2
         return int(exit_.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
     from batchk8s.settings import load_settings, read_settings_file
 
     # A verb that waits by design sets `default_timeout`; every other verb gets CLI_SECONDS.
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         env = read_settings_file(args.settings) if args.settings else None
-        output = args.handler(args, load_settings(env))
+        with command_logging(args.verbose):
+            output = args.handler(args, load_settings(env))
     except BatchK8sError as error:
         _print_error(error, args.json)
         return error.exit_code
@@ -113,14 +114,51 @@ def main(argv: list[str] | None = None) -> int:
     return output.exit_code
 
 
+# The Azure SDKs log at WARNING what our own error then says in one line (DefaultAzureCredential
+# writes a 13-line block listing every credential it tried); they speak only under --verbose.
+SDK_LOGGERS = ("azure", "msal", "urllib3")
+
+
+@contextmanager
+def command_logging(verbose: bool) -> Iterator[None]:
+    """Our progress to stderr under --verbose; the SDKs' own loggers only then, or for an ERROR.
+
+    The SDK loggers get their levels back afterwards: `main` also runs inside other programs."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    loggers = [logging.getLogger(name) for name in SDK_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.NOTSET if verbose else logging.ERROR)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _print_error(error: BatchK8sError, as_json: bool) -> None:
     if as_json:
         print(json.dumps(error.to_dict(), indent=2, default=str), file=sys.stderr)
         return
-    print(f"error: {error.message}", file=sys.stderr)
-    for detail in error.details:
-        if "field" in detail:
-            print(f"  - {detail['field']}: {detail.get('message', '')}", file=sys.stderr)
+    print("\n".join(error_lines(error)), file=sys.stderr)
+
+
+def error_lines(error: BatchK8sError) -> list[str]:
+    """An error as people read it: one line for one problem, else a header and one line per problem.
+
+    A header that only counts or lists the fields ("invalid input: EXPR") says nothing its single
+    detail does not, so one problem prints as `error: FIELD: MESSAGE`; a header with news of its own
+    ("task t1 ended in state ...") keeps it and adds the detail only when it says more."""
+    fields = [detail for detail in error.details if "field" in detail]
+    if len(fields) != 1:
+        return [f"error: {error.message}"] + [f"  - {d['field']}: {d.get('message', '')}" for d in fields]
+    field, message = fields[0]["field"], str(fields[0].get("message", ""))
+    if error.message == f"{field}: {message}" or error.message.endswith(f": {field}"):
+        return [f"error: {field}: {message}"]
+    if message in error.message:
+        return [f"error: {error.message}"]
+    return [f"error: {error.message} ({field}: {message})"]
 
 
 def positive_int(low: int, high: int) -> Callable[[str], int]:

@@ -224,7 +224,8 @@ def token_failure(exc: Exception, what: str) -> UpstreamError:
     if getattr(exc, "no_credential", False):
         return UpstreamError(f"no Azure credential could get a token for {what}: set the service principal settings "
                              "(AZURE_SP_CLIENT_ID, AZURE_SP_CLIENT_SECRET, AZURE_AD_TENANT_ID) or give the app a "
-                             "managed identity", code="AuthenticationFailed", details=details)
+                             "managed identity (AZURE_CLIENT_ID names a user-assigned one); on a workstation, "
+                             "`az login` also works", code="AuthenticationFailed", details=details)
     if aadsts:
         details[0]["aadsts"] = aadsts
     said = (f" (answered {status}{', ' + aadsts if aadsts else ''})" if status is not None

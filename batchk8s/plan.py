@@ -37,6 +37,11 @@ class Section:
         first, *rest = self.title.split()
         return first + "".join(word[:1].upper() + word[1:] for word in rest)
 
+    @property
+    def has_problems(self) -> bool:
+        """Whether the section prints a PROBLEM line (then `plan` exits 2)."""
+        return any(line.lstrip().startswith("PROBLEM ") for line in self.lines)
+
 
 def build_plan(settings: Settings, now: datetime | None = None, count: int = 5) -> list[Section]:
     now = now or clock.now()
@@ -49,7 +54,9 @@ def build_plan(settings: Settings, now: datetime | None = None, count: int = 5) 
 
 def settings_section(settings: Settings, **_: Any) -> Section:
     report = settings.report()
-    lines = [f"{name} = {written(value)}" for name, value in report["settings"].items() if value not in (None, [])]
+    invalid = set(report["invalid"])
+    lines = [f"{name} = {written(value)}" + (" (invalid)" if name in invalid else "")
+             for name, value in report["settings"].items() if value not in (None, [])]
     lines += [f"PROBLEM {p['field']}: {p['message']}" for p in report["problems"]]
     lines += [f"WARNING {warning}" for warning in report["warnings"]]
     return Section("settings", report, lines)
@@ -61,6 +68,12 @@ def vmss_schedule_section(settings: Settings, *, now: datetime, count: int, **_:
     if settings.vmss_timer_disabled:
         return Section("vmss schedule", {"enabled": False}, [
             "vmss_schedule is switched off (AzureWebJobs.vmss_schedule.Disabled=true): the host never fires it"])
+    given = settings.invalid.get("VmssTriggerSchedule")
+    if given is not None:
+        problems = [p.message for p in settings.problems if p.setting == "VmssTriggerSchedule"]
+        return Section("vmss schedule", {"enabled": True, "schedule": given, "invalid": True}, [
+            f"PROBLEM VmssTriggerSchedule {problem}: the Functions host does not load vmss_schedule with it"
+            for problem in problems])
     if not settings.vmss_schedule:
         return Section("vmss schedule", None, [f"PROBLEM VmssTriggerSchedule {problem.message}"
                                                for problem in settings.binding_problems()])

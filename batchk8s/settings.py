@@ -468,6 +468,9 @@ class Settings:
     # Not settings: what loading found.
     problems: tuple[Problem, ...] = ()
     sources: dict[str, str] = field(default_factory=dict, compare=False)
+    # Settings given with a value that failed validation: documented name -> the value as given, as it
+    # may be shown (a secret masked, URL credentials cut out). The field itself keeps its default.
+    invalid: dict[str, str] = field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{spec.name}={_shown(getattr(self, spec.name))!r}" for spec in SPECS
@@ -530,15 +533,21 @@ class Settings:
                         f"('%{env_name(timer.schedule_attr)}%' does not resolve to a value): set it, or switch "
                         f"the timer off with {env_name(timer.disabled_attr)}=true")
                 for timer in TIMERS
-                if timer.schedule_attr and self.timer_enabled(timer) and not getattr(self, timer.schedule_attr)]
+                if timer.schedule_attr and self.timer_enabled(timer) and not getattr(self, timer.schedule_attr)
+                and env_name(timer.schedule_attr) not in self.invalid]  # an invalid one is a problem already
 
     def timers(self) -> dict[str, dict[str, Any]]:
         """Each timer the app registers: whether the host runs it, on which schedule, and the setting that stops it."""
         return {timer.name: {"enabled": self.timer_enabled(timer),
-                             "schedule": getattr(self, timer.schedule_attr) if timer.schedule_attr else timer.schedule,
+                             "schedule": self._schedule_given(timer.schedule_attr) if timer.schedule_attr
+                             else timer.schedule,
                              "scheduleSetting": env_name(timer.schedule_attr) if timer.schedule_attr else None,
                              "disabledBy": env_name(timer.disabled_attr)}
                 for timer in TIMERS}
+
+    def _schedule_given(self, attr: str) -> str | None:
+        """A `%Setting%` schedule as given: the parsed one, or the invalid text (report marks it invalid)."""
+        return getattr(self, attr) or self.invalid.get(env_name(attr))
 
     def missing(self, feature: str) -> list[Problem]:
         """What `feature` needs that is not set (each entry: one of these settings is required)."""
@@ -549,6 +558,17 @@ class Settings:
                 gaps.append(Problem(env_name(alternatives[0]),
                                     f"is required for {feature}" + (f" (or set {others})" if others else "")))
         return gaps
+
+    def feature_state(self, feature: str) -> str:
+        """One word for `config check`: ready, off (its timer switched off), not configured (none of
+        what it needs is set), incomplete (some is), or blocked (all set, but a setting has a problem)."""
+        if any(timer.feature == feature and not self.timer_enabled(timer) for timer in TIMERS):
+            return "off"
+        if not self.missing(feature):
+            return "blocked" if self.problems else "ready"
+        given = [alternatives for alternatives in REQUIREMENTS[feature]
+                 if any(getattr(self, attr) or env_name(attr) in self.invalid for attr in alternatives)]
+        return "incomplete" if given else "not configured"
 
     def require(self, feature: str) -> Settings:
         """Raise one ConfigError with every malformed or missing setting, or return self."""
@@ -574,7 +594,9 @@ class Settings:
             if name in off:
                 features[name]["off"] = True
         return {
-            "settings": {spec.metadata["names"][0]: _shown(getattr(self, spec.name)) for spec in SPECS},
+            "settings": {(name := spec.metadata["names"][0]): self.invalid.get(name, _shown(getattr(self, spec.name)))
+                         for spec in SPECS},
+            "invalid": list(self.invalid),
             "problems": [p.to_dict() for p in (*self.problems, *self.binding_problems())],
             "features": features,
             "timers": self.timers(),
@@ -591,6 +613,10 @@ def env_name(attr: str) -> str:
     """The documented environment name of a Settings field."""
     return _BY_ATTR[attr].metadata["names"][0]
 
+
+# Features that only serve the others: AzureWebJobsStorage is in every new Functions project's
+# local.settings.json, so storage being ready does not make an app that does anything.
+SUPPORTING_FEATURES = ("storage", "pool-identity")
 
 # What each feature needs before it can run; an entry of several names means any one of them.
 REQUIREMENTS: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -689,6 +715,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     problems: list[Problem] = []
+    invalid: dict[str, str] = {}
     for spec in SPECS:
         names, parse, secret = spec.metadata["names"], spec.metadata["parse"], spec.metadata["secret"]
         present = [(name, env[name].strip()) for name in names if (env.get(name) or "").strip()]
@@ -699,12 +726,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
         sources[spec.name] = name
         if secret:
+            hidden = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
             try:  # a secret is checked like any value, but a problem never shows it
                 parse(raw)
             except ValueError as exc:
                 problems.append(Problem(name, str(exc)))
+                invalid[names[0]] = hidden.masked()
                 continue
-            values[spec.name] = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
+            values[spec.name] = hidden
             continue
         try:
             values[spec.name] = parse(raw)
@@ -712,8 +741,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             shown = _masked_value(raw)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             problems.append(Problem(name, f"{shown!r}: {exc}"))
+            invalid[names[0]] = shown
     problems.extend(_contradictions(values))
-    return Settings(**values, problems=tuple(problems), sources=sources)
+    return Settings(**values, problems=tuple(problems), sources=sources, invalid=invalid)
 
 
 def _contradictions(values: dict[str, Any]) -> list[Problem]:

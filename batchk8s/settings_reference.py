@@ -22,9 +22,11 @@ INTRO = f"""\
 Every setting is an app setting (in Azure) or an environment variable (locally); the CLI's
 `--settings FILE` reads a `local.settings.json`-shaped file instead. Copy
 `local.settings.json.example` to `local.settings.json` (git-ignored: it holds secrets) for `func start`.
-They are read once into one typed object; `python -m batchk8s config check` and `GET /api/config` list
-every problem at once (missing, malformed, contradictory) with secrets shown as `***` plus at most the
-last four characters (`AzureWebJobsStorage` shows its account and endpoints, with `AccountKey` and any
+They are read once into one typed object; `python -m batchk8s config check` (one line per feature: ready,
+off, incomplete or not configured; exit 2 when nothing is ready — [cli-conventions.md](cli-conventions.md))
+and `GET /api/config` show an invalid value as given and list every problem at once (missing, malformed,
+contradictory) with secrets shown as `***` plus at most the last four characters
+(`AzureWebJobsStorage` shows its account and endpoints, with `AccountKey` and any
 SAS replaced by `***`). URL settings (`AZURE_AD_TOKEN_EP`, `AZURE_SP_APP_ID_URI`,
 `AZURE_BATCH_ACCOUNT_URL`, `AZURE_STORAGE_BLOB_ENDPOINT`, `TESK_API_URL`) must not carry credentials
 (`user:password@`) or a query string: they are shown and logged, so secrets go in the secret settings.

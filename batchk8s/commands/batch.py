@@ -22,7 +22,8 @@ NODES = positive_int(0, 1000)
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     waiting = argparse.ArgumentParser(add_help=False)
-    waiting.add_argument("--wait", action="store_true", help="block until Batch reports the outcome")
+    waiting.add_argument("--wait", action="store_true",
+                         help="wait until Batch reports the outcome, within --timeout (exit 3 if it has not)")
     waiting.set_defaults(default_timeout=DEFAULT_WAIT_TIMEOUT)  # --timeout is the common option
     _register_pool(subparsers, common, waiting)
     _register_workflow(subparsers, common, waiting)

@@ -36,7 +36,7 @@ def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
     try:
         schedule = parse(args.expression)
     except ScheduleError as exc:
-        problems.append({"field": f"EXPR ({exc.field})", "message": str(exc)})
+        problems.append({"field": "EXPR", "message": str(exc)})  # the message names the NCRONTAB field
     zone = evaluation_zone(settings)
     if args.tz:
         try:

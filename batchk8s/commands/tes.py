@@ -28,37 +28,44 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     tes = subparsers.add_parser("tes", help="submit, watch, list and cancel GA4GH TES tasks")
     verbs = tes.add_subparsers(dest="verb", required=True, metavar="VERB")
     views = {"type": one_of("--view", VIEWS), "metavar": "|".join(VIEWS)}
+    view_help = ("how much of each task TES returns: MINIMAL (id and state), BASIC (all but executor stdout/stderr, "
+                 "inline input content and system logs) or FULL")
+    task_id = {"metavar": "ID", "help": "the task's id, as `tes submit` or `tes list` printed it"}
     timeout = argparse.ArgumentParser(add_help=False)
     timeout.set_defaults(default_timeout=DEFAULT_WAIT_TIMEOUT)  # --timeout is the common option
 
     submit = verbs.add_parser("submit", parents=[common, timeout], help="validate and submit a TES task")
     submit.add_argument("file", nargs="?", metavar="FILE", help="TES task JSON ('-' for stdin)")
     submit.add_argument("--sample", metavar="NAME", help="submit a sample from tesk-tasks/ instead of FILE")
-    submit.add_argument("--wait", action="store_true", help="wait until the task ends")
+    submit.add_argument("--wait", action="store_true",
+                        help="wait until the task ends, within --timeout (exit 3 if it has not)")
     submit.set_defaults(handler=submit_command)
 
     get = verbs.add_parser("get", parents=[common], help="one task")
-    get.add_argument("id")
-    get.add_argument("--view", default="BASIC", **views)
+    get.add_argument("id", **task_id)
+    get.add_argument("--view", default="BASIC", help=f"{view_help} (default BASIC)", **views)
     get.set_defaults(handler=get_command)
 
     listing = verbs.add_parser("list", parents=[common], help="tasks, newest pages first as TES returns them")
-    listing.add_argument("--name-prefix", metavar="PREFIX")
-    listing.add_argument("--state", type=one_of("--state", STATES), metavar="STATE")
+    listing.add_argument("--name-prefix", metavar="PREFIX", help="only tasks whose name starts with PREFIX")
+    listing.add_argument("--state", type=one_of("--state", STATES), metavar="STATE",
+                         help=f"only tasks in this state: {', '.join(STATES)}")
     listing.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
                          help="only tasks with this tag (any value when no =VALUE); repeatable")
-    listing.add_argument("--view", default="MINIMAL", **views)
-    listing.add_argument("--page-size", type=positive_int(1, MAX_PAGE_SIZE), metavar="N")
-    listing.add_argument("--page-token", metavar="TOKEN")
+    listing.add_argument("--view", default="MINIMAL", help=f"{view_help} (default MINIMAL)", **views)
+    listing.add_argument("--page-size", type=positive_int(1, MAX_PAGE_SIZE), metavar="N",
+                         help=f"tasks per page, 1 to {MAX_PAGE_SIZE} (default: the server's)")
+    listing.add_argument("--page-token", metavar="TOKEN",
+                         help="continue from this page (the 'more: --page-token' line of the previous page)")
     listing.add_argument("--all", action="store_true", help="walk every page")
     listing.set_defaults(handler=list_command)
 
     cancel = verbs.add_parser("cancel", parents=[common], help="cancel a task")
-    cancel.add_argument("id")
+    cancel.add_argument("id", **task_id)
     cancel.set_defaults(handler=cancel_command)
 
     wait = verbs.add_parser("wait", parents=[common, timeout], help="wait until a task ends")
-    wait.add_argument("id")
+    wait.add_argument("id", **task_id)
     wait.set_defaults(handler=wait_command)
 
     info = verbs.add_parser("service-info", parents=[common], help="the TES server, its version and API root")

@@ -24,9 +24,18 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         verb = verbs.add_parser(action, parents=[common, names],
                                 help=f"{action} the instances that are not already {_wanted(action)}")
         verb.add_argument("--dry-run", action="store_true", help="report what would be done; send no action")
-        verb.add_argument("--wait", type=positive_int(0, MAX_WAIT_SECONDS), default=0, metavar="SECONDS",
-                          help=f"wait up to this long (at most {MAX_WAIT_SECONDS}) for the operations to finish")
+        verb.add_argument("--wait", nargs="?", const=UNTIL_DONE, default=0, metavar="SECONDS",
+                          type=positive_int(0, MAX_WAIT_SECONDS),
+                          help="wait until the operations end, within --timeout (exit 3 if they are still running "
+                               f"then), as --wait does on every verb; the older --wait SECONDS (at most "
+                               f"{MAX_WAIT_SECONDS}) waits at most that long and is deprecated")
         verb.set_defaults(handler=action_command, action=action)
+
+
+# `--wait` alone: follow the operations until they end or --timeout is near, like `pool create --wait`
+# and `tes submit --wait`. argparse runs only a string `const` through `type`, and the type refuses a
+# negative number, so a user cannot type this one.
+UNTIL_DONE = -1
 
 
 def _wanted(action: str) -> str:
@@ -55,10 +64,15 @@ def status_command(args: argparse.Namespace, settings: Settings) -> Output:
 def action_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.vmss import apply_action, configured_targets
 
+    until_done = args.wait == UNTIL_DONE
     reports = apply_action(settings, args.action, configured_targets(settings, _names(args)),
-                           dry_run=args.dry_run, wait_seconds=args.wait, deadline=args.deadline)
-    return _output({"action": args.action, "dryRun": args.dry_run,
-                    "targets": [report.to_dict() for report in reports]}, reports)
+                           dry_run=args.dry_run, wait_seconds=0 if until_done else args.wait,
+                           budget=args.deadline if until_done else None, deadline=args.deadline)
+    output = _output({"action": args.action, "dryRun": args.dry_run,
+                      "targets": [report.to_dict() for report in reports]}, reports)
+    if until_done and output.exit_code == 0 and any(report.outcome == "accepted" for report in reports):
+        output.exit_code = EXIT_UPSTREAM  # waited for the end and did not see it, as a Batch or TES wait
+    return output
 
 
 def _output(data: dict[str, Any], reports: list[TargetReport]) -> Output:

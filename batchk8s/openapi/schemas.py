@@ -193,7 +193,10 @@ HEALTH: Schema = {"type": "object", "required": ["status", "version"],
 CONFIG_REPORT: Schema = {
     "type": "object", "required": ["settings", "problems", "features", "warnings"],
     "properties": {
-        "settings": {"type": "object", "description": "every setting by name; secrets masked"},
+        "settings": {"type": "object", "description": "every setting by name; secrets masked; an invalid value "
+                     "as given (see `invalid`), not its default"},
+        "invalid": {"type": "array", "items": {"type": "string"},
+                    "description": "settings whose given value failed validation"},
         "problems": {"type": "array", "items": {"type": "object"}},
         "features": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["ready", "missing"],

@@ -94,9 +94,45 @@ def test_a_word_outside_its_set_is_the_one_line_error_not_a_usage_dump(argv: lis
 
 @pytest.mark.clock
 def test_plan_survives_an_empty_configuration(capsys):
-    """Every plan section must say what is missing rather than crash when nothing is configured."""
-    assert main(["plan", "--settings", str(ROOT / "tests" / "data" / "empty.settings.json")]) == 0
+    """Every plan section must say what is missing rather than crash when nothing is configured; the
+    unset VmssTriggerSchedule is a PROBLEM (the host would not load the timer), so plan exits 2."""
+    assert main(["plan", "--settings", str(ROOT / "tests" / "data" / "empty.settings.json")]) == 2
     out = capsys.readouterr().out
     assert "VmssTriggerSchedule is not set" in out
     assert "BATCHK8S_SCHEDULES is not set" in out
     assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_sdk_loggers_speak_only_under_verbose_and_get_their_levels_back(verbose: bool):
+    import logging
+
+    from batchk8s.cli import command_logging
+
+    identity = logging.getLogger("azure.identity._credentials.chained")
+    before = [logging.getLogger(name).level for name in ("azure", "msal", "urllib3")]
+    with command_logging(verbose):
+        assert identity.isEnabledFor(logging.WARNING) is verbose
+        assert identity.isEnabledFor(logging.ERROR)
+    assert [logging.getLogger(name).level for name in ("azure", "msal", "urllib3")] == before
+
+
+def test_verbose_is_a_global_option():
+    from batchk8s.cli import build_parser
+
+    assert build_parser().parse_args(["-v", "config", "check"]).verbose is True
+    assert build_parser().parse_args(["vmss", "status", "--verbose"]).verbose is True
+
+
+def test_an_error_with_news_of_its_own_keeps_its_header_on_one_line():
+    from batchk8s.cli import error_lines
+    from batchk8s.errors import ConfigError, ConflictError, InputError
+
+    config = ConfigError("1 configuration problem(s) for vmss: AZURE_SUBSCRIPTION_ID",
+                         details=[{"field": "AZURE_SUBSCRIPTION_ID", "message": "is required for vmss"}])
+    assert error_lines(config) == ["error: AZURE_SUBSCRIPTION_ID: is required for vmss"]
+    news = ConflictError("pool p1 exists with other settings", details=[{"field": "vmSize", "message": "was D4"}])
+    assert error_lines(news) == ["error: pool p1 exists with other settings (vmSize: was D4)"]
+    assert error_lines(InputError.for_field("--name", "bad")) == ["error: --name: bad"]
+    several = InputError.from_problems([{"field": "a", "message": "x"}, {"field": "b", "message": "y"}])
+    assert error_lines(several) == ["error: invalid input: a, b", "  - a: x", "  - b: y"]

@@ -47,3 +47,7 @@ def test_config_lists_every_problem_with_secrets_masked(env):
     assert SECRET not in json.dumps(body)
     assert body["features"]["vmss-timer"]["ready"] is False
     assert any("not honoured" in warning for warning in body["warnings"])
+    # Invalid values are shown as given, not as their defaults, and named under `invalid`.
+    assert body["settings"]["AZURE_VMSS_ACTION"] == "explode"
+    assert body["settings"]["VmssTriggerSchedule"] == "0 61 * * * *"
+    assert sorted(body["invalid"]) == ["AZURE_VMSS_ACTION", "VmssTriggerSchedule"]

@@ -56,7 +56,8 @@ def test_contradictions_are_problems_naming_the_setting():
 
 
 def test_config_check_shows_how_storage_is_reached():
-    output = check_config(argparse.Namespace(), load_settings(FLEX))
+    # TES is configured too: storage alone runs nothing, and `config check` exits 2 when nothing is ready.
+    output = check_config(argparse.Namespace(), load_settings({**FLEX, "TESK_API_URL": "https://tes.example.org"}))
     assert output.exit_code == 0
     assert output.data["storage"] == {"mode": "identity", "endpoint": "https://stbatchk8s.blob.core.windows.net",
                                       "credential": "managedidentity", "clientId": CLIENT}

@@ -93,7 +93,9 @@ def test_the_problem_belongs_to_the_timer_alone() -> None:
 
 @pytest.mark.clock  # plan reads the clock
 def test_a_disabled_timer_needs_no_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write_settings(tmp_path, **{"AzureWebJobs.vmss_schedule.Disabled": "true"})
+    # With TES configured, so that something is ready (`config check` exits 2 when nothing is).
+    path = write_settings(tmp_path, **{"AzureWebJobs.vmss_schedule.Disabled": "true",
+                                       "TESK_API_URL": "https://tes.example.org"})
     assert main(["config", "check", "--settings", path]) == 0
     out = capsys.readouterr().out
     assert "no problems" in out and "vmss-timer: off" in out
@@ -115,7 +117,7 @@ def test_a_disabled_timer_with_a_schedule_is_still_off() -> None:
 
 @pytest.mark.clock  # plan reads the clock
 def test_plan_names_the_unresolved_schedule(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["plan", "--settings", write_settings(tmp_path, **VMSS)]) == 0
+    assert main(["plan", "--settings", write_settings(tmp_path, **VMSS)]) == 2  # it prints a PROBLEM
     out = capsys.readouterr().out
     assert "PROBLEM VmssTriggerSchedule is not set, so the Functions host does not load vmss_schedule" in out
 
