@@ -6,7 +6,8 @@ blob, never the seed's account SAS with every permission (or, on a pool with a m
 through plain URLs and the identity). It also claims a shared container for one owner atomically
 (`claim_container`) and re-signs an existing SAS URL with the same scope (`renewed_sas_url`).
 The account key, connection strings and SAS tokens never reach a log line or an error message;
-URLs are logged with their query string masked.
+URLs are logged with their query string masked. Every function that calls Azure takes the operation's
+`deadline=` (batchk8s.deadline) and makes each of its calls within it (`call_options`, `call`).
 
 Which identity signs depends on the settings (`Settings.storage_access` decides): an account key when
 AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY are given; the account name alone with the app's

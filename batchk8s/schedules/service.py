@@ -177,5 +177,5 @@ def _history_within(settings: Settings, since: datetime, seconds: float,
     from batchk8s.timer_budget import within
 
     step = deadline.within(seconds) if deadline is not None else None
-    return within(step.remaining() if step else seconds, "the history",
+    return within(seconds, "the history",
                   lambda: history(settings, VIEW_HISTORY, since=since, deadline=step)["entries"])
