@@ -6,7 +6,8 @@ blob, never the seed's account SAS with every permission (or, on a pool with a m
 through plain URLs and the identity). It also claims a shared container for one owner atomically
 (`claim_container`) and re-signs an existing SAS URL with the same scope (`renewed_sas_url`).
 The account key, connection strings and SAS tokens never reach a log line or an error message;
-URLs are logged with their query string masked.
+URLs are logged with their query string masked. Every function that calls Azure takes the operation's
+`deadline=` (batchk8s.deadline) and makes each of its calls within it (`call_options`, `call`).
 
 Which identity signs depends on the settings (`Settings.storage_access` decides): an account key when
 AZURE_STORAGE_ACCOUNT_NAME and AZURE_STORAGE_ACCOUNT_KEY are given; the account name alone with the app's
@@ -31,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
-from batchk8s.errors import ConfigError, ConflictError, InputError, excerpt, from_azure
+from batchk8s.deadline import Deadline
+from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamTimeoutError, excerpt, from_azure
 from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
 
 if TYPE_CHECKING:
@@ -61,7 +63,8 @@ DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
 STORAGE_SCOPE = "https://storage.azure.com/.default"
 BLOB = "Blob storage"
-# Every storage call ends within this, retries and pauses included (one call is at most an artifact upload).
+# A storage call made without the operation's deadline ends within this, retries and pauses included
+# (one call is at most an artifact upload). With a deadline, the call gets what is left of it instead.
 STORAGE_CALL_SECONDS = 60.0
 CONTAINER_PERMISSIONS = "racwdlt"
 BLOB_PERMISSIONS = "racwdt"
@@ -168,14 +171,33 @@ def mask_url(url: str) -> str:
     return urlunsplit(parts._replace(query="<redacted>" if parts.query else "", fragment=""))
 
 
-def _call(what: str, operation: Callable[[], T]) -> T:
-    """Run one storage operation, translating azure-core errors into ours."""
+def call_options(deadline: Deadline | None) -> dict[str, Any]:
+    """Keyword arguments for the SDK calls of one storage operation made under `deadline`: the storage
+    retry policy (batchk8s.retry) fits connect/read timeouts and pauses to it. The operation gets what
+    is left of the deadline, but never more than STORAGE_CALL_SECONDS, so one slow call does not spend
+    a timer's whole budget; without a deadline the client's own per-call budget applies."""
+    return deadline.within(STORAGE_CALL_SECONDS).call_options() if deadline is not None else {}
+
+
+def call(what: str, operation: Callable[[], T], deadline: Deadline | None = None) -> T:
+    """Run one storage operation, translating azure-core errors into ours.
+
+    With a deadline, an operation with no time left is not started, and running out midway is
+    504 UpstreamTimeout naming Blob storage and `what` (the policy alone could only say "sending a request").
+    """
     from azure.core.exceptions import AzureError
 
+    if deadline is not None:
+        deadline.check(BLOB, f"working on {what}")
     try:
         return operation()
     except AzureError as exc:
         raise from_azure(exc, what, BLOB) from None
+    except UpstreamTimeoutError:
+        if deadline is None:
+            raise
+        spent = deadline if deadline.expired() else deadline.within(STORAGE_CALL_SECONDS)
+        raise spent.timeout(BLOB, f"working on {what}") from None
 
 
 # --- containers ------------------------------------------------------------------------------
@@ -188,30 +210,32 @@ def _check_container_name(name: str) -> str:
     return name
 
 
-def ensure_container(settings: Settings, name: str) -> str:
+def ensure_container(settings: Settings, name: str, *, deadline: Deadline | None = None) -> str:
     """Create the container if needed, private (no anonymous access); an existing public one is made private."""
     from azure.core.exceptions import ResourceExistsError
 
     container = blob_service(settings).get_container_client(_check_container_name(name))
+    options = call_options(deadline)
 
     def create() -> bool:
         try:
-            container.create_container()
+            container.create_container(**options)
             return True
         except ResourceExistsError:
             return False
 
-    if not _call(f"container {name}", create):
-        policy = _call(f"container {name}", container.get_container_access_policy)
+    if not call(f"container {name}", create, deadline):
+        policy = call(f"container {name}", lambda: container.get_container_access_policy(**options), deadline)
         if policy.get("public_access"):
             log.warning("container %s allowed anonymous %s access; making it private", name, policy["public_access"])
-            _call(f"container {name}", lambda: container.set_container_access_policy(
+            call(f"container {name}", lambda: container.set_container_access_policy(
                 signed_identifiers={i.id: i.access_policy for i in policy.get("signed_identifiers") or []},
-                public_access=None))
+                public_access=None, **options), deadline)
     return name
 
 
-def empty_container(settings: Settings, name: str, *, keep: Collection[str] = ()) -> list[str]:
+def empty_container(settings: Settings, name: str, *, keep: Collection[str] = (),
+                    deadline: Deadline | None = None) -> list[str]:
     """Delete every blob in the container but those named in `keep`, breaking a lease first; returns
     the names removed.
 
@@ -223,23 +247,24 @@ def empty_container(settings: Settings, name: str, *, keep: Collection[str] = ()
     from azure.storage.blob import BlobLeaseClient
 
     container = blob_service(settings).get_container_client(_check_container_name(name))
+    options = call_options(deadline)
 
     def clear() -> list[str]:
         removed = []
-        for blob in container.list_blobs():
+        for blob in container.list_blobs(**options):
             if blob.name in keep:
                 continue
             client = container.get_blob_client(blob.name)
             try:
                 if blob.lease.state == "leased":
-                    BlobLeaseClient(client).break_lease(lease_break_period=0)
-                client.delete_blob(delete_snapshots="include")
+                    BlobLeaseClient(client).break_lease(lease_break_period=0, **options)
+                client.delete_blob(delete_snapshots="include", **options)
             except ResourceNotFoundError:
                 continue  # deleted by someone else in between
             removed.append(blob.name)
         return removed
 
-    return _call(f"container {name}", clear)
+    return call(f"container {name}", clear, deadline)
 
 
 # --- claiming a container --------------------------------------------------------------------
@@ -260,7 +285,7 @@ class Claim:
 
 
 def claim_container(settings: Settings, name: str, owner: str, *, live_owners: Collection[str],
-                    grace: timedelta) -> Claim:
+                    grace: timedelta, deadline: Deadline | None = None) -> Claim:
     """Make `owner` (case-insensitive) the one owner of the container, atomically.
 
     The claim is the blob `cluster-owner` created only if missing (`If-None-Match: *`), so of two
@@ -275,10 +300,11 @@ def claim_container(settings: Settings, name: str, owner: str, *, live_owners: C
     blob = blob_service(settings).get_blob_client(_check_container_name(name), CLAIM_BLOB)
     owner = owner.lower()
     live = {other.lower() for other in live_owners}
+    options = call_options(deadline)
 
     def write(**condition: Any) -> bool:
         try:
-            blob.upload_blob(owner.encode(), overwrite=True, metadata={"owner": owner}, **condition)
+            blob.upload_blob(owner.encode(), overwrite=True, metadata={"owner": owner}, **condition, **options)
             return True
         except (ResourceExistsError, ResourceModifiedError):
             return False
@@ -288,7 +314,7 @@ def claim_container(settings: Settings, name: str, owner: str, *, live_owners: C
             if write(match_condition=MatchConditions.IfMissing):
                 return Claim(True, owner)
             try:
-                found = blob.get_blob_properties()
+                found = blob.get_blob_properties(**options)
             except ResourceNotFoundError:
                 continue
             holder = (found.metadata or {}).get("owner", "")
@@ -302,34 +328,35 @@ def claim_container(settings: Settings, name: str, owner: str, *, live_owners: C
         raise ConflictError(f"container {name} is being claimed by several owners at once: try again",
                             code="ClaimContended")
 
-    return _call(f"container {name}", attempt)
+    return call(f"container {name}", attempt, deadline)
 
 
-def release_claim(settings: Settings, name: str, owner: str) -> bool:
+def release_claim(settings: Settings, name: str, owner: str, *, deadline: Deadline | None = None) -> bool:
     """Delete the container's claim if `owner` still holds it (after a create that failed)."""
     from azure.core import MatchConditions
     from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
     blob = blob_service(settings).get_blob_client(_check_container_name(name), CLAIM_BLOB)
+    options = call_options(deadline)
 
     def release() -> bool:
         try:
-            found = blob.get_blob_properties()
+            found = blob.get_blob_properties(**options)
             if (found.metadata or {}).get("owner") != owner.lower():
                 return False
-            blob.delete_blob(etag=found.etag, match_condition=MatchConditions.IfNotModified)
+            blob.delete_blob(etag=found.etag, match_condition=MatchConditions.IfNotModified, **options)
             return True
         except (ResourceNotFoundError, ResourceModifiedError):
             return False
 
-    return _call(f"container {name}", release)
+    return call(f"container {name}", release, deadline)
 
 
-def ensure_containers(settings: Settings) -> list[str]:
+def ensure_containers(settings: Settings, *, deadline: Deadline | None = None) -> list[str]:
     """The three artifact containers (apps, k8s manifests, TES tasks), created concurrently when missing."""
     names = [getattr(settings, attr) for _, attr in ARTIFACT_TREES]
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
-        return list(pool.map(lambda name: ensure_container(settings, name), names))
+        return list(pool.map(lambda name: ensure_container(settings, name, deadline=deadline), names))
 
 
 # --- upload ----------------------------------------------------------------------------------
@@ -423,45 +450,48 @@ def _local_files(trees: list[tuple[Path, str]]) -> list[_LocalFile]:
     return files
 
 
-def _remote_state(settings: Settings, container: str) -> dict[str, tuple[bytes | None, str | None]]:
+def _remote_state(settings: Settings, container: str,
+                  deadline: Deadline | None = None) -> dict[str, tuple[bytes | None, str | None]]:
     """Blob name -> (content MD5, content type), from one listing of the container (paged by the service)."""
     client = blob_service(settings).get_container_client(container)
 
     def listing() -> dict[str, tuple[bytes | None, str | None]]:
         state = {}
-        for blob in client.list_blobs():
+        for blob in client.list_blobs(**call_options(deadline)):
             md5 = blob.content_settings.content_md5
             state[blob.name] = (bytes(md5) if md5 else None, blob.content_settings.content_type)
         return state
 
-    return _call(f"container {container}", listing)
+    return call(f"container {container}", listing, deadline)
 
 
-def _upload_one(settings: Settings, local: _LocalFile) -> None:
+def _upload_one(settings: Settings, local: _LocalFile, deadline: Deadline | None = None) -> None:
     from azure.storage.blob import ContentSettings
 
     blob = blob_service(settings).get_blob_client(local.container, local.name)
     # The MD5 goes into the blob's properties explicitly: the service only computes it for single-shot
     # uploads, and the next run compares against it.
     settings_ = ContentSettings(content_type=local.content_type, content_md5=bytearray(local.md5))
-    _call(f"blob {local.container}/{local.name}",
-          lambda: blob.upload_blob(local.data, overwrite=True, content_settings=settings_))
+    call(f"blob {local.container}/{local.name}",
+          lambda: blob.upload_blob(local.data, overwrite=True, content_settings=settings_, **call_options(deadline)),
+          deadline)
 
 
-def upload_artifacts(settings: Settings, root: Path | None = None) -> UploadReport:
+def upload_artifacts(settings: Settings, root: Path | None = None, *, deadline: Deadline | None = None) -> UploadReport:
     """Upload scripts/, k8sresources/ and tesk-tasks/ under `root` (default: this repository) into the
     app, k8s and tesk containers, keeping relative paths as blob names. A blob whose MD5 and content type
     already match is left alone, so a rerun after changing one file uploads that one file."""
     started = time.monotonic()
     trees = _artifact_trees(settings, root)
-    containers = ensure_containers(settings)
+    containers = ensure_containers(settings, deadline=deadline)
     files = _local_files(trees)
     with ThreadPoolExecutor(max_workers=len(containers)) as pool:
-        remote = dict(zip(containers, pool.map(lambda name: _remote_state(settings, name), containers), strict=True))
+        listings = pool.map(lambda name: _remote_state(settings, name, deadline), containers)
+        remote = dict(zip(containers, listings, strict=True))
     changed = [f for f in files if remote[f.container].get(f.name) != (f.md5, f.content_type)]
     if changed:
         with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(changed))) as pool:
-            list(pool.map(lambda local: _upload_one(settings, local), changed))
+            list(pool.map(lambda local: _upload_one(settings, local, deadline), changed))
     changed_ids = {(f.container, f.name) for f in changed}
     report = UploadReport(str((root or REPO_ROOT).expanduser()), containers, [
         BlobUpload(f.container, f.name, "uploaded" if (f.container, f.name) in changed_ids else "unchanged",
@@ -541,7 +571,8 @@ class _Signer:
 _delegation_keys: dict[BlobServiceClient, UserDelegationKey] = {}
 
 
-def _signer(settings: Settings, start: datetime, expiry: datetime) -> tuple[_Signer, datetime]:
+def _signer(settings: Settings, start: datetime, expiry: datetime,
+            deadline: Deadline | None = None) -> tuple[_Signer, datetime]:
     """The signer and the SAS expiry it can vouch for (a delegation key caps it at seven days from now)."""
     client = blob_service(settings)
     https = urlsplit(client.url).scheme == "https"
@@ -558,7 +589,8 @@ def _signer(settings: Settings, start: datetime, expiry: datetime) -> tuple[_Sig
             and _parse_time(cached.signed_expiry) >= expiry - DELEGATION_REUSE):
         expiry = min(expiry, _parse_time(cached.signed_expiry))
         return _Signer(client.account_name, https, delegation_key=cached), expiry
-    key = _call(f"user delegation key for {client.account_name}", lambda: client.get_user_delegation_key(start, expiry))
+    key = call(f"user delegation key for {client.account_name}",
+                lambda: client.get_user_delegation_key(start, expiry, **call_options(deadline)), deadline)
     _delegation_keys[client] = key
     return _Signer(client.account_name, https, delegation_key=key), expiry
 
@@ -575,7 +607,7 @@ def _window(settings: Settings, hours: int | None, expires_in: timedelta | None)
 
 
 def blob_sas_url(settings: Settings, container: str, blob_name: str, *, hours: int | None = None,
-                 expires_in: timedelta | None = None, permission: str = "r") -> str:
+                 expires_in: timedelta | None = None, permission: str = "r", deadline: Deadline | None = None) -> str:
     """A URL for one blob, read-only unless `permission` says otherwise, valid from a few minutes
     ago until `hours` (default AZURE_STORAGE_SAS_EXPIRY_HOURS, 168) or `expires_in` from now; long
     enough by default for a start task that reruns when a node reboots. Signed with a user delegation
@@ -586,7 +618,7 @@ def blob_sas_url(settings: Settings, container: str, blob_name: str, *, hours: i
         raise InputError.for_field("permission", f"must be letters from {BLOB_PERMISSIONS!r}, e.g. 'r'")
     url = blob_url(settings, container, blob_name)
     start, expiry = _window(settings, hours, expires_in)
-    signer, expiry = _signer(settings, start, expiry)
+    signer, expiry = _signer(settings, start, expiry, deadline)
     token = generate_blob_sas(container_name=container, blob_name=blob_name,
                               permission=BlobSasPermissions.from_string(permission), start=start, expiry=expiry,
                               **signer.kwargs())
@@ -595,7 +627,7 @@ def blob_sas_url(settings: Settings, container: str, blob_name: str, *, hours: i
 
 
 def container_sas_url(settings: Settings, container: str, *, permission: str = "rl", hours: int | None = None,
-                      expires_in: timedelta | None = None) -> str:
+                      expires_in: timedelta | None = None, deadline: Deadline | None = None) -> str:
     """A URL for one container with `permission` (read+list by default: what Batch needs for a
     container resource file). The multi-node bootstrap asks for "racwl" on its private per-pool container."""
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
@@ -604,7 +636,7 @@ def container_sas_url(settings: Settings, container: str, *, permission: str = "
         raise InputError.for_field("permission", f"must be letters from {CONTAINER_PERMISSIONS!r}, e.g. 'rl'")
     url = blob_service(settings).get_container_client(_check_container_name(container)).url
     start, expiry = _window(settings, hours, expires_in)
-    signer, expiry = _signer(settings, start, expiry)
+    signer, expiry = _signer(settings, start, expiry, deadline)
     token = generate_container_sas(container_name=container, permission=ContainerSasPermissions.from_string(permission),
                                    start=start, expiry=expiry, **signer.kwargs())
     log.info("%s SAS for %s until %s", permission, mask_url(url), expiry.isoformat())
@@ -624,7 +656,8 @@ def sas_expiry(url: str) -> datetime | None:
         return None
 
 
-def renewed_sas_url(settings: Settings, url: str, *, hours: int | None = None) -> str | None:
+def renewed_sas_url(settings: Settings, url: str, *, hours: int | None = None,
+                    deadline: Deadline | None = None) -> str | None:
     """`url` with a fresh SAS of the same scope (one blob or one container) and permissions, or None
     when it carries no SAS or points outside this app's storage account (not ours to sign)."""
     if sas_expiry(url) is None:
@@ -637,16 +670,17 @@ def renewed_sas_url(settings: Settings, url: str, *, hours: int | None = None) -
     container, _, blob = unquote(plain[len(base):]).partition("/")
     permission = fields.get("sp", ["r"])[0]
     if fields.get("sr", [""])[0] == "b" and blob:
-        return blob_sas_url(settings, container, blob, hours=hours, permission=permission)
+        return blob_sas_url(settings, container, blob, hours=hours, permission=permission, deadline=deadline)
     if fields.get("sr", [""])[0] == "c" and not blob:
-        return container_sas_url(settings, container, permission=permission, hours=hours)
+        return container_sas_url(settings, container, permission=permission, hours=hours, deadline=deadline)
     return None
 
 
-def list_blob_names(settings: Settings, container: str, prefix: str) -> list[str]:
+def list_blob_names(settings: Settings, container: str, prefix: str, *, deadline: Deadline | None = None) -> list[str]:
     """Names of the blobs under `prefix` in `container` (one listing, paged by the service)."""
     client = blob_service(settings).get_container_client(_check_container_name(container))
-    return _call(f"container {container}", lambda: [blob.name for blob in client.list_blobs(name_starts_with=prefix)])
+    return call(f"container {container}", lambda: [
+        blob.name for blob in client.list_blobs(name_starts_with=prefix, **call_options(deadline))], deadline)
 
 
 # --- small text blobs with optimistic concurrency --------------------------------------------
@@ -657,27 +691,27 @@ class BlobText(NamedTuple):
     etag: str
 
 
-def read_blob(settings: Settings, container: str, blob: str) -> BlobText:
+def read_blob(settings: Settings, container: str, blob: str, *, deadline: Deadline | None = None) -> BlobText:
     """A UTF-8 blob and its ETag, for a later `write_blob_if_match` (read-modify-write without locks)."""
     client = blob_service(settings).get_blob_client(_check_container_name(container), _check_blob(blob))
 
     def download() -> BlobText:
-        stream = client.download_blob()
+        stream = client.download_blob(**call_options(deadline))
         return BlobText(stream.readall().decode("utf-8"), stream.properties.etag)
 
     try:
-        return _call(f"blob {container}/{blob}", download)
+        return call(f"blob {container}/{blob}", download, deadline)
     except UnicodeDecodeError:
         raise InputError.for_field("blob", f"{container}/{blob} is not UTF-8 text") from None
 
 
-def read_blob_text(settings: Settings, container: str, blob: str) -> str:
+def read_blob_text(settings: Settings, container: str, blob: str, *, deadline: Deadline | None = None) -> str:
     """A UTF-8 blob's text (NotFoundError when it does not exist)."""
-    return read_blob(settings, container, blob).text
+    return read_blob(settings, container, blob, deadline=deadline).text
 
 
 def write_blob_if_match(settings: Settings, container: str, blob: str, text: str, etag: str | None, *,
-                        metadata: Mapping[str, str] | None = None) -> str:
+                        metadata: Mapping[str, str] | None = None, deadline: Deadline | None = None) -> str:
     """Write `text` only if the blob still has `etag` (None: only if it does not exist yet); returns the
     new ETag. Someone else's write in between raises ConflictError, so concurrent writers never lose
     each other's updates. A missing container is created (private). `metadata` (ASCII names and values)
@@ -696,7 +730,8 @@ def write_blob_if_match(settings: Settings, container: str, blob: str, text: str
     def put() -> str:
         try:
             return client.upload_blob(data, overwrite=True, content_settings=ContentSettings(content_type=kind),
-                                      metadata=dict(metadata) if metadata else None, **condition)["etag"]
+                                      metadata=dict(metadata) if metadata else None, **condition,
+                                      **call_options(deadline))["etag"]
         except (ResourceModifiedError, ResourceExistsError):
             expected = f"ETag {etag}" if etag else "no blob"
             raise ConflictError(f"blob {container}/{blob} changed since it was read (expected {expected})",
@@ -708,13 +743,14 @@ def write_blob_if_match(settings: Settings, container: str, blob: str, text: str
         except ResourceNotFoundError as exc:
             if getattr(exc, "error_code", None) != "ContainerNotFound":
                 raise
-        ensure_container(settings, container)
+        ensure_container(settings, container, deadline=deadline)
         return put()
 
-    return _call(f"blob {container}/{blob}", write)
+    return call(f"blob {container}/{blob}", write, deadline)
 
 
-def delete_blob_if_match(settings: Settings, container: str, blob: str, etag: str) -> bool:
+def delete_blob_if_match(settings: Settings, container: str, blob: str, etag: str, *,
+                         deadline: Deadline | None = None) -> bool:
     """Delete the blob only if it still has `etag`: True when this call deleted it, False when it changed
     or is gone (someone else dealt with it first)."""
     from azure.core import MatchConditions
@@ -724,12 +760,12 @@ def delete_blob_if_match(settings: Settings, container: str, blob: str, etag: st
 
     def delete() -> bool:
         try:
-            client.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified)
+            client.delete_blob(etag=etag, match_condition=MatchConditions.IfNotModified, **call_options(deadline))
             return True
         except (ResourceModifiedError, ResourceNotFoundError):
             return False
 
-    return _call(f"blob {container}/{blob}", delete)
+    return call(f"blob {container}/{blob}", delete, deadline)
 
 
 # --- append-only logs ------------------------------------------------------------------------
@@ -738,7 +774,8 @@ def delete_blob_if_match(settings: Settings, container: str, blob: str, etag: st
 MAX_APPEND_BYTES = 4 * 1024 * 1024
 
 
-def append_blob_line(settings: Settings, container: str, blob: str, line: str) -> None:
+def append_blob_line(settings: Settings, container: str, blob: str, line: str, *,
+                     deadline: Deadline | None = None) -> None:
     """Append `line` (newline-terminated; several lines go in as one atomic block) to an append blob.
 
     No read is needed: an append never conflicts with another writer's, so a log grows without
@@ -757,26 +794,27 @@ def append_blob_line(settings: Settings, container: str, blob: str, line: str) -
     if len(data) > MAX_APPEND_BYTES:
         raise InputError.for_field("line", f"must be at most {MAX_APPEND_BYTES} bytes as UTF-8")
     kind = "application/x-ndjson" if blob.endswith((".jsonl", ".ndjson")) else "text/plain; charset=utf-8"
+    options = call_options(deadline)
 
     def create() -> None:
         for _ in range(2):  # a second try only after creating a missing container
             try:
                 client.create_append_blob(content_settings=ContentSettings(content_type=kind),
-                                          match_condition=MatchConditions.IfMissing)
+                                          match_condition=MatchConditions.IfMissing, **options)
                 return
             except ResourceExistsError:
                 return  # created by someone else in between: append to theirs
             except ResourceNotFoundError as exc:
                 if getattr(exc, "error_code", None) != "ContainerNotFound":
                     raise
-                ensure_container(settings, container)
+                ensure_container(settings, container, deadline=deadline)
 
     def append() -> None:
         try:
-            client.append_block(data)
+            client.append_block(data, **options)
             return
         except ResourceNotFoundError:
             create()
-        client.append_block(data)
+        client.append_block(data, **options)
 
-    _call(f"blob {container}/{blob}", append)
+    call(f"blob {container}/{blob}", append, deadline)

@@ -47,7 +47,7 @@ def pool_node_role(pool: batch_models.BatchPool) -> str:
     return "single"
 
 
-def control_plane_record(settings: Settings, pool_id: str) -> dict[str, Any]:
+def control_plane_record(settings: Settings, pool_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
     """The parsed `control-plane.json` of the pool's cluster container; 409 while there is none."""
     from batchk8s import storage
     from batchk8s.batch.pools import cluster_container
@@ -55,7 +55,7 @@ def control_plane_record(settings: Settings, pool_id: str) -> dict[str, Any]:
     container = cluster_container(pool_id)
     where = f"{container}/{CONTROL_PLANE_BLOB}"
     try:
-        raw = storage.read_blob_text(settings, container, CONTROL_PLANE_BLOB)
+        raw = storage.read_blob_text(settings, container, CONTROL_PLANE_BLOB, deadline=deadline)
     except NotFoundError:
         raise ConflictError(f"pool {pool_id} has no Kubernetes control plane yet: {where} does not exist (the start "
                             f"task publishes it after kubeadm init; see `pool show {pool_id}`)",
@@ -65,7 +65,7 @@ def control_plane_record(settings: Settings, pool_id: str) -> dict[str, Any]:
         raise ConflictError(f"pool {pool_id}: {where} does not name the control-plane node (no \"nodeId\")",
                             code="ControlPlaneRecordInvalid")
     try:
-        holder = _json_object(storage.read_blob_text(settings, container, LOCK_BLOB)).get("nodeId")
+        holder = _json_object(storage.read_blob_text(settings, container, LOCK_BLOB, deadline=deadline)).get("nodeId")
     except (NotFoundError, InputError):
         holder = None
     if isinstance(holder, str) and holder and holder != record["nodeId"]:
@@ -99,7 +99,7 @@ def control_plane_affinity(settings: Settings, pool_id: str, *,
         pool = call(f"pool {pool_id}", client.get_pool, pool_id)
     if pool_node_role(pool) != "auto":
         return None
-    node_id = control_plane_record(settings, pool_id)["nodeId"]
+    node_id = control_plane_record(settings, pool_id, deadline=deadline)["nodeId"]
     try:
         node = call(f"node {node_id} of pool {pool_id}", client.get_node, pool_id, node_id)
     except NotFoundError:

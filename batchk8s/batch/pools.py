@@ -398,7 +398,7 @@ def renew_start_task(settings: Settings, pool: batch_models.BatchPool, *,
     for attempt in range(2):
         if attempt:
             pool = call(f"pool {pool.id}", client.get_pool, pool.id, select=["id", "eTag", "startTask"])
-        renewed = _renewed_urls(settings, pool.start_task)
+        renewed = _renewed_urls(settings, pool.start_task, deadline)
         if not renewed:
             return None
         try:
@@ -417,13 +417,13 @@ def renew_start_task(settings: Settings, pool: batch_models.BatchPool, *,
     return expiry
 
 
-def _renewed_urls(settings: Settings, start_task: Any) -> int:
+def _renewed_urls(settings: Settings, start_task: Any, deadline: Deadline | None = None) -> int:
     """Put a freshly signed URL in place of each SAS URL of this app's account in `start_task`; how many."""
     from batchk8s import storage
 
     count = 0
     for model, name in _start_task_urls(start_task):
-        url = storage.renewed_sas_url(settings, getattr(model, name))
+        url = storage.renewed_sas_url(settings, getattr(model, name), deadline=deadline)
         if url:
             setattr(model, name, url)
             count += 1
@@ -477,7 +477,7 @@ def _urls(settings: Settings, request: PoolRequest, *, deadline: Deadline | None
     if settings.pool_identity_id:  # the nodes read with the pool identity: no SAS is issued at all
         start_task_url = storage.blob_url(settings, settings.app_container, BOOTSTRAP_BLOB)
     else:
-        start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB)
+        start_task_url = storage.blob_sas_url(settings, settings.app_container, BOOTSTRAP_BLOB, deadline=deadline)
     if settings.k8s_node_role != "auto":
         return _NodeUrls(start_task_url)
     name = cluster_container(request.id)
@@ -487,8 +487,9 @@ def _urls(settings: Settings, request: PoolRequest, *, deadline: Deadline | None
         # Ids that differ only in '_' vs '-' (or beyond 59 characters) share a container name: clearing it and
         # handing out its SAS would break the live cluster of the other pool and join the two.
         raise _container_in_use(request.id, name, others[0], "an existing pool")
-    container = storage.ensure_container(settings, name)
-    claim = storage.claim_container(settings, container, request.id, live_owners=sharing, grace=CLAIM_GRACE)
+    container = storage.ensure_container(settings, name, deadline=deadline)
+    claim = storage.claim_container(settings, container, request.id, live_owners=sharing, grace=CLAIM_GRACE,
+                                    deadline=deadline)
     if not claim.won:
         raise _container_in_use(request.id, name, claim.holder, "it claimed the container and is being created, "
                                 f"or was deleted less than {CLAIM_GRACE.seconds // 60} minutes ago")
@@ -496,13 +497,13 @@ def _urls(settings: Settings, request: PoolRequest, *, deadline: Deadline | None
         log.warning("cluster container %s: took over the claim of pool %s, which no longer exists", container,
                     claim.replaced)
     if not sharing:
-        stale = storage.empty_container(settings, container, keep=(storage.CLAIM_BLOB,))
+        stale = storage.empty_container(settings, container, keep=(storage.CLAIM_BLOB,), deadline=deadline)
         if stale:
             log.warning("removed %s left in %s by an earlier pool %s", ", ".join(stale), container, request.id)
     if settings.pool_identity_id:
         return _NodeUrls(start_task_url, storage.container_url(settings, container), claimed=not sharing)
-    return _NodeUrls(start_task_url, storage.container_sas_url(settings, container, permission="r"),
-                     {name: storage.blob_sas_url(settings, container, blob, permission=letters)
+    return _NodeUrls(start_task_url, storage.container_sas_url(settings, container, permission="r", deadline=deadline),
+                     {name: storage.blob_sas_url(settings, container, blob, permission=letters, deadline=deadline)
                       for name, (blob, letters) in CLUSTER_BLOB_URLS.items()}, claimed=not sharing)
 
 

@@ -73,15 +73,15 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
 
     @functools.cache
     def blob_urls(files: BlobFiles) -> list[tuple[str, str]]:
-        names = storage.list_blob_names(settings, files.container, files.prefix)
+        names = storage.list_blob_names(settings, files.container, files.prefix, deadline=deadline)
         if not names:
             raise ConfigError(f"no blobs under {files.container}/{files.prefix} for workflow {name}: upload the "
                               "artifacts first (artifacts upload)", code="WorkflowInputsMissing",
                               details=[{"field": "container", "message": f"{files.container}/{files.prefix} is empty"}])
         if identity:  # the nodes read with the pool identity: no SAS at all
             return [(file_path(files, blob), storage.blob_url(settings, files.container, blob)) for blob in names]
-        return [(file_path(files, blob), storage.blob_sas_url(settings, files.container, blob,
-                                                              hours=WORKFLOW_SAS_HOURS)) for blob in names]
+        return [(file_path(files, blob), storage.blob_sas_url(settings, files.container, blob, hours=WORKFLOW_SAS_HOURS,
+                                                              deadline=deadline)) for blob in names]
 
     options = [to_task_options(spec, blob_urls, affinity, identity) for spec in specs]
     created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}",

@@ -23,7 +23,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def upload_command(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.storage import upload_artifacts
 
-    report = upload_artifacts(settings, args.root)
+    report = upload_artifacts(settings, args.root, deadline=args.deadline)
     data = report.to_dict()
     lines = [f"{blob.status:9} {blob.container}/{blob.name} ({blob.bytes} bytes, {blob.content_type})"
              for blob in report.blobs]

@@ -98,7 +98,7 @@ def validate_document(args: argparse.Namespace, settings: Settings) -> Output:
 def show_history(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.schedules.service import history
 
-    data = history(settings, args.limit)
+    data = history(settings, args.limit, deadline=args.deadline)
     lines = [f"{e.get('at')}  {e['key']}  {e.get('result')}"
              f"{' (' + e['reason'] + ')' if e.get('reason') else ''}  {e.get('action')} firing {e.get('firing')} "
              f"[{e.get('rule')}]{': ' + e['detail'] if e.get('detail') else ''}" for e in data["entries"]]

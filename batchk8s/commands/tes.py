@@ -78,7 +78,7 @@ def submit_command(args: argparse.Namespace, settings: Settings) -> Output:
     if bool(args.file) == bool(args.sample):
         raise InputError.for_field("FILE", "give a task FILE or --sample NAME (one of them)")
     document = load_sample(args.sample) if args.sample else read_json_file(args.file, "FILE")
-    task = prepare_task(document, settings)
+    task = prepare_task(document, settings, args.deadline)
     client = client_for(settings).within(args.deadline)
     task_id = client.create(task)
     if not args.wait:

@@ -46,28 +46,28 @@ def run_tick(settings: Settings) -> None:
 @bp.function_name("schedules")
 @bp.route(route="schedules", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def schedules(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def schedules(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """Every firing in the next `hours` (1-168, default 24) per target, local and UTC."""
     from batchk8s.schedules.service import MAX_HOURS, upcoming
 
     hours = int_param(req, "hours", 24, 1, MAX_HOURS)
-    return json_response(upcoming(settings, hours))
+    return json_response(upcoming(settings, hours, deadline=deadline))
 
 
 @bp.function_name("schedules_history")
 @bp.route(route="schedules/history", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def schedules_history(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def schedules_history(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """What was applied, skipped or failed, newest first (`limit` 1-1000, default 100)."""
     from batchk8s.schedules.service import MAX_HISTORY, history
 
-    return json_response(history(settings, int_param(req, "limit", 100, 1, MAX_HISTORY)))
+    return json_response(history(settings, int_param(req, "limit", 100, 1, MAX_HISTORY), deadline=deadline))
 
 
 @bp.function_name("schedules_view")
 @bp.route(route="schedules/view", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
-def schedules_view(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+def schedules_view(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """The timeline page: `days` (1-31, default 7) from `after` (ISO time, default now), on the clock of
     `tz` (IANA, default UTC); one self-contained HTML document under a strict Content-Security-Policy."""
     from batchk8s.schedules import service
@@ -77,6 +77,8 @@ def schedules_view(req: func.HttpRequest, settings: Settings) -> func.HttpRespon
     zone = service.view_zone(req.params.get("tz"))
     now = clock.now()
     start = service.view_start(req.params.get("after"), now)
-    page = (render(service.timeline(settings, days, zone, start, now)) if service.configured(settings)
-            else render_unconfigured())
+    if not service.configured(settings):
+        page = render_unconfigured()
+    else:
+        page = render(service.timeline(settings, days, zone, start, now, deadline=deadline))
     return func.HttpResponse(page, status_code=200, headers=HEADERS, mimetype="text/html", charset="utf-8")

@@ -46,7 +46,7 @@ def _submission(req: func.HttpRequest) -> dict[str, Any]:
 def tes_create(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.tes import client_for, prepare_task
 
-    task = prepare_task(_submission(req), settings)  # every problem reported before anything is sent
+    task = prepare_task(_submission(req), settings, deadline)  # every problem reported before anything is sent
     task_id = client_for(settings).within(deadline).create(task)
     location = _location(req, task_id)
     return accepted({"id": task_id, "location": location}, location)

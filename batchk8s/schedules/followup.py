@@ -156,7 +156,8 @@ class Followups:
                     record = replace(record, operations=earlier.operations + operations)
                     etag = earlier.etag
             self.store.count("write")
-            storage.write_blob_if_match(self.settings, self.store.container, name, record.to_json(), etag)
+            storage.write_blob_if_match(self.settings, self.store.container, name, record.to_json(), etag,
+                                        deadline=self.store.deadline)
             return True
         except BatchK8sError as error:
             log.warning("%s: could not record the operations still running, so no later run will report how "
@@ -180,7 +181,7 @@ class Followups:
 
         self.store.count("read")
         try:
-            blob = storage.read_blob(self.settings, self.store.container, name)
+            blob = storage.read_blob(self.settings, self.store.container, name, deadline=self.store.deadline)
         except NotFoundError:
             return None
         record = Pending.from_json(blob.text, blob.etag)
@@ -209,7 +210,8 @@ class Followups:
                          record.firing.isoformat(), record.rule, summary_line(report))
                 return record, report
             self.store.count("delete")
-            if not storage.delete_blob_if_match(self.settings, self.store.container, name, record.etag or ""):
+            if not storage.delete_blob_if_match(self.settings, self.store.container, name, record.etag or "",
+                                                deadline=self.store.deadline):
                 return None  # another instance reported it
         except ConflictError:
             return None
@@ -245,7 +247,7 @@ def scheduled_action(settings: Settings, budget: Deadline, deadline: Deadline | 
     settings.require("vmss-timer")
     targets = configured_targets(settings)
     now = clock.now()
-    followups = Followups(StateStore(settings), deadline)
+    followups = Followups(StateStore(settings, deadline), deadline)
     try:
         pending: dict[str, Listed] | None = followups.list()
     except BatchK8sError as error:

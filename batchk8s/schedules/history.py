@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from batchk8s import storage
+from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError
 from batchk8s.settings import Settings
 
@@ -56,9 +57,10 @@ def parse_lines(text: str) -> list[dict[str, Any]]:
 class HistoryLog:
     """Appends a target's events to its history blob; `count("append")` is called once per request."""
 
-    def __init__(self, settings: Settings, count: Callable[[str], None]):
+    def __init__(self, settings: Settings, count: Callable[[str], None], deadline: Deadline | None = None):
         self.settings = settings
         self.count = count
+        self.deadline = deadline
 
     def append(self, key: str, target: dict[str, Any], entries: Iterable[dict[str, Any]], now: datetime) -> bool:
         """Append `entries` as one block (one request). A storage failure is logged, not raised: the
@@ -69,7 +71,7 @@ class HistoryLog:
         self.count("append")
         try:
             storage.append_blob_line(self.settings, self.settings.state_container, blob_name(key, now),
-                                     "\n".join(lines))
+                                     "\n".join(lines), deadline=self.deadline)
             return True
         except BatchK8sError as error:
             log.warning("%s: %d history entr%s could not be recorded: %s", key, len(lines),

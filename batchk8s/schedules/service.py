@@ -18,6 +18,7 @@ from batchk8s.schedules.planner import window
 from batchk8s.settings import Settings
 
 if TYPE_CHECKING:
+    from batchk8s.deadline import Deadline
     from batchk8s.schedules.timeline import Timeline
 
 MAX_HOURS = 168
@@ -35,7 +36,7 @@ def document_source(settings: Settings) -> str:
     return f"blob {settings.schedules_blob}" if settings.schedules_blob else "BATCHK8S_SCHEDULES"
 
 
-def document_text(settings: Settings) -> str:
+def document_text(settings: Settings, deadline: Deadline | None = None) -> str:
     """The raw document: the app setting, or the blob (read on every call, so an edit applies next tick)."""
     settings.require("schedules")
     if settings.schedules_json and settings.schedules_blob:
@@ -47,16 +48,17 @@ def document_text(settings: Settings) -> str:
     from batchk8s.storage import read_blob_text
 
     container, _, blob = (settings.schedules_blob or "").partition("/")
-    return read_blob_text(settings, container, blob)
+    return read_blob_text(settings, container, blob, deadline=deadline)
 
 
-def load_document(settings: Settings, now: datetime, text: str | None = None, source: str | None = None) -> Document:
+def load_document(settings: Settings, now: datetime, text: str | None = None, source: str | None = None,
+                  deadline: Deadline | None = None) -> Document:
     """The validated document (DocumentError listing every problem when it is not valid); `text` replaces
     the configured document (named `source` in messages)."""
     if text is not None:
         return parse_cached(text, now=now, default_resource_group=settings.resource_group, source=source or "document")
     try:
-        return parse_cached(document_text(settings), now=now, default_resource_group=settings.resource_group,
+        return parse_cached(document_text(settings, deadline), now=now, default_resource_group=settings.resource_group,
                             source=document_source(settings))
     except DocumentError as error:
         # The app's own document is broken: a configuration problem (503), not the caller's request.
@@ -64,10 +66,10 @@ def load_document(settings: Settings, now: datetime, text: str | None = None, so
 
 
 def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: str | None = None,
-             source: str | None = None) -> dict[str, Any]:
+             source: str | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Every firing in the next `hours` per target, with its action, local and UTC time."""
     now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
-    document = load_document(settings, now, text, source)
+    document = load_document(settings, now, text, source, deadline)
     end = now + timedelta(hours=hours)
     targets = window(document, now, end)
     return {
@@ -77,19 +79,20 @@ def upcoming(settings: Settings, hours: int, now: datetime | None = None, text: 
     }
 
 
-def history(settings: Settings, limit: int = 100, since: datetime | None = None) -> dict[str, Any]:
+def history(settings: Settings, limit: int = 100, since: datetime | None = None,
+            deadline: Deadline | None = None) -> dict[str, Any]:
     """What the reconciler applied, skipped (hold, already in state, missed) or failed, newest first.
 
     One listing of `schedules/` finds every target's history blobs and any state blob an earlier
     version wrote with history inside; per target the newest months are read until `limit` entries are
     found (older months cannot hold newer entries), concurrently across targets. `total` counts the
-    entries read, so it is at least the number returned.
+    entries read, so it is at least the number returned. Every storage call is made within `deadline`.
     """
     from batchk8s.schedules import history as log
     from batchk8s.schedules.followup import is_pending
     from batchk8s.schedules.state import PREFIX, StateStore, is_legacy, key_of
 
-    store = StateStore(settings)
+    store = StateStore(settings, deadline)
     listing = store.list_blobs(prefix="schedules/")
     months: dict[str, list[str]] = {}
     for name in listing:
@@ -148,7 +151,8 @@ def view_start(value: str | None, now: datetime, name: str = "after") -> datetim
 
 
 def timeline(settings: Settings, days: int, zone: ZoneInfo, start: datetime | None = None,
-             now: datetime | None = None, text: str | None = None, source: str | None = None) -> Timeline:
+             now: datetime | None = None, text: str | None = None, source: str | None = None,
+             deadline: Deadline | None = None) -> Timeline:
     """The document's firings over `days` days of `zone` from `start` (default now), and for the part of
     the window already past, what the history recorded. A history that cannot be read leaves a note on
     the page instead of failing it: the plan is still worth seeing."""
@@ -156,19 +160,23 @@ def timeline(settings: Settings, days: int, zone: ZoneInfo, start: datetime | No
 
     now = (now or clock.now()).astimezone(UTC).replace(microsecond=0)
     start = start or now
-    document = load_document(settings, now, text, source)
+    document = load_document(settings, now, text, source, deadline)
     notes = [note] if (note := selector_note(document)) else []
     entries: list[dict[str, Any]] = []
     if start < now:
         try:
-            entries = _history_within(settings, start, HISTORY_DEADLINE)
+            entries = _history_within(settings, start, HISTORY_DEADLINE, deadline)
         except BatchK8sError as error:
             notes.append(f"the history could not be read, so only the plan is shown: {error.message}")
     return build(document, start=start, days=days, zone=zone, now=now, history=entries, notes=notes)
 
 
-def _history_within(settings: Settings, since: datetime, deadline: float) -> list[dict[str, Any]]:
-    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `deadline`."""
+def _history_within(settings: Settings, since: datetime, seconds: float,
+                    deadline: Deadline | None = None) -> list[dict[str, Any]]:
+    """The history entries since `since`, or UpstreamTimeoutError when storage takes longer than `seconds`
+    (or than what is left of `deadline`, whose storage calls then stop on time as well)."""
     from batchk8s.timer_budget import within
 
-    return within(deadline, "the history", lambda: history(settings, VIEW_HISTORY, since=since)["entries"])
+    step = deadline.within(seconds) if deadline is not None else None
+    return within(seconds, "the history",
+                  lambda: history(settings, VIEW_HISTORY, since=since, deadline=step)["entries"])

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from batchk8s import storage
-from batchk8s.errors import from_azure
+from batchk8s.deadline import Deadline
 from batchk8s.schedules.document import parse_instant
 from batchk8s.schedules.history import HistoryLog
 from batchk8s.schedules.planner import TargetState
@@ -150,15 +150,18 @@ def decode(key: str, target: dict[str, Any] | None, text: str, etag: str | None)
 class StateStore:
     """The state blobs of one storage account, and the history appends that go with their writes.
 
-    `requests` counts list pages, reads, writes and appends.
+    `requests` counts list pages, reads, writes and appends. `deadline` (the operation's: a tick's, a
+    timer's, an HTTP request's) bounds every storage call made through the store; without one each call
+    has the storage client's own budget.
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, deadline: Deadline | None = None):
         self.settings = settings
         self.container = settings.state_container
+        self.deadline = deadline
         self.requests: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self.history = HistoryLog(settings, self._count)
+        self.history = HistoryLog(settings, self._count, deadline)
         self.listed: dict[str, Listed] = {}  # the last listing `load` made (pending-operation blobs included)
 
     def _count(self, kind: str) -> None:
@@ -171,20 +174,23 @@ class StateStore:
 
     def list_blobs(self, prefix: str = PREFIX) -> dict[str, Listed]:
         """Blob name -> ETag and metadata for every blob under `prefix` (one request per page of 5000)."""
-        from azure.core.exceptions import AzureError, ResourceNotFoundError
+        from azure.core.exceptions import ResourceNotFoundError
 
         client = storage.blob_service(self.settings).get_container_client(self.container)
-        found: dict[str, Listed] = {}
-        try:
-            for page in client.list_blobs(name_starts_with=prefix, include=["metadata"]).by_page():
-                self._count("list")
-                found.update((blob.name, Listed(blob.etag, blob.metadata or {})) for blob in page)
-        except ResourceNotFoundError:
-            self._count("list")  # the request answered 404
-            return {}  # no container yet: no state yet; the first write creates it
-        except AzureError as exc:
-            raise from_azure(exc, f"state container {self.container}", storage.BLOB) from None
-        return found
+        options = storage.call_options(self.deadline)
+
+        def listing() -> dict[str, Listed]:
+            found: dict[str, Listed] = {}
+            try:
+                for page in client.list_blobs(name_starts_with=prefix, include=["metadata"], **options).by_page():
+                    self._count("list")
+                    found.update((blob.name, Listed(blob.etag, blob.metadata or {})) for blob in page)
+            except ResourceNotFoundError:
+                self._count("list")  # the request answered 404
+                return {}  # no container yet: no state yet; the first write creates it
+            return found
+
+        return storage.call(f"state container {self.container}", listing, self.deadline)
 
     def load(self, targets: Mapping[str, dict[str, Any]]) -> dict[str, Stored]:
         """The state of every target (key -> its description) for deciding, from one listing. A target
@@ -220,7 +226,7 @@ class StateStore:
 
         self._count("read")
         try:
-            return storage.read_blob_text(self.settings, self.container, name)
+            return storage.read_blob_text(self.settings, self.container, name, deadline=self.deadline)
         except NotFoundError:
             return None
 
@@ -230,7 +236,7 @@ class StateStore:
 
         self._count("read")
         try:
-            blob = storage.read_blob(self.settings, self.container, blob_name(key))
+            blob = storage.read_blob(self.settings, self.container, blob_name(key), deadline=self.deadline)
         except NotFoundError:
             return None
         return decode(key, target, blob.text, blob.etag)
@@ -246,7 +252,7 @@ class StateStore:
         self._count("write")
         etag = storage.write_blob_if_match(self.settings, self.container, blob_name(stored.key),
                                            encode(stored.key, stored.target, state, now), stored.etag,
-                                           metadata=summary(state))
+                                           metadata=summary(state), deadline=self.deadline)
         if moved:
             self.history.append(stored.key, stored.target, moved, now)
         return replace(stored, state=state, etag=etag, legacy=False, history=None)

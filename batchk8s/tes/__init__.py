@@ -82,12 +82,13 @@ def clear_cache() -> None:
         _clients.clear()
 
 
-def prepare_task(task: Any, settings: Settings) -> dict[str, Any]:
-    """Validate a submission, then turn its `azureblob://` inputs into read-only SAS URLs."""
+def prepare_task(task: Any, settings: Settings, deadline: Deadline | None = None) -> dict[str, Any]:
+    """Validate a submission, then turn its `azureblob://` inputs into read-only SAS URLs (signing may ask
+    storage for a user delegation key: within `deadline`)."""
     validate_task(task)
-    return resolve_blob_inputs(task, settings)
+    return resolve_blob_inputs(task, settings, deadline=deadline)
 
 
 def submit(settings: Settings, task: Mapping[str, Any], deadline: Deadline | None = None) -> str:
     """Validate, resolve blob inputs and create the task; returns its TES id."""
-    return client_for(settings).within(deadline).create(prepare_task(task, settings))
+    return client_for(settings).within(deadline).create(prepare_task(task, settings, deadline))

@@ -15,15 +15,19 @@ as an ordinary URL it can read.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchk8s.errors import InputError, excerpt
 from batchk8s.settings import Settings
 from batchk8s.storage import blob_name_problem
 from batchk8s.tes.validation import child
+
+if TYPE_CHECKING:
+    from batchk8s.deadline import Deadline
 
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "tesk-tasks"
 SCHEME = "azureblob://"
@@ -83,11 +87,15 @@ def _replace_placeholders(task: dict[str, Any], container: str,
     return replaced
 
 
-def resolve_blob_inputs(task: dict[str, Any], settings: Settings, sign: Signer | None = None) -> dict[str, Any]:
-    """A copy of `task` whose `azureblob://` inputs are read-only SAS URLs (the original is untouched)."""
+def resolve_blob_inputs(task: dict[str, Any], settings: Settings, sign: Signer | None = None, *,
+                        deadline: Deadline | None = None) -> dict[str, Any]:
+    """A copy of `task` whose `azureblob://` inputs are read-only SAS URLs (the original is untouched);
+    the default signer works within `deadline` (a user delegation key is one storage call)."""
     container = settings.tesk_container
     if sign is None and blob_placeholders(task, container):
-        from batchk8s.storage import blob_sas_url as sign
+        from batchk8s.storage import blob_sas_url
+
+        sign = functools.partial(blob_sas_url, deadline=deadline)
     return _replace_placeholders(task, container, lambda blob: sign(settings, container, blob))
 
 

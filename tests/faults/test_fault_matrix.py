@@ -84,11 +84,12 @@ def _tasks_add(world: World, deadline: Deadline) -> Any:
 
 
 def _blob_read(world: World, deadline: Deadline) -> Any:
-    return storage.read_blob_text(world.settings, world.__dict__["container"], "state.json")
+    return storage.read_blob_text(world.settings, world.__dict__["container"], "state.json", deadline=deadline)
 
 
 def _blob_write(world: World, deadline: Deadline) -> Any:
-    return storage.write_blob_if_match(world.settings, world.__dict__["container"], "written.json", '{"n": 1}', None)
+    return storage.write_blob_if_match(world.settings, world.__dict__["container"], "written.json", '{"n": 1}', None,
+                                       deadline=deadline)
 
 
 def _tes_get(world: World, deadline: Deadline) -> Any:
