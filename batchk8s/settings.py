@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from batchk8s.errors import ConfigError, InputError
+from batchk8s.problems import Problems, parse_whole_number, pattern_problem
 
 
 class Secret:
@@ -88,6 +89,7 @@ GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")
 VMSS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]|[A-Za-z0-9]")
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+BATCH_ID_RULE = "must be 1-64 letters, digits, '-' or '_'"
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 # The Microsoft.Compute api-version batchk8s is tested with (GA, serves orchestrationMode, the filtered
 # VM list with instance views, and single-VM start/deallocate). Pinned so that what ARM answers does
@@ -127,13 +129,13 @@ def vmss_ref_problem(value: str) -> str | None:
     """Why `value` is neither a scale set name nor a scale set resource id, or None when it is one."""
     if not value.startswith("/"):
         return None if is_vmss_name(value) else f"{value!r} is not a scale set name"
-    match = VMSS_ID.match(value)
+    match = VMSS_ID.fullmatch(value)
     if match is None:
         return f"{value!r} is not a scale set resource id (/subscriptions/<GUID>/resourceGroups/<group>/providers/" \
                "Microsoft.Compute/virtualMachineScaleSets/<name>)"
-    if not GUID.match(match["subscription"]):
+    if not GUID.fullmatch(match["subscription"]):
         return f"{value!r}: subscription {match['subscription']!r} is not a GUID"
-    if not RESOURCE_GROUP.match(match["resource_group"]) or not is_vmss_name(match["name"]):
+    if not RESOURCE_GROUP.fullmatch(match["resource_group"]) or not is_vmss_name(match["name"]):
         return f"{value!r} does not name a valid resource group and scale set"
     return None
 
@@ -183,24 +185,15 @@ def _masked_value(raw: str) -> str:
 
 def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not regex.fullmatch(value):
-            raise ValueError(rule)
+        if pattern_problem(value, regex, rule):
+            raise ValueError(rule)  # load_settings shows the value as given before the rule
         return value
 
     return check
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def check(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
-        if not low <= number <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return number
-
-    return check
+    return lambda value: parse_whole_number(value, low, high)
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -273,7 +266,6 @@ def setting(*names: str, help: str, parse: Callable[[str], Any] = _str, default:
 
 _NAME_RULE = "must be 3-24 lowercase letters or digits"
 _CONTAINER_RULE = "must be a container name: 3-63 lowercase letters, digits and single hyphens"
-_ID_RULE = "must be 1-64 letters, digits, '-' or '_'"
 _IDENTITY_STORAGE = "the host's identity-based storage (Flex Consumption, no key)"
 
 
@@ -355,7 +347,7 @@ class Settings:
                                              help="Batch account name")
     batch_account_url: str | None = setting("AZURE_BATCH_ACCOUNT_URL", parse=_https_url,
                                             help="Batch account URL, e.g. `https://hpcbatch.westeurope.batch.azure.com`")
-    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, _ID_RULE), default="k8s-pool",
+    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, BATCH_ID_RULE), default="k8s-pool",
                            help="default pool id")
     vm_image_id: str | None = setting("AZURE_BATCH_VM_IMAGE_ID", parse=_pattern(
         GALLERY_IMAGE_ID, "must be a Shared Image Gallery image or image version resource id"),
@@ -572,12 +564,9 @@ class Settings:
 
     def require(self, feature: str) -> Settings:
         """Raise one ConfigError with every malformed or missing setting, or return self."""
-        problems = list(self.problems) + self.missing(feature)
-        if problems:
-            raise ConfigError(
-                f"{len(problems)} configuration problem(s) for {feature}: " + ", ".join(p.setting for p in problems),
-                details=[p.to_dict() for p in problems],
-            )
+        problems = Problems()
+        problems.extend(p.to_dict() for p in (*self.problems, *self.missing(feature)))
+        problems.raise_if_any(f"{len(problems)} configuration problem(s) for {feature}", ConfigError)
         return self
 
     def report(self) -> dict[str, Any]:

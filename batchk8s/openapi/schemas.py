@@ -78,6 +78,9 @@ NODE_COUNT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_NODES}
 
 ERROR: Schema = {
     "type": "object", "required": ["error"], "additionalProperties": False,
+    "description": "Bad input lists every offending field at once in `details`, each `{field, message}`; a rule "
+                   "reads the same on every route: `must be a whole number from 0 to 1000, not 2.5`, `unknown "
+                   "field 'nmae' (did you mean 'name'?)`, `must be 1-64 letters, digits, '-' or '_', not 'a b'`.",
     "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {
