@@ -29,8 +29,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from batchk8s.schedule import ScheduleError, parse
-    from batchk8s.timer_plan import evaluation_zone
+    from batchk8s.ncrontab import ScheduleError, parse
+    from batchk8s.vmss_timer import evaluation_zone
 
     problems = []
     try:

@@ -61,7 +61,7 @@ def vmss_schedule(timer: func.TimerRequest) -> None:
 @endpoint
 def schedule(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
     """The next firings of VmssTriggerSchedule, in UTC and the configured zone, with action and targets."""
-    from batchk8s.timer_plan import upcoming_firings
+    from batchk8s.vmss_timer import upcoming_firings
 
     count = int_param(req, "count", 5, 1, 100)
     if settings.vmss_timer_disabled:

@@ -93,7 +93,7 @@ def test_timer_functions(indexed, name):
 def test_timer_schedules_the_app_registers_are_valid_ncrontab(indexed):
     """What the host will evaluate: each registered timer's schedule, a %Setting% resolved as the example
     settings file resolves it."""
-    from batchk8s.schedule import parse
+    from batchk8s.ncrontab import parse
 
     example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
     timers = [trigger(f)["schedule"] for f in indexed.values() if trigger(f)["type"] == "timerTrigger"]
