@@ -18,7 +18,8 @@ HTTP = {
     "health": ("GET", "health", "ANONYMOUS"),
     "config": ("GET", "config", "FUNCTION"),
     "openapi": ("GET", "openapi.json", "FUNCTION"),
-    "schedule": ("GET", "schedule", "FUNCTION"),
+    "vmss_timer": ("GET", "vmss/timer", "FUNCTION"),
+    "schedule": ("GET", "schedule", "FUNCTION"),  # the old name of vmss_timer, for one release
     "vmss_status": ("GET", "vmss", "FUNCTION"),
     "vmss_action": ("POST", "vmss/{action}", "FUNCTION"),
     "artifacts_upload": ("POST", "artifacts/upload", "FUNCTION"),
