@@ -21,8 +21,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batchk8s.errors import InputError
+from batchk8s.ncrontab import Schedule, ScheduleError, parse
 from batchk8s.problems import Problems, pattern_problem, whole_number_rule
-from batchk8s.schedule import Schedule, ScheduleError, parse
 from batchk8s.settings import BATCH_ID, GUID, RESOURCE_GROUP, VMSS_NAME
 
 ACTIONS = ("start", "deallocate", "resize")
