@@ -703,7 +703,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    problems: list[Problem] = []
+    problems = Problems()
     invalid: dict[str, str] = {}
     for spec in SPECS:
         names, parse, secret = spec.metadata["names"], spec.metadata["parse"], spec.metadata["secret"]
@@ -712,14 +712,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             continue
         name, raw = present[0]
         if len({value for _, value in present}) > 1:
-            problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
+            problems.add(name, f"{' and '.join(n for n, _ in present)} are both set, to different values")
         sources[spec.name] = name
         if secret:
             hidden = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
             try:  # a secret is checked like any value, but a problem never shows it
                 parse(raw)
             except ValueError as exc:
-                problems.append(Problem(name, str(exc)))
+                problems.add(name, str(exc))
                 invalid[names[0]] = hidden.masked()
                 continue
             values[spec.name] = hidden
@@ -729,75 +729,71 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             shown = _masked_value(raw)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            problems.append(Problem(name, f"{shown!r}: {exc}"))
+            problems.add(name, f"{shown!r}: {exc}")
             invalid[names[0]] = shown
-    problems.extend(_contradictions(values))
-    return Settings(**values, problems=tuple(problems), sources=sources, invalid=invalid)
+    _contradictions(values, problems)
+    return Settings(**values, problems=tuple(Problem(p["field"], p["message"]) for p in problems),
+                    sources=sources, invalid=invalid)
 
 
-def _contradictions(values: dict[str, Any]) -> list[Problem]:
-    problems = []
+def _contradictions(values: dict[str, Any], problems: Problems) -> None:
+    """Settings that are each valid but do not go together (one half of a pair, a key without its account)."""
     if bool(values.get("client_id")) != bool(values.get("client_secret")):
-        problems.append(Problem("AZURE_SP_CLIENT_SECRET" if values.get("client_id") else "AZURE_SP_CLIENT_ID",
-                                "the service principal needs both AZURE_SP_CLIENT_ID and AZURE_SP_CLIENT_SECRET"))
+        problems.add("AZURE_SP_CLIENT_SECRET" if values.get("client_id") else "AZURE_SP_CLIENT_ID",
+                     "the service principal needs both AZURE_SP_CLIENT_ID and AZURE_SP_CLIENT_SECRET")
     if values.get("client_id") and values.get("client_secret") and not values.get("tenant_id"):
-        problems.append(Problem("AZURE_AD_TENANT_ID", "is required with a service principal"))
+        problems.add("AZURE_AD_TENANT_ID", "is required with a service principal")
     if bool(values.get("batch_user_name")) != bool(values.get("batch_user_password")):
-        problems.append(Problem("BATCH_USER_PWD" if values.get("batch_user_name") else "BATCH_USER_NAME",
-                                "the login user needs both BATCH_USER_NAME and BATCH_USER_PWD (there is no default)"))
+        problems.add("BATCH_USER_PWD" if values.get("batch_user_name") else "BATCH_USER_NAME",
+                     "the login user needs both BATCH_USER_NAME and BATCH_USER_PWD (there is no default)")
     if values.get("acr_name") and bool(values.get("acr_user")) != bool(values.get("acr_password")):
-        problems.append(Problem("AZURE_ACR_USER_PWD", "the registry needs both AZURE_ACR_USER and AZURE_ACR_USER_PWD"))
+        problems.add("AZURE_ACR_USER_PWD", "the registry needs both AZURE_ACR_USER and AZURE_ACR_USER_PWD")
     if values.get("storage_account_key") and not values.get("storage_account_name"):
-        problems.append(Problem("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY"))
+        problems.add("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY")
     if bool(values.get("tes_user")) != bool(values.get("tes_password")):
-        problems.append(Problem("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD"))
-    problems.extend(_gateway_problems(values))
-    problems.extend(_host_storage_contradictions(values))
+        problems.add("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD")
+    _gateway_problems(values, problems)
+    _host_storage_contradictions(values, problems)
     if bool(values.get("pool_identity_id")) != bool(values.get("pool_identity_client_id")):
-        problems.append(Problem("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID" if values.get("pool_identity_id")
-                                else "AZURE_BATCH_POOL_IDENTITY_ID",
-                                "the pool identity needs both AZURE_BATCH_POOL_IDENTITY_ID (its resource id, for the "
-                                "pool) and AZURE_BATCH_POOL_IDENTITY_CLIENT_ID (its client id, for the nodes' tokens)"))
+        problems.add("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID" if values.get("pool_identity_id")
+                     else "AZURE_BATCH_POOL_IDENTITY_ID",
+                     "the pool identity needs both AZURE_BATCH_POOL_IDENTITY_ID (its resource id, for the "
+                     "pool) and AZURE_BATCH_POOL_IDENTITY_CLIENT_ID (its client id, for the nodes' tokens)")
     if values.get("tes_transport") == "direct" and not values.get("tes_url"):
-        problems.append(Problem("TESK_API_URL", "is required when TES_TRANSPORT=direct"))
-    return problems
+        problems.add("TESK_API_URL", "is required when TES_TRANSPORT=direct")
 
 
 GATEWAY_SECRET_MIN = 32  # characters: a guessable gateway credential opens TESK to the internet
 
 
-def _gateway_problems(values: dict[str, Any]) -> list[Problem]:
+def _gateway_problems(values: dict[str, Any], problems: Problems) -> None:
     """The TES gateway's credentials: basic needs both halves, and every secret must be long enough."""
-    problems = []
     if bool(values.get("gateway_user")) != bool(values.get("gateway_password")):
-        problems.append(Problem("TES_GATEWAY_PASSWORD" if values.get("gateway_user") else "TES_GATEWAY_USERNAME",
-                                "basic auth needs both TES_GATEWAY_USERNAME and TES_GATEWAY_PASSWORD"))
+        problems.add("TES_GATEWAY_PASSWORD" if values.get("gateway_user") else "TES_GATEWAY_USERNAME",
+                     "basic auth needs both TES_GATEWAY_USERNAME and TES_GATEWAY_PASSWORD")
     tokens = values.get("gateway_tokens")
     if tokens and any(len(token.strip()) < GATEWAY_SECRET_MIN for token in tokens.reveal().split(",")):
-        problems.append(Problem("TES_GATEWAY_TOKENS", f"each comma-separated token must be at least "
-                                f"{GATEWAY_SECRET_MIN} characters (e.g. `openssl rand -hex 32`)"))
+        problems.add("TES_GATEWAY_TOKENS", f"each comma-separated token must be at least "
+                     f"{GATEWAY_SECRET_MIN} characters (e.g. `openssl rand -hex 32`)")
     password = values.get("gateway_password")
     if password and len(password.reveal()) < GATEWAY_SECRET_MIN:
-        problems.append(Problem("TES_GATEWAY_PASSWORD", f"must be at least {GATEWAY_SECRET_MIN} characters"))
-    return problems
+        problems.add("TES_GATEWAY_PASSWORD", f"must be at least {GATEWAY_SECRET_MIN} characters")
 
 
-def _host_storage_contradictions(values: dict[str, Any]) -> list[Problem]:
+def _host_storage_contradictions(values: dict[str, Any], problems: Problems) -> None:
     """The host reads AzureWebJobsStorage either as a connection string or as the __ section, never both."""
     identity_based = values.get("webjobs_storage_account") or values.get("webjobs_storage_blob_uri")
-    problems = []
     if values.get("webjobs_storage") and identity_based:
-        problems.append(Problem("AzureWebJobsStorage", "is a connection string while AzureWebJobsStorage__accountName "
-                                "or __blobServiceUri is also set: keep one form (identity-based needs no key)"))
+        problems.add("AzureWebJobsStorage", "is a connection string while AzureWebJobsStorage__accountName "
+                     "or __blobServiceUri is also set: keep one form (identity-based needs no key)")
     if (values.get("webjobs_storage_credential") or values.get("webjobs_storage_client_id")) and not identity_based:
-        problems.append(Problem("AzureWebJobsStorage__accountName",
-                                "is required with AzureWebJobsStorage__credential / __clientId "
-                                "(or set AzureWebJobsStorage__blobServiceUri)"))
+        problems.add("AzureWebJobsStorage__accountName",
+                     "is required with AzureWebJobsStorage__credential / __clientId "
+                     "(or set AzureWebJobsStorage__blobServiceUri)")
     if values.get("webjobs_storage_client_id") and values.get("webjobs_storage_credential") != "managedidentity":
-        problems.append(Problem("AzureWebJobsStorage__credential",
-                                "must be managedidentity when AzureWebJobsStorage__clientId names a user-assigned "
-                                "identity"))
-    return problems
+        problems.add("AzureWebJobsStorage__credential",
+                     "must be managedidentity when AzureWebJobsStorage__clientId names a user-assigned "
+                     "identity")
 
 
 def read_settings_file(path: str | Path) -> dict[str, str]:
