@@ -116,8 +116,7 @@ POOL_CREATE: Schema = {
 POOL_RESIZE: Schema = {
     "type": "object", "additionalProperties": False, "minProperties": 1,
     "description": "dedicatedNodes, spotNodes or both; the one left out keeps its target.",
-    "properties": {"dedicatedNodes": {**NODE_COUNT, "nullable": True},
-                   "spotNodes": {**NODE_COUNT, "nullable": True}},
+    "properties": {"dedicatedNodes": NODE_COUNT, "spotNodes": NODE_COUNT},
 }
 
 WORKFLOW_RUN: Schema = {
