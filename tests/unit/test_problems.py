@@ -92,6 +92,10 @@ def test_unknown_fields_get_a_hint_or_the_known_ones(key: str, message: str) -> 
     assert unknown_field_problem(key, ("timeZone", "resourceGroup", "name")) == message
 
 
+def test_the_known_fields_are_listed_alphabetically_whatever_their_case() -> None:
+    assert unknown_field_problem("x", ("VmSize", "id", "Metadata")) == "unknown field 'x' (known: id, Metadata, VmSize)"
+
+
 def test_an_unknown_field_where_none_are_accepted() -> None:
     assert unknown_field_problem("root", ()) == "unknown field 'root' (no fields are accepted)"
 
