@@ -42,6 +42,6 @@ def registered() -> dict[str, Callable[..., Any]]:
 
 
 def reset_all() -> None:
-    """Empty every registered cache, in registration order (clients close before their credentials go)."""
+    """Empty every registered cache (the clear functions of client caches also close the clients)."""
     for _owner, clear in list(_clears.values()):
         clear()
