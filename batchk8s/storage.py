@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+from batchk8s import caches
 from batchk8s.deadline import Deadline
 from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamTimeoutError, excerpt, from_azure
 from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
@@ -155,6 +156,7 @@ def _first_token(credential: Any, endpoint: str) -> None:
         raise from_azure(exc, f"storage at {endpoint}") from None
 
 
+@caches.register
 def clear_cache() -> None:
     """Close and forget cached clients (settings changed, e.g. between tests)."""
     with _clients_lock:

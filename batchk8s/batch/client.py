@@ -15,6 +15,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from batchk8s import caches
+
 if TYPE_CHECKING:
     from azure.batch import BatchClient
 
@@ -76,6 +78,7 @@ def batch_client(settings: Settings, deadline: Deadline | None = None) -> Any:
     return Bounded(client, deadline) if deadline is not None else client
 
 
+@caches.register
 def clear_cache() -> None:
     """Forget cached clients (settings changed, e.g. between tests)."""
     with _lock:

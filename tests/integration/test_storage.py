@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,13 +48,6 @@ def write_tree(root: Path, files: dict[str, str] = TREE) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    """Close cached clients after each test: they hold keep-alive connections Azurite waits for on shutdown."""
-    yield
-    storage.clear_cache()
 
 
 @pytest.fixture

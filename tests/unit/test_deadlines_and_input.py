@@ -141,14 +141,10 @@ def test_a_pool_conflict_shows_excerpts_of_both_sides():
 
 def test_the_managed_identity_chain_builds_with_the_recording_hook():
     """DefaultAzureCredential refuses a retry policy of ours (IMDS brings its own): building it must work."""
-    from batchk8s.credentials import _credential, clear_cache
+    from batchk8s.credentials import _credential
 
-    clear_cache()
-    try:
-        credential = _credential("https://login.microsoftonline.com", None, None, None, None)
-        assert type(credential._inner).__name__ == "DefaultAzureCredential"
-    finally:
-        clear_cache()
+    credential = _credential("https://login.microsoftonline.com", None, None, None, None)
+    assert type(credential._inner).__name__ == "DefaultAzureCredential"
 
 
 def test_no_credential_at_all_says_what_to_configure():

@@ -47,7 +47,6 @@ def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
         settings_module.clear_cache()
 
     yield apply
-    settings_module.clear_cache()
 
 
 def get(route: str, **params: str) -> tuple[int, Any]:
