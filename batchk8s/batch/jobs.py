@@ -15,7 +15,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, call, request_job_delete, text, translated
+from batchk8s.batch.client import batch_client, call, request_job_delete, text
 from batchk8s.batch.polling import Waiter, tail
 from batchk8s.errors import ConflictError, InputError
 from batchk8s.settings import BATCH_ID, Settings
@@ -52,20 +52,16 @@ def job_spec(job_id: str, pool_id: str, display_name: str | None = None) -> batc
 def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str | None = None, *,
                deadline: Deadline | None = None) -> bool:
     """Create the job; reuse an existing one on the same pool with dependencies on. True if created."""
-    from azure.core.exceptions import ResourceExistsError
-
     check_id(job_id, "jobId")
     check_id(pool_id, "poolId")
     client = batch_client(settings, deadline)
     what = f"job {job_id}"
     try:
-        client.create_job(job_spec(job_id, pool_id, display_name))
+        call(what, client.create_job, job_spec(job_id, pool_id, display_name))
         return True
-    except ResourceExistsError as exc:
-        if getattr(exc.error, "code", None) != "JobExists":
-            raise translated(exc, what) from None  # JobBeingDeleted: the id is not free yet
-    except Exception as exc:
-        raise translated(exc, what) from None
+    except ConflictError as error:
+        if error.code != "JobExists":
+            raise  # JobBeingDeleted: the id is not free yet
     existing = call(what, client.get_job, job_id)
     problems = []
     existing_pool = existing.pool_info.pool_id if existing.pool_info else None

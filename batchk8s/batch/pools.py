@@ -23,11 +23,20 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text, translated
+from batchk8s.batch.client import batch_client, call, request_pool_delete, request_pool_resize, text
 from batchk8s.batch.gallery import ImageDefinition, read_definition
 from batchk8s.batch.node_states import PoolVerdict, judge_pool, node_class
 from batchk8s.batch.polling import Waiter, tail
-from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamError, excerpt
+from batchk8s.errors import (
+    BATCH,
+    ConfigError,
+    ConflictError,
+    InputError,
+    NotFoundError,
+    UpstreamError,
+    azure_errors,
+    excerpt,
+)
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
 
 if TYPE_CHECKING:
@@ -401,16 +410,15 @@ def renew_start_task(settings: Settings, pool: batch_models.BatchPool, *,
         renewed = _renewed_urls(settings, pool.start_task, deadline)
         if not renewed:
             return None
-        try:
-            client.update_pool(pool.id, m.BatchPoolUpdateOptions(start_task=pool.start_task), etag=pool.etag,
-                               match_condition=MatchConditions.IfNotModified)
-            break
-        except ResourceModifiedError:
-            if attempt:
-                raise UpstreamError(f"pool {pool.id} changed twice while its start-task SAS URLs were renewed",
-                                    code="ConditionNotMet") from None
-        except Exception as exc:
-            raise translated(exc, f"pool {pool.id}") from None
+        with azure_errors(f"pool {pool.id}", BATCH):
+            try:
+                client.update_pool(pool.id, m.BatchPoolUpdateOptions(start_task=pool.start_task), etag=pool.etag,
+                                   match_condition=MatchConditions.IfNotModified)
+                break
+            except ResourceModifiedError:
+                if attempt:
+                    raise UpstreamError(f"pool {pool.id} changed twice while its start-task SAS URLs were renewed",
+                                        code="ConditionNotMet") from None
     expiry = start_task_sas_expiry(pool)
     log.info("pool %s: renewed %d start-task SAS URL(s), now valid until %s", pool.id, renewed,
              expiry.isoformat() if expiry else "?")
@@ -533,8 +541,6 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                 timeout: float = 1800, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
                                                                                                                Any]:
     """Create the pool, or reuse an identical existing one; 409 naming each difference otherwise."""
-    from azure.core.exceptions import ResourceExistsError
-
     settings.require("batch")
     request = pool_request(settings, overrides)
     client = batch_client(settings, deadline)
@@ -547,21 +553,22 @@ def create_pool(settings: Settings, overrides: dict[str, Any] | None = None, *, 
                            cluster_blob_urls=urls.cluster_blobs, node_agent_sku=sku)
     what = f"pool {request.id}"
     try:
-        if settings.pool_identity_id:  # only the management plane can give a pool an identity
-            from batchk8s.batch import management
+        with azure_errors(what, BATCH):
+            if settings.pool_identity_id:  # only the management plane can give a pool an identity
+                from batchk8s.batch import management
 
-            created = management.create_pool(settings, request.id, spec.as_dict())
-        else:
-            client.create_pool(spec)
-            created = True
-    except ResourceExistsError as exc:
-        if getattr(exc.error, "code", None) != "PoolExists":
+                created = management.create_pool(settings, request.id, spec.as_dict())
+            else:
+                client.create_pool(spec)
+                created = True
+    except ConflictError as error:
+        if error.code != "PoolExists":
             _release(settings, request, claimed)
-            raise translated(exc, what) from None  # PoolBeingDeleted: the id is not free yet
+            raise  # PoolBeingDeleted: the id is not free yet
         created = False
-    except Exception as exc:
+    except Exception:
         _release(settings, request, claimed)
-        raise translated(exc, what) from None
+        raise
     if created:
         log.info("created %s (%s, %d dedicated, %d spot)", what, request.vm_size, request.dedicated_nodes,
                  request.spot_nodes)
@@ -737,8 +744,6 @@ def resize_pool(settings: Settings, pool_id: str, body: dict[str, Any], *, wait:
 def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout: float = 1800,
                 waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
     """Ask Batch to delete the pool; with `wait`, read until it is gone."""
-    from azure.core.exceptions import ResourceNotFoundError
-
     _check_pool_id(pool_id)
     client = batch_client(settings, deadline)
     what = f"pool {pool_id}"
@@ -746,11 +751,9 @@ def delete_pool(settings: Settings, pool_id: str, *, wait: bool = False, timeout
     if wait:
         def probe() -> tuple[bool, None]:
             try:
-                client.get_pool(pool_id)
-            except ResourceNotFoundError:
+                call(what, client.get_pool, pool_id)
+            except NotFoundError:
                 return True, None
-            except Exception as exc:
-                raise translated(exc, what) from None
             return False, None
 
         (waiter or Waiter()).until(probe, timeout, f"deletion of {what}", deadline=deadline)
