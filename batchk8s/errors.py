@@ -186,10 +186,13 @@ def azure_errors(what: str, service: str) -> Iterator[None]:
 
 
 def azure_code(exc: Exception) -> str | None:
-    """The error code an Azure service put in its answer (`PoolExists`, `OperationNotAllowed`), if any."""
+    """The error code an Azure service put in its answer (`PoolExists`, `OperationNotAllowed`), if any.
+
+    ARM and Batch carry it in the body (`exc.error.code`); Blob storage in `x-ms-error-code`, which its
+    SDK puts in `exc.error_code` (`ContainerNotFound`, `AuthorizationPermissionMismatch`)."""
     error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    return str(code) if code else None
+    code = getattr(error, "code", None) or getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code)) if code else None
 
 
 def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8sError:

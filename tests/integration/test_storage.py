@@ -353,3 +353,18 @@ def test_append_blob_line_refuses_bad_input_and_a_block_blob(settings: Settings)
     with pytest.raises(ConflictError):  # 409 InvalidBlobType: never replaced by an append blob
         storage.append_blob_line(settings, container, "block.json", "x")
     assert storage.read_blob_text(settings, container, "block.json") == "{}"
+
+
+def test_a_storage_error_carries_the_code_azurite_answered(uploaded: Settings):
+    """Blob storage puts its code in `x-ms-error-code`, not in the body ARM and Batch use."""
+    from batchk8s import storage
+    from batchk8s.errors import NotFoundError
+
+    with pytest.raises(NotFoundError) as missing_blob:
+        storage.read_blob_text(uploaded, uploaded.app_container, "no-such-blob.txt")
+    with pytest.raises(NotFoundError) as missing_container:
+        storage.read_blob_text(uploaded, "no-such-container", "a.txt")
+
+    assert missing_blob.value.code == "BlobNotFound"
+    assert missing_container.value.code == "ContainerNotFound"
+    assert missing_blob.value.status == 404
