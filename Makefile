@@ -92,9 +92,9 @@ clean:
 	rm -rf $(VENV) $(TOOLS) node_modules .pytest_cache .ruff_cache mutants
 
 # Mutation testing of the rules (slow: not part of `test`; docs/development.md). MUTANTS picks the functions
-# (mutmut name patterns); `make mutate MUTANTS='batchk8s.schedule.*'` runs one module. Survivors are kept in
+# (mutmut name patterns); `make mutate MUTANTS='batchk8s.ncrontab.*'` runs one module. Survivors are kept in
 # mutants/ between runs: `.venv/bin/mutmut results`, `.venv/bin/mutmut show <name>`.
-MUTANTS ?= 'batchk8s.schedule.*' 'batchk8s.tes.validation.*' \
+MUTANTS ?= 'batchk8s.ncrontab.*' 'batchk8s.tes.validation.*' \
 	'batchk8s.batch.jobs.x__mark_blocked*' 'batchk8s.batch.jobs.x_summarize*' 'batchk8s.batch.reports.*' \
 	'batchk8s.batch.jobs.x_job_spec*' 'batchk8s.batch.tasks.*' \
 	'batchk8s.batch.pool_spec.x_comparable*' 'batchk8s.batch.pool_spec.x_spec_differences*' \

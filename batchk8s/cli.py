@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from batchk8s import DEPRECATED_SINCE
 from batchk8s.deadline import CLI_MAX_SECONDS, CLI_SECONDS, Deadline
 from batchk8s.errors import BatchK8sError, InputError
 
@@ -28,7 +29,7 @@ COMMAND_MODULES = (
     "batchk8s.commands.config",
     "batchk8s.commands.openapi",
     "batchk8s.commands.plan",
-    "batchk8s.commands.schedule",
+    "batchk8s.commands.cron",
     "batchk8s.commands.schedules",
     "batchk8s.commands.tes",
     "batchk8s.commands.vmss",
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             print(exit_.code, file=sys.stderr)
             return 2
         return int(exit_.code or 0)
+    warn_if_renamed(args)
     from batchk8s.settings import load_settings, read_settings_file
 
     # A verb that waits by design sets `default_timeout`; every other verb gets CLI_SECONDS.
@@ -112,6 +114,15 @@ def main(argv: list[str] | None = None) -> int:
     elif output.text:
         print(output.text)
     return output.exit_code
+
+
+def warn_if_renamed(args: argparse.Namespace) -> None:
+    """A command typed by its old name still runs, for one release, with a note on stderr (so `--json`
+    output stays clean) naming the new one."""
+    new = getattr(args, "renamed_from", {}).get(args.command)
+    if new:
+        print(f"warning: '{args.command}' is deprecated since {DEPRECATED_SINCE} and goes in the next release; "
+              f"use '{new}'", file=sys.stderr)
 
 
 # The Azure SDKs log at WARNING what our own error then says in one line (DefaultAzureCredential

@@ -234,7 +234,7 @@ def _vmss_names(value: str) -> tuple[str, ...]:
 
 
 def _ncrontab(value: str) -> str:
-    from batchk8s.schedule import parse
+    from batchk8s.ncrontab import parse
 
     parse(value)  # ScheduleError is a ValueError whose message names the field
     return value

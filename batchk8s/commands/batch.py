@@ -180,7 +180,7 @@ def workflow_list(args: argparse.Namespace, settings: Settings) -> Output:
 
 
 def workflow_run(args: argparse.Namespace, settings: Settings) -> Output:
-    from batchk8s.batch.runs import run_workflow
+    from batchk8s.workflows.runs import run_workflow
 
     body = {k: v for k, v in (("poolId", args.pool_id), ("jobId", args.job_id)) if v}
     run = run_workflow(settings, args.name, body, wait=args.wait, timeout=args.timeout, deadline=args.deadline)

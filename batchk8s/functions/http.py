@@ -17,6 +17,7 @@ from typing import Any
 
 import azure.functions as func
 
+from batchk8s import deprecation_headers
 from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, InputError, PayloadTooLargeError
 from batchk8s.settings import current_settings
@@ -55,11 +56,32 @@ def endpoint(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.Ht
             log.exception("unexpected failure in %s", handler.__name__)
             return error_response(BatchK8sError("unexpected internal error; see the function's log"))
 
-    # Copy the identity but not __wrapped__: the Functions worker reads the signature to match
-    # bindings, and it must see `req` alone, not the injected `settings`.
+    return named_as(handler, wrapper)
+
+
+def named_as(handler: Callable[..., Any], wrapper: Callable[..., Any]) -> Callable[..., Any]:
+    """`wrapper` under `handler`'s name and docstring, but not its signature (no __wrapped__): the
+    Functions worker reads the signature to match bindings, and it must see `req` alone, not the
+    `settings` and `deadline` the wrapper injects."""
     for attribute in ("__name__", "__qualname__", "__doc__", "__module__"):
         setattr(wrapper, attribute, getattr(handler, attribute))
     return wrapper
+
+
+def deprecated(successor: str) -> Callable[[Callable[..., func.HttpResponse]], Callable[..., func.HttpResponse]]:
+    """Wraps an `@endpoint` kept under an old route for one release: the same answers (errors too), each
+    marked deprecated and pointing at the route that replaces it."""
+
+    def decorate(handler: Callable[..., func.HttpResponse]) -> Callable[..., func.HttpResponse]:
+        def wrapper(req: func.HttpRequest) -> func.HttpResponse:
+            response = handler(req)
+            for name, value in deprecation_headers(successor).items():
+                response.headers[name] = value
+            return response
+
+        return named_as(handler, wrapper)
+
+    return decorate
 
 
 def read_json(req: func.HttpRequest, *, required: bool = False) -> dict[str, Any]:

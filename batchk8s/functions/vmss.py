@@ -11,7 +11,16 @@ import azure.functions as func
 from batchk8s import clock
 from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, ConfigError, InputError, NotFoundError, UpstreamError
-from batchk8s.functions.http import accepted, base_url, endpoint, int_param, json_response, query_values, read_json
+from batchk8s.functions.http import (
+    accepted,
+    base_url,
+    deprecated,
+    endpoint,
+    int_param,
+    json_response,
+    query_values,
+    read_json,
+)
 from batchk8s.settings import VMSS_ACTIONS, Settings, current_settings
 from batchk8s.vmss import (
     MAX_WAIT_SECONDS,
@@ -56,12 +65,25 @@ def vmss_schedule(timer: func.TimerRequest) -> None:
         (log.warning if report.failed else log.info)("vmss_schedule: %s", summary_line(report))
 
 
+@bp.function_name("vmss_timer")
+@bp.route(route="vmss/timer", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@endpoint
+def vmss_timer(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+    """The next firings of VmssTriggerSchedule, in UTC and the configured zone, with action and targets."""
+    return _timer_firings(req, settings)
+
+
 @bp.function_name("schedule")
 @bp.route(route="schedule", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+@deprecated(successor="/api/vmss/timer")
 @endpoint
 def schedule(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
-    """The next firings of VmssTriggerSchedule, in UTC and the configured zone, with action and targets."""
-    from batchk8s.timer_plan import upcoming_firings
+    """The old name of GET /api/vmss/timer, kept for one release."""
+    return _timer_firings(req, settings)
+
+
+def _timer_firings(req: func.HttpRequest, settings: Settings) -> func.HttpResponse:
+    from batchk8s.vmss_timer import upcoming_firings
 
     count = int_param(req, "count", 5, 1, 100)
     if settings.vmss_timer_disabled:

@@ -30,7 +30,7 @@ def workflow_list(req: func.HttpRequest, settings: Settings) -> func.HttpRespons
 @endpoint
 def workflow_run(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     """Body (optional): {"poolId": "...", "jobId": "..."}; unknown workflow -> 404 listing the known ones."""
-    from batchk8s.batch.runs import run_workflow
+    from batchk8s.workflows.runs import run_workflow
 
     run = run_workflow(settings, req.route_params.get("name", ""), read_json(req), deadline=deadline)
     return accepted(run.to_dict(), f"{base_url(req)}/api/jobs/{run.job_id}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from batchk8s import __version__
+from batchk8s import DEPRECATED_SINCE, __version__
 from batchk8s.openapi.operations import STATUS_TEXT, Operation, operations
 from batchk8s.openapi.schemas import COMPONENTS, ref
 
@@ -21,6 +21,12 @@ GATEWAY_401 = {"description": "No valid gateway credential: the `WWW-Authenticat
                                                 "description": "the accepted schemes, e.g. Bearer "
                                                                "realm=\"batchk8s-tes\""}},
                "content": {"application/json": {"schema": ref("Error")}}}
+
+DEPRECATION_HEADERS = {
+    "Deprecation": {"required": True, "schema": {"type": "string", "pattern": "^@[0-9]+$"},
+                    "description": f"RFC 9745: deprecated since {DEPRECATED_SINCE} (epoch seconds)"},
+    "Link": {"required": True, "schema": {"type": "string"},
+             "description": "RFC 8288: the route that replaces this one, rel=\"successor-version\""}}
 
 __all__ = ["OPENAPI_VERSION", "Operation", "document", "markdown", "operations"]
 
@@ -59,6 +65,14 @@ def _operation(operation: Operation) -> dict[str, Any]:
     }
     if operation.description:
         body["description"] = operation.description
+    if operation.successor:
+        body["deprecated"] = True
+        body["description"] = (f"Deprecated since {DEPRECATED_SINCE}: the old route of `{operation.method.upper()} "
+                               f"{operation.successor}`, which answers the same; it goes in the next release. "
+                               "Every answer carries `Deprecation` and `Link` headers.")
+        for status, response in responses.items():
+            if status != "401":
+                response["headers"] = {**response.get("headers", {}), **DEPRECATION_HEADERS}
     if operation.parameters:
         body["parameters"] = [dict(parameter) for parameter in operation.parameters]
     if operation.body:

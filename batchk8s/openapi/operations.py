@@ -9,7 +9,7 @@ slow, 503 the app's own settings are incomplete, 500 only for a defect (logged, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from batchk8s.openapi.schemas import pattern_of
@@ -46,10 +46,16 @@ class Operation:
     description: str = ""
     location: str = ""
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    successor: str = ""  # set on an old route kept for one release: the path that replaces it
 
     @property
     def path(self) -> str:
         return "/api/" + self.route
+
+
+def renamed(operation: Operation, old_name: str, old_route: str) -> Operation:
+    """The same operation under the name and route it had before a rename, answering for one release."""
+    return replace(operation, name=old_name, route=old_route, successor=operation.path, links={})
 
 
 def workflow_names() -> list[str]:
@@ -79,6 +85,11 @@ JOB_ID = path("id", {"type": "string", "pattern": pattern_of(BATCH_ID)}, "job id
 TES_ID = path("id", {"type": "string", "pattern": pattern_of(TASK_ID)}, "TES task id")
 VIEW = query("view", {"type": "string", "enum": list(VIEWS)},
              "how much of each task TES returns (default MINIMAL: id and state); case-insensitive")
+
+
+VMSS_TIMER = Operation("vmss_timer", "get", "vmss/timer", "Scale sets", "The next firings of VmssTriggerSchedule "
+                       "(the vmss_schedule timer), in UTC and the configured zone", result="TimerFirings",
+                       errors=(400, 500, 503), parameters=(query("count", whole(1, 100, 5), "how many firings"),))
 
 
 def pool_link(operation: str, **extra: Any) -> dict[str, Any]:
@@ -145,9 +156,8 @@ def operations() -> tuple[Operation, ...]:
                               "without a deployed app."),
         Operation("config", "get", "config", "App", "The settings report: secrets masked, problems, feature readiness",
                   result="ConfigReport", errors=LOCAL),
-        Operation("schedule", "get", "schedule", "Scale sets", "The next firings of VmssTriggerSchedule, in UTC and "
-                  "the configured zone", result="TimerFirings", errors=(400, 500, 503),
-                  parameters=(query("count", whole(1, 100, 5), "how many firings"),)),
+        VMSS_TIMER,
+        renamed(VMSS_TIMER, "schedule", "schedule"),
         Operation("vmss_status", "get", "vmss", "Scale sets", "Power state per scale set and instance",
                   result="VmssStatus", errors=(400, 404, 409, *UPSTREAM),
                   parameters=(query("name", repeated("scale sets (repeat, or comma-separate); default AZURE_VMSS_NAME"),

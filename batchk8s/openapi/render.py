@@ -104,7 +104,8 @@ def render(spec: dict[str, Any]) -> str:
     for path, methods in spec["paths"].items():
         for method, operation in methods.items():
             success = ", ".join(status for status in operation["responses"] if status.startswith("2"))
-            lines.append(f"| {method.upper()} | `{path}` | `{operation['operationId']}` | {success} |")
+            note = " (deprecated)" if operation.get("deprecated") else ""
+            lines.append(f"| {method.upper()} | `{path}` | `{operation['operationId']}`{note} | {success} |")
     lines.append("")
     for tag in spec["tags"]:
         lines += [f"## {tag['name']}", ""]

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from batchk8s.errors import InputError
-from batchk8s.schedule import Schedule, ScheduleError, parse
+from batchk8s.ncrontab import Schedule, ScheduleError, parse
 from batchk8s.settings import BATCH_ID, GUID, RESOURCE_GROUP, is_vmss_name
 
 ACTIONS = ("start", "deallocate", "resize")

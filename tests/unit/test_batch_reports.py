@@ -12,9 +12,9 @@ from azure.batch import models as m
 from batchk8s.batch import pools
 from batchk8s.batch.jobs import summarize
 from batchk8s.batch.reports import Deletion, JobReport, NodeStatus, TaskResult
-from batchk8s.batch.runs import WorkflowRun
 from batchk8s.commands.batch import _deletion_output, _job_output, _pool_output
 from batchk8s.errors import EXIT_UPSTREAM
+from batchk8s.workflows.runs import WorkflowRun
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # 22 hours before the start task's SAS expires
 SAS = ("https://acct.blob.core.windows.net/apps/k8s-node-setup.sh?se=2026-01-06T10%3A00%3A00Z&sp=r&sv=2024-08-04"

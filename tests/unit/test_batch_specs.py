@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from batchk8s.batch.runs import planned_run, run_target
 from batchk8s.batch.tasks import TaskSpec, bash_command, check_task_specs, to_task_options
 from batchk8s.errors import InputError, NotFoundError
 from batchk8s.settings import load_settings
 from batchk8s.workflows import get_workflow, register, unregister, workflows
 from batchk8s.workflows._shell import NO_KUBECONFIG_EXIT
+from batchk8s.workflows.runs import planned_run, run_target
 
 
 def test_builtin_workflows_chain_the_steps_that_depend_on_each_other():
@@ -69,11 +69,10 @@ def test_task_options_keep_dependencies_and_constraints():
 
 
 def test_plan_shows_pool_job_and_tasks_offline():
-    from batchk8s.batch.plan_section import pool_section, workflows_section
     from batchk8s.plan import SECTIONS
+    from batchk8s.plan.batch import pool_section, workflows_section
 
-    module = "batchk8s.batch.plan_section"
-    assert {f"{module}:pool_section", f"{module}:workflows_section"} <= set(SECTIONS)
+    assert {pool_section, workflows_section} <= set(SECTIONS)
     settings = load_settings({})
     sections = {"batch pool": pool_section(settings), "workflows": workflows_section(
         settings, now=datetime(2026, 1, 1, tzinfo=UTC))}
@@ -100,7 +99,7 @@ def test_affinity_goes_only_to_tasks_that_need_the_control_plane():
 
 
 def test_plan_marks_control_plane_affinity_on_auto_pools():
-    from batchk8s.batch.plan_section import workflows_section
+    from batchk8s.plan.batch import workflows_section
 
     settings = load_settings({"K8S_NODE_ROLE": "auto"})
     run = planned_run(settings, "k8s-info", {"jobId": "j"})
@@ -139,7 +138,7 @@ IDENTITY = ("/subscriptions/5ca1ab1e-0000-4000-8000-00000000c0de/resourceGroups/
 
 
 def test_plan_of_an_identity_pool_names_the_identity_and_issues_no_sas():
-    from batchk8s.batch.plan_section import pool_section
+    from batchk8s.plan.batch import pool_section
 
     settings = load_settings({"K8S_NODE_ROLE": "auto", "AZURE_BATCH_POOL_IDENTITY_ID": IDENTITY,
                               "AZURE_BATCH_POOL_IDENTITY_CLIENT_ID": "0b1d2c3e-4f50-4a61-8b72-93a4b5c6d7e8"})
@@ -165,7 +164,7 @@ def test_plan_of_an_identity_pool_names_the_identity_and_issues_no_sas():
                              "EndpointSuffix=core.windows.net"}, False),
 ])
 def test_plan_warns_when_the_bootstrap_url_is_on_a_local_emulator(env: dict[str, str], warned: bool):
-    from batchk8s.batch.plan_section import pool_section
+    from batchk8s.plan.batch import pool_section
 
     section = pool_section(load_settings(env))
     url = section.data["startTask"]["resourceFiles"][0]["httpUrl"]
@@ -185,7 +184,7 @@ def test_plan_warns_when_the_bootstrap_url_is_on_a_local_emulator(env: dict[str,
     ("http://localhost.example.com/a", False), ("<placeholder: a read-only SAS URL>", False),
 ])
 def test_only_urls_naming_this_machine_count_as_local(url: str, local: bool):
-    from batchk8s.batch.plan_section import emulator_warnings, on_this_machine
+    from batchk8s.plan.batch import emulator_warnings, on_this_machine
 
     assert on_this_machine(url) is local
     assert bool(emulator_warnings([url, url])) is local

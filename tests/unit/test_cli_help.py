@@ -23,8 +23,9 @@ def test_every_verb_argument_and_option_has_help():
     missing = []
     for path, _, action in walk(build_parser()):
         if isinstance(action, argparse._SubParsersAction):
-            helped = {choice.dest for choice in action._choices_actions if choice.help}
-            missing += [" ".join((*path, name)) for name in action.choices if name not in helped]
+            # an alias (a verb's old name) shares its verb's parser, and its help names it
+            helped = {id(action.choices[choice.dest]) for choice in action._choices_actions if choice.help}
+            missing += [" ".join((*path, name)) for name, sub in action.choices.items() if id(sub) not in helped]
         elif not action.help or action.help == argparse.SUPPRESS:
             missing.append(" ".join((*path, "/".join(action.option_strings) or action.dest)))
     assert missing == []

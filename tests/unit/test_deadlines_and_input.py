@@ -8,12 +8,13 @@ from email.utils import format_datetime
 import pytest
 
 from batchk8s import cli
-from batchk8s.batch import pool_spec, pools, runs
+from batchk8s.batch import pool_spec, pools
 from batchk8s.deadline import CLI_SECONDS, FUNCTION_TIMEOUT_SECONDS, HTTP_SECONDS, TIMER_SECONDS, Deadline
 from batchk8s.errors import InputError, UpstreamTimeoutError, excerpt
 from batchk8s.functions.vmss import parse_action_body
 from batchk8s.retry import retry_after_seconds
 from batchk8s.settings import load_settings
+from batchk8s.workflows import runs
 from tests.fakes.batch import FakeClock
 
 NOW = datetime(2026, 1, 14, 9, 30, tzinfo=UTC)

@@ -18,7 +18,8 @@ HTTP = {
     "health": ("GET", "health", "ANONYMOUS"),
     "config": ("GET", "config", "FUNCTION"),
     "openapi": ("GET", "openapi.json", "FUNCTION"),
-    "schedule": ("GET", "schedule", "FUNCTION"),
+    "vmss_timer": ("GET", "vmss/timer", "FUNCTION"),
+    "schedule": ("GET", "schedule", "FUNCTION"),  # the old name of vmss_timer, for one release
     "vmss_status": ("GET", "vmss", "FUNCTION"),
     "vmss_action": ("POST", "vmss/{action}", "FUNCTION"),
     "artifacts_upload": ("POST", "artifacts/upload", "FUNCTION"),
@@ -93,7 +94,7 @@ def test_timer_functions(indexed, name):
 def test_timer_schedules_the_app_registers_are_valid_ncrontab(indexed):
     """What the host will evaluate: each registered timer's schedule, a %Setting% resolved as the example
     settings file resolves it."""
-    from batchk8s.schedule import parse
+    from batchk8s.ncrontab import parse
 
     example = json.loads((ROOT / "local.settings.json.example").read_text(encoding="utf-8"))["Values"]
     timers = [trigger(f)["schedule"] for f in indexed.values() if trigger(f)["type"] == "timerTrigger"]

@@ -9,11 +9,11 @@ import azure.functions as func
 import pytest
 
 from batchk8s.batch.pool_spec import pool_request
-from batchk8s.batch.runs import run_target
 from batchk8s.errors import InputError
 from batchk8s.functions.http import read_json
 from batchk8s.functions.vmss import parse_action_body
 from batchk8s.settings import load_settings
+from batchk8s.workflows.runs import run_target
 
 
 def fields(error: pytest.ExceptionInfo[InputError]) -> list[str]:

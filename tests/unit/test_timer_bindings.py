@@ -1,5 +1,5 @@
 """The Functions host's binding rules for timers, as `config check`, `GET /api/config`, `plan` and
-`GET /api/schedule` report them.
+`GET /api/vmss/timer` report them.
 
 The host resolves a trigger's `%Setting%` when it loads the app; an unset one is an error for that
 function ("'%VmssTriggerSchedule%' does not resolve to a value") and the function is not loaded, so
@@ -152,10 +152,10 @@ def test_api_config_lists_the_unresolved_schedule(monkeypatch: pytest.MonkeyPatc
 def test_api_schedule_says_why_nothing_fires(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VmssTriggerSchedule", raising=False)
     use_env(monkeypatch, **VMSS)
-    status, body = call("schedule", "/api/schedule")
+    status, body = call("vmss_timer", "/api/vmss/timer")
     assert status == 503 and body["error"]["details"][0]["field"] == "VmssTriggerSchedule"
     assert "does not resolve" in body["error"]["message"]
     use_env(monkeypatch, **{"AzureWebJobs.vmss_schedule.Disabled": "true"})
-    status, body = call("schedule", "/api/schedule")
+    status, body = call("vmss_timer", "/api/vmss/timer")
     assert status == 503 and body["error"]["code"] == "TimerDisabled"
     assert body["error"]["details"] == [{"field": "AzureWebJobs.vmss_schedule.Disabled", "message": "is true"}]

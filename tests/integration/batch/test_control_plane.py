@@ -21,12 +21,13 @@ import requests
 from azure.batch import models as m
 
 from batchk8s import storage
-from batchk8s.batch import jobs, pool_spec, pools, runs
+from batchk8s.batch import jobs, pool_spec, pools
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
 from batchk8s.batch.tasks import TaskSpec, bash_command, to_task_options
 from batchk8s.errors import ConflictError, NotFoundError
 from batchk8s.settings import Settings
+from batchk8s.workflows import runs
 from batchk8s.workflows._shell import NO_KUBECONFIG_EXIT, script
 from tests.fakes.batch import FakeBatch, FakeClock, TaskOutcome
 

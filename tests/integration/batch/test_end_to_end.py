@@ -14,10 +14,11 @@ import requests
 from azure.batch import models as m
 
 from batchk8s import storage
-from batchk8s.batch import jobs, pool_spec, pools, runs
+from batchk8s.batch import jobs, pool_spec, pools
 from batchk8s.batch.polling import Waiter
 from batchk8s.errors import ConflictError, NotFoundError
 from batchk8s.settings import Settings
+from batchk8s.workflows import runs
 from tests.app_index import indexed_functions
 from tests.fakes.batch import FakeBatch, FakeClock, TaskOutcome
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from batchk8s import storage
-from batchk8s.batch import pool_spec, pools, runs
+from batchk8s.batch import pool_spec, pools
 from batchk8s.errors import ConfigError, ConflictError, UpstreamError
 from batchk8s.settings import Settings, load_settings
+from batchk8s.workflows import runs
 from tests.fakes.batch import FakeBatch, FakeClock
 from tests.fakes.batch_mgmt import FakeBatchManagement
 

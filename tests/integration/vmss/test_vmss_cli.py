@@ -1,4 +1,4 @@
-"""`python -m batchk8s vmss ...` and `schedule next` through batchk8s.cli.main."""
+"""`python -m batchk8s vmss ...` and `cron next` through batchk8s.cli.main."""
 
 from __future__ import annotations
 
@@ -90,8 +90,8 @@ def test_vmss_without_configuration_exits_2(monkeypatch: pytest.MonkeyPatch, cap
     assert "AZURE_SUBSCRIPTION_ID" in err and "AZURE_VMSS_NAME" in err
 
 
-def test_schedule_next(capsys: pytest.CaptureFixture[str]):
-    code = main(["schedule", "next", "0 30 7 * * Mon-Fri", "--after", "2026-03-27T00:00", "--count", "3",
+def test_cron_next(capsys: pytest.CaptureFixture[str]):
+    code = main(["cron", "next", "0 30 7 * * Mon-Fri", "--after", "2026-03-27T00:00", "--count", "3",
                  "--tz", "Europe/Berlin"])
 
     assert code == 0
@@ -100,18 +100,30 @@ def test_schedule_next(capsys: pytest.CaptureFixture[str]):
         "2026-03-27T07:30:00+01:00", "2026-03-30T07:30:00+02:00", "2026-03-31T07:30:00+02:00"]
 
 
-def test_schedule_next_json_in_utc(capsys: pytest.CaptureFixture[str]):
-    assert main(["schedule", "next", "*/20 * * * * *", "--after", "2026-01-01T00:00:00Z", "--count", "2",
+def test_the_old_verb_runs_for_one_release_with_a_note_on_stderr(capsys: pytest.CaptureFixture[str]):
+    args = ["next", "0 30 7 * * Mon-Fri", "--after", "2026-03-27T00:00", "--count", "2", "--json"]
+    assert main(["cron", *args]) == 0
+    new = capsys.readouterr()
+    assert main(["schedule", *args]) == 0
+    old = capsys.readouterr()
+
+    assert old.out == new.out and json.loads(old.out)["firings"]  # --json output stays clean
+    assert new.err == ""
+    assert old.err == "warning: 'schedule' is deprecated since 2026-12-01 and goes in the next release; use 'cron'\n"
+
+
+def test_cron_next_json_in_utc(capsys: pytest.CaptureFixture[str]):
+    assert main(["cron", "next", "*/20 * * * * *", "--after", "2026-01-01T00:00:00Z", "--count", "2",
                  "--tz", "UTC", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["firings"] == ["2026-01-01T00:00:20+00:00", "2026-01-01T00:00:40+00:00"]
 
 
 @pytest.mark.parametrize(("argv", "line"), [
-    (["schedule", "next", "0 61 * * * *"], "error: EXPR: minute field '61': value 61 out of range 0-59"),
-    (["schedule", "next", "0 0 * * * * *"], "error: EXPR: "),
-    (["schedule", "next", "0 0 * * *", "--tz", "Mars/Olympus"], "error: --tz: 'Mars/Olympus' is not an IANA"),
-    (["schedule", "next", "0 0 * * *", "--after", "yesterday"], "error: --after: 'yesterday' is not an ISO-8601"),
+    (["cron", "next", "0 61 * * * *"], "error: EXPR: minute field '61': value 61 out of range 0-59"),
+    (["cron", "next", "0 0 * * * * *"], "error: EXPR: "),
+    (["cron", "next", "0 0 * * *", "--tz", "Mars/Olympus"], "error: --tz: 'Mars/Olympus' is not an IANA"),
+    (["cron", "next", "0 0 * * *", "--after", "yesterday"], "error: --after: 'yesterday' is not an ISO-8601"),
 ])
 def test_schedule_next_bad_input_exits_2_in_one_line_naming_it(argv: list[str], line: str,
                                                                capsys: pytest.CaptureFixture[str]):
@@ -122,7 +134,7 @@ def test_schedule_next_bad_input_exits_2_in_one_line_naming_it(argv: list[str], 
 
 
 def test_schedule_next_several_problems_are_a_header_and_one_line_each(capsys: pytest.CaptureFixture[str]):
-    assert main(["schedule", "next", "0 61 * * * *", "--tz", "Mars/Olympus", "--after", "yesterday"]) == 2
+    assert main(["cron", "next", "0 61 * * * *", "--tz", "Mars/Olympus", "--after", "yesterday"]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "error: cannot evaluate the schedule: EXPR, --tz, --after"
     assert [line.split(":")[0] for line in err[1:]] == ["  - EXPR", "  - --tz", "  - --after"]

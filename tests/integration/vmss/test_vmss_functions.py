@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.functions as func
@@ -65,7 +65,8 @@ def test_index_lists_the_vmss_functions_with_their_bindings():
     timer = functions["vmss_schedule"].get_bindings()[0]
     assert (timer.type, timer.schedule, timer.run_on_startup, timer.use_monitor) == (
         "timerTrigger", "%VmssTriggerSchedule%", False, True)
-    for name, route, methods in (("schedule", "schedule", ["GET"]), ("vmss_status", "vmss", ["GET"]),
+    for name, route, methods in (("vmss_timer", "vmss/timer", ["GET"]), ("schedule", "schedule", ["GET"]),
+                                 ("vmss_status", "vmss", ["GET"]),
                                  ("vmss_action", "vmss/{action}", ["POST"])):
         trigger = functions[name].get_bindings()[0]
         verbs = [str(getattr(m, "value", m)) for m in trigger.methods]
@@ -177,7 +178,7 @@ def test_missing_configuration_is_503_listing_the_gaps(monkeypatch: pytest.Monke
     settings.clear_cache()
 
     status, body, _ = post_action("start")
-    schedule = call("schedule", "GET", "/api/schedule")
+    schedule = call("vmss_timer", "GET", "/api/vmss/timer")
 
     assert status == 503
     assert {d["field"] for d in body["error"]["details"]} >= {"AZURE_SUBSCRIPTION_ID", "AZURE_RES_GROUP_NAME"}
@@ -190,8 +191,8 @@ def test_schedule_lists_next_firings(app_env: Callable[..., None], pinned_clock:
     app_env(VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="start", WEBSITE_TIME_ZONE="Europe/Berlin",
             WEBSITE_SKU="FlexConsumption")
 
-    status, body, _ = call("schedule", "GET", "/api/schedule?count=3", params={"count": "3"})
-    bad = call("schedule", "GET", "/api/schedule?count=0", params={"count": "0"})
+    status, body, _ = call("vmss_timer", "GET", "/api/vmss/timer?count=3", params={"count": "3"})
+    bad = call("vmss_timer", "GET", "/api/vmss/timer?count=0", params={"count": "0"})
 
     assert status == 200
     assert len(body["firings"]) == 3
@@ -199,6 +200,24 @@ def test_schedule_lists_next_firings(app_env: Callable[..., None], pinned_clock:
     assert body["timeZone"] == "UTC" and body["warnings"]  # Flex Consumption ignores WEBSITE_TIME_ZONE
     expected = weekday_times("UTC", 7, 30, after=pinned_clock, count=3)
     assert [f["utc"] for f in body["firings"]] == [t.isoformat() for t in expected]
+    assert bad[0] == 400 and bad[1]["error"]["details"][0]["field"] == "count"
+
+
+@pytest.mark.clock
+def test_the_old_route_answers_the_same_for_one_release_marked_deprecated(app_env: Callable[..., None]):
+    app_env(VmssTriggerSchedule=SCHEDULE, AZURE_VMSS_ACTION="start")
+
+    new = call("vmss_timer", "GET", "/api/vmss/timer?count=2", params={"count": "2"})
+    old = call("schedule", "GET", "/api/schedule?count=2", params={"count": "2"})
+    bad = call("schedule", "GET", "/api/schedule?count=0", params={"count": "0"})
+
+    assert old[:2] == new[:2] and old[0] == 200
+    assert "Deprecation" not in new[2].headers
+    for _, _, response in (old, bad):
+        headers = response.headers
+        # RFC 9745: the date as epoch seconds; RFC 8288: where to go instead
+        assert headers["Deprecation"] == "@" + str(int(datetime(2026, 12, 1, tzinfo=UTC).timestamp()))
+        assert headers["Link"] == '</api/vmss/timer>; rel="successor-version"'
     assert bad[0] == 400 and bad[1]["error"]["details"][0]["field"] == "count"
 
 

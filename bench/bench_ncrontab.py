@@ -1,14 +1,14 @@
 """How long NCRONTAB evaluation takes, and how croniter compares on the same expressions.
 
-batchk8s evaluates NCRONTAB itself (batchk8s/schedule.py) instead of using croniter. This benchmark
+batchk8s evaluates NCRONTAB itself (batchk8s/ncrontab.py) instead of using croniter. This benchmark
 is the evidence: on a fixed random corpus of six-field expressions (seconds first, day of month AND
 day of week, as the Functions host reads them) it times the next firing with both and lists every
 expression on which croniter's next three firings differ from batchk8s's (croniter is given its
 NCRONTAB-like options: seconds first, day_or=False). batchk8s's evaluator is the one checked against
-NCrontab's own test vectors (tests/unit/test_schedule.py), so a disagreement is croniter's reading.
+NCrontab's own test vectors (tests/unit/test_ncrontab.py), so a disagreement is croniter's reading.
 
 Prints figures (medians of several runs); asserts nothing (timings depend on the machine).
-Run: python bench/bench_schedule.py   (croniter comes with requirements-dev.txt)
+Run: python bench/bench_ncrontab.py   (croniter comes with requirements-dev.txt)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from croniter import croniter
 
-from batchk8s.schedule import parse
+from batchk8s.ncrontab import parse
 
 EXPRESSIONS = ["0 */5 * * * *", "0 30 9 * * 1-5", "0 0 0 1 * *", "*/10 * * * * *", "0 0 12 13 * Fri",
                "0 0 2 29 Feb *", "0 0 8 * JAN-MAR mon", "30 1 * * *"]

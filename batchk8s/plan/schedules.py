@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from batchk8s.plan import Section
+from batchk8s.plan.section import Section
 from batchk8s.settings import Settings
 
 PLAN_HOURS = 24

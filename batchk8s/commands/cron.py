@@ -1,4 +1,8 @@
-"""`schedule next EXPR`: preview an NCRONTAB expression exactly as the Functions host will evaluate it."""
+"""`cron next EXPR`: preview an NCRONTAB expression exactly as the Functions host will evaluate it.
+
+`schedule` is the verb's old name, kept for one release: it differed from `schedules` (the schedule
+document) by one letter and meant something else entirely.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,11 @@ from batchk8s.settings import Settings
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
-    schedule = subparsers.add_parser("schedule", help="NCRONTAB schedules")
-    verbs = schedule.add_subparsers(dest="verb", required=True, metavar="VERB")
+    cron = subparsers.add_parser("cron", aliases=["schedule"],
+                                 help="NCRONTAB expressions as the Functions host evaluates them ('schedule' is "
+                                      "the deprecated old name)")
+    cron.set_defaults(renamed_from={"schedule": "cron"})
+    verbs = cron.add_subparsers(dest="verb", required=True, metavar="VERB")
     upcoming = verbs.add_parser("next", parents=[common], help="the next firings of an NCRONTAB expression")
     upcoming.add_argument("expression", metavar="EXPR",
                           help="NCRONTAB, 6 fields (seconds first) or 5, e.g. '0 30 7 * * 1-5'")
@@ -29,8 +36,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from batchk8s.schedule import ScheduleError, parse
-    from batchk8s.timer_plan import evaluation_zone
+    from batchk8s.ncrontab import ScheduleError, parse
+    from batchk8s.vmss_timer import evaluation_zone
 
     problems = []
     try:

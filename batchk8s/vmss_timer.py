@@ -20,7 +20,7 @@ def evaluation_zone(settings: Settings) -> ZoneInfo:
 
 def upcoming_firings(settings: Settings, now: datetime, count: int) -> dict[str, Any]:
     """`count` firings after `now`, each in UTC and in the configured zone, with action and targets."""
-    from batchk8s.schedule import parse
+    from batchk8s.ncrontab import parse
 
     schedule = parse(settings.vmss_schedule or "")
     zone = evaluation_zone(settings)

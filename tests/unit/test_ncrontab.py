@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from batchk8s.schedule import Schedule, ScheduleError, parse
+from batchk8s.ncrontab import Schedule, ScheduleError, parse
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from batchk8s.errors import InputError
-from batchk8s.plan import Section
+from batchk8s.plan.section import Section
 from batchk8s.settings import Settings
 
 

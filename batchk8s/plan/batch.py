@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from batchk8s.errors import BatchK8sError
-from batchk8s.plan import Section
+from batchk8s.plan.section import Section
 from batchk8s.settings import Settings
 
 
@@ -76,8 +76,8 @@ def batch_target(settings: Settings) -> str:
 
 
 def workflows_section(settings: Settings, *, now: datetime, **_: Any) -> Section:
-    from batchk8s.batch.runs import planned_run
     from batchk8s.workflows import workflows
+    from batchk8s.workflows.runs import planned_run
 
     data = []
     lines = []

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 
 from batchk8s.plan import SECTIONS
-from batchk8s.schedules.plan_section import schedules_section
+from batchk8s.plan.schedules import schedules_section
 from batchk8s.settings import load_settings
 
 NOW = datetime(2025, 3, 29, 12, 0, tzinfo=UTC)  # the day before Europe springs forward
@@ -28,7 +28,7 @@ def test_inline_document_shows_the_next_day_of_firings_in_both_clocks():
 
 
 def test_the_section_is_in_the_plan_and_says_when_there_is_nothing_to_show():
-    assert "batchk8s.schedules.plan_section:schedules_section" in SECTIONS
+    assert schedules_section in SECTIONS
     assert "is not set" in schedules_section(load_settings({}), now=NOW).lines[0]
     blob = schedules_section(load_settings({"BATCHK8S_SCHEDULES_BLOB": "config/schedules.json"}), now=NOW)
     assert "schedules plan" in blob.lines[0] and blob.data == {"source": "blob config/schedules.json"}
