@@ -28,7 +28,7 @@ from batchk8s import storage
 from batchk8s.batch import client as batch_client_module
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB
 from batchk8s.batch.polling import Backoff, Waiter
-from batchk8s.batch.pools import cluster_container
+from batchk8s.batch.pool_spec import cluster_container
 from batchk8s.deadline import Deadline
 from batchk8s.errors import (
     ConfigError,
