@@ -95,10 +95,10 @@ clean:
 # (mutmut name patterns); `make mutate MUTANTS='batchk8s.ncrontab.*'` runs one module. Survivors are kept in
 # mutants/ between runs: `.venv/bin/mutmut results`, `.venv/bin/mutmut show <name>`.
 MUTANTS ?= 'batchk8s.ncrontab.*' 'batchk8s.tes.validation.*' \
-	'batchk8s.batch.jobs.x__mark_blocked*' 'batchk8s.batch.jobs.x__failed*' 'batchk8s.batch.jobs.x_summarize*' \
+	'batchk8s.batch.jobs.x__mark_blocked*' 'batchk8s.batch.jobs.x_summarize*' 'batchk8s.batch.reports.*' \
 	'batchk8s.batch.jobs.x_job_spec*' 'batchk8s.batch.tasks.*' \
-	'batchk8s.batch.pools.x_comparable*' 'batchk8s.batch.pools.x_spec_differences*' \
-	'batchk8s.batch.pools.x__strip_query*' \
+	'batchk8s.batch.pool_spec.x_comparable*' 'batchk8s.batch.pool_spec.x_spec_differences*' \
+	'batchk8s.batch.pool_spec.x__strip_query*' \
 	'batchk8s.settings.x*Secret*' 'batchk8s.settings.x*ConnectionString*' 'batchk8s.settings.x__masked_value*' \
 	'batchk8s.settings.x__no_credentials*' \
 	'batchk8s.errors.*' 'batchk8s.problems.*' 'batchk8s.schedules.state.*'

@@ -12,6 +12,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from batchk8s import caches
+
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
@@ -47,6 +49,7 @@ TOKEN_BUDGET_SECONDS = 10.0
 TOKEN_READ_SECONDS = 5.0
 
 
+@caches.register
 @lru_cache(maxsize=8)
 def _credential(authority: str, tenant: str | None, client_id: str | None, secret: str | None,
                 identity_client_id: str | None) -> TokenCredential:
@@ -121,6 +124,7 @@ class _Recording:
         self._inner.close()
 
 
+@caches.register
 @lru_cache(maxsize=4)
 def get_managed_identity(client_id: str | None) -> TokenCredential:
     """The managed identity alone (user-assigned when `client_id` is given), as the Functions host uses

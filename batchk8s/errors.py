@@ -7,6 +7,8 @@ Services raise these; the two doors (HTTP and CLI) translate them with `status`/
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Self
 
 EXIT_INPUT = 2
@@ -144,13 +146,54 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
+# --- Azure SDK exceptions -> ours: the one translation ------------------------------------------
+#
+# Every call into an Azure SDK runs under `azure_errors(what, service)` (or hands what it caught to
+# `from_azure`), so a status or code means the same error whichever service or module answered it.
+# A site that decides on a code itself (reuse a pool that exists, skip a 412) reads it with `azure_code`.
+
+
+# The services as messages name them ("Azure Batch did not answer in time while ...").
+ARM = "Azure Resource Manager"
+BATCH = "Azure Batch"
+BLOB = "Blob storage"
+
+
+@contextmanager
+def azure_errors(what: str, service: str) -> Iterator[None]:
+    """Inside the block, an azure-core exception leaves as ours (`from_azure`); anything else, ours
+    included, passes unchanged. The SDK is imported only when something was raised."""
+    try:
+        yield
+    except Exception as exc:
+        from azure.core.exceptions import AzureError
+
+        if isinstance(exc, AzureError):
+            raise from_azure(exc, what, service) from None
+        raise
+
+
+def azure_code(exc: Exception) -> str | None:
+    """The error code an Azure service put in its answer (`PoolExists`, `OperationNotAllowed`), if any.
+
+    ARM and Batch carry it in the body (`exc.error.code`); Blob storage in `x-ms-error-code`, which its
+    SDK puts in `exc.error_code` (`ContainerNotFound`, `AuthorizationPermissionMismatch`)."""
+    error = getattr(exc, "error", None)
+    code = getattr(error, "code", None) or getattr(exc, "error_code", None)
+    return str(getattr(code, "value", code)) if code else None
+
+
 def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8sError:
-    """Translate an azure-core exception into our error model.
+    """Translate an azure-core exception into our error model; one of ours is returned unchanged.
 
     `what` names the resource ("scale set vmss-1", "pool k8s-pool") so the message says what failed;
     `service` ("Azure Resource Manager", "Azure Batch", "Blob storage") names who did not answer in time.
     The SDK message is not echoed whole: it can be long and carries request ids only support needs.
+    Anything else (not Azure's, not ours) becomes a 502 naming its type: callers that must isolate a
+    failure (one scale set among many) log such a one with its traceback first.
     """
+    if isinstance(exc, BatchK8sError):
+        return exc
     from azure.core.exceptions import (
         ClientAuthenticationError,
         DecodeError,
@@ -164,7 +207,7 @@ def from_azure(exc: Exception, what: str, service: str | None = None) -> BatchK8
     )
 
     status = getattr(exc, "status_code", None)
-    upstream_code = _azure_error_code(exc)
+    upstream_code = azure_code(exc)
     if upstream_code in BEING_DELETED:
         return ConflictError(f"{what} is being deleted: try again once it is gone", code=upstream_code)
     if isinstance(exc, ResourceNotFoundError):
@@ -259,12 +302,6 @@ def _conflict(exc: Exception, what: str, code: str | None) -> ConflictError:
     message = f"{what} {meaning}" if meaning.startswith(("is ", "has ")) else f"{what}: {meaning}"
     detail = _azure_error_message(exc)
     return ConflictError(f"{message} ({code}){': ' + detail if detail else ''}", code=code)
-
-
-def _azure_error_code(exc: Exception) -> str | None:
-    error = getattr(exc, "error", None)
-    code = getattr(error, "code", None)
-    return str(code) if code else None
 
 
 def _azure_error_message(exc: Exception) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from batchk8s import caches
 from batchk8s.errors import ConfigError, InputError
 from batchk8s.problems import Problems, parse_whole_number, pattern_problem
 
@@ -829,6 +830,8 @@ def current_settings() -> Settings:
     return _current
 
 
+@caches.register
 def clear_cache() -> None:
+    """Forget the settings read from the environment (the next read loads them again)."""
     global _current
     _current = None

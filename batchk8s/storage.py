@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+from batchk8s import caches
 from batchk8s.deadline import Deadline
-from batchk8s.errors import ConfigError, ConflictError, InputError, UpstreamTimeoutError, excerpt, from_azure
+from batchk8s.errors import BLOB, ConfigError, ConflictError, InputError, UpstreamTimeoutError, azure_errors, excerpt
 from batchk8s.problems import whole_number_problem
 from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
 
@@ -63,7 +64,6 @@ MAX_DELEGATION = timedelta(days=7)
 DELEGATION_REUSE = timedelta(minutes=10)
 UPLOAD_WORKERS = 8
 STORAGE_SCOPE = "https://storage.azure.com/.default"
-BLOB = "Blob storage"
 # A storage call made without the operation's deadline ends within this, retries and pauses included
 # (one call is at most an artifact upload). With a deadline, the call gets what is left of it instead.
 STORAGE_CALL_SECONDS = 60.0
@@ -148,14 +148,11 @@ def _first_token(credential: Any, endpoint: str) -> None:
     """Ask for a token once before any storage call: the storage SDK retries a refused token like a
     network error (backoffs of 15 s and more, over a minute in all), so a wrong identity would
     otherwise fail slowly. The credential caches the token, so the first real call costs nothing more."""
-    from azure.core.exceptions import ClientAuthenticationError
-
-    try:
+    with azure_errors(f"storage at {endpoint}", BLOB):
         credential.get_token(STORAGE_SCOPE)
-    except ClientAuthenticationError as exc:
-        raise from_azure(exc, f"storage at {endpoint}") from None
 
 
+@caches.register
 def clear_cache() -> None:
     """Close and forget cached clients (settings changed, e.g. between tests)."""
     with _clients_lock:
@@ -186,19 +183,16 @@ def call(what: str, operation: Callable[[], T], deadline: Deadline | None = None
     With a deadline, an operation with no time left is not started, and running out midway is
     504 UpstreamTimeout naming Blob storage and `what` (the policy alone could only say "sending a request").
     """
-    from azure.core.exceptions import AzureError
-
     if deadline is not None:
         deadline.check(BLOB, f"working on {what}")
-    try:
-        return operation()
-    except AzureError as exc:
-        raise from_azure(exc, what, BLOB) from None
-    except UpstreamTimeoutError:
-        if deadline is None:
-            raise
-        spent = deadline if deadline.expired() else deadline.within(STORAGE_CALL_SECONDS)
-        raise spent.timeout(BLOB, f"working on {what}") from None
+    with azure_errors(what, BLOB):
+        try:
+            return operation()
+        except UpstreamTimeoutError:  # the retry policy's, raised inside the pipeline
+            if deadline is None:
+                raise
+            spent = deadline if deadline.expired() else deadline.within(STORAGE_CALL_SECONDS)
+            raise spent.timeout(BLOB, f"working on {what}") from None
 
 
 # --- containers ------------------------------------------------------------------------------

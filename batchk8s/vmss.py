@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from batchk8s.deadline import Deadline
-from batchk8s.errors import BatchK8sError, ConfigError, InputError, UpstreamError, from_azure
+from batchk8s.errors import ARM, BatchK8sError, ConfigError, InputError, UpstreamError, azure_errors, from_azure
 from batchk8s.settings import VMSS_ACTIONS, VMSS_ID, is_vmss_name, vmss_ref_problem
 
 if TYPE_CHECKING:
@@ -71,7 +71,6 @@ WOULD = {"start": "would-start", "deallocate": "would-deallocate"}
 TERMINAL = {"succeeded", "failed", "canceled", "cancelled"}
 UNREADABLE = "Unknown"  # the status ARM sent could not be read: not terminal, so never "completed"
 UNKNOWN_STATUS = "Unknown"  # an operation whose status ARM no longer keeps (read back later, 404)
-ARM = "Azure Resource Manager"
 
 
 @dataclass(frozen=True)
@@ -451,7 +450,7 @@ def _failed(report: TargetReport, exc: Exception, instances: Sequence[InstanceRe
 
     if not isinstance(exc, (AzureError, BatchK8sError)):
         log.exception("unexpected failure on scale set %s", report.ref)
-    problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"scale set {report.ref}", ARM)
+    problem = from_azure(exc, f"scale set {report.ref}", ARM)
     if report.problem is None:  # the first failure names the report; every failed instance is marked
         report.problem = problem
         report.outcome = "not-found" if problem.status == 404 and instances is None else "failed"
@@ -511,12 +510,10 @@ def list_scale_sets(settings: Settings, resource_group: str | None = None,
     """Scale sets with their tags, in `resource_group` or (None) the whole `subscription` (None:
     AZURE_SUBSCRIPTION_ID): one paged call."""
     with _compute(settings, 1, deadline or Deadline.for_http(), [subscription]) as arms:
-        try:
+        where = f"resource group {resource_group}" if resource_group else "the subscription"
+        where += f" of subscription {subscription}" if subscription else ""
+        with azure_errors(f"scale sets in {where}", ARM):
             return arms[subscription].list_scale_sets(resource_group, subscription)
-        except Exception as exc:
-            where = f"resource group {resource_group}" if resource_group else "the subscription"
-            where += f" of subscription {subscription}" if subscription else ""
-            raise from_azure(exc, f"scale sets in {where}", ARM) from None
 
 
 def power_states(settings: Settings, targets: Sequence[ScaleSetRef],
@@ -675,7 +672,7 @@ def _wait(arm: _Arm, report: TargetReport, operations: list[_Operation], deadlin
             list(arm.vm_pool.map(lambda operation: operation.polling.update_status(), running))
             delay = min(delay * 2, MAX_POLL_DELAY)
     except Exception as exc:  # the action was accepted; only reading its status failed
-        problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, f"operation status of {report.ref}", ARM)
+        problem = from_azure(exc, f"operation status of {report.ref}", ARM)
         report.warnings.append(f"could not read the operation status: {problem.message}")
         return
     finally:
@@ -752,7 +749,7 @@ def _read_status(arm: _Arm, operation: Followed, trusted: str) -> tuple[str, dic
     try:
         response = arm.client.send_request(HttpRequest("GET", operation.url))
     except Exception as exc:  # a status that cannot be read is still running as far as we know
-        problem = exc if isinstance(exc, BatchK8sError) else from_azure(exc, "operation status")
+        problem = from_azure(exc, "operation status", ARM)
         log.warning("could not read an operation status: %s", problem.message)
         return "InProgress", {}
     if response.status_code == 404:

@@ -105,7 +105,7 @@ def monitoring(context: ssl.SSLContext, offset: float) -> tuple[int, float]:
         before = batch.count("GET", r"/jobs/watch/tasks$")
         report = jobs.monitor(settings, "watch", timeout=3600, waiter=Waiter(clock=clock.now, sleep=clock.advance),
                               outputs=False)
-        if not report["succeeded"]:
+        if not report.succeeded:
             raise SystemExit("the job did not succeed")
         requests = batch.count("GET", r"/jobs/watch/tasks$") - before
         noticed = clock.now() - end

@@ -86,13 +86,16 @@ def pinned_clock(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 
 
 @pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    """Settings and credentials are cached per process; each test starts from its own."""
-    yield
-    from batchk8s import credentials, settings
+def fresh_caches() -> Iterator[None]:
+    """Every process-wide cache (settings, credentials, SDK clients, parsed documents, the workflow registry)
+    is empty when a test starts and emptied when it ends (clients closed): no test sees another's
+    settings or talks to another's fake through a client kept from it. The one place this happens:
+    batchk8s.caches, where each cache registers itself (tests/unit/test_caches.py checks none is missed)."""
+    from batchk8s import caches
 
-    credentials.clear_cache()
-    getattr(settings, "clear_cache", lambda: None)()
+    caches.reset_all()
+    yield
+    caches.reset_all()
 
 
 def _free_port() -> int:

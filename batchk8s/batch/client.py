@@ -15,13 +15,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
+from batchk8s import caches
+from batchk8s.errors import BATCH, azure_errors
+
 if TYPE_CHECKING:
     from azure.batch import BatchClient
 
     from batchk8s.deadline import Deadline
     from batchk8s.settings import Settings
 
-BATCH = "Azure Batch"
 
 RETRY_TOTAL = 6
 BACKOFF_FACTOR = 0.5
@@ -76,6 +78,7 @@ def batch_client(settings: Settings, deadline: Deadline | None = None) -> Any:
     return Bounded(client, deadline) if deadline is not None else client
 
 
+@caches.register
 def clear_cache() -> None:
     """Forget cached clients (settings changed, e.g. between tests)."""
     with _lock:
@@ -86,23 +89,8 @@ def clear_cache() -> None:
 
 def call(what: str, operation: Any, *args: Any, **kwargs: Any) -> Any:
     """Run one SDK call, translating azure-core errors into ours (naming `what`)."""
-    from azure.core.exceptions import AzureError
-
-    from batchk8s.errors import from_azure
-
-    try:
+    with azure_errors(what, BATCH):
         return operation(*args, **kwargs)
-    except AzureError as exc:
-        raise from_azure(exc, what, BATCH) from None
-
-
-def translated(exc: Exception, what: str) -> Exception:
-    """An azure-core error as ours (naming `what`); anything else unchanged."""
-    from azure.core.exceptions import AzureError
-
-    from batchk8s.errors import from_azure
-
-    return from_azure(exc, what, BATCH) if isinstance(exc, AzureError) else exc
 
 
 def text(value: Any) -> str | None:

@@ -50,7 +50,7 @@ def pool_node_role(pool: batch_models.BatchPool) -> str:
 def control_plane_record(settings: Settings, pool_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
     """The parsed `control-plane.json` of the pool's cluster container; 409 while there is none."""
     from batchk8s import storage
-    from batchk8s.batch.pools import cluster_container
+    from batchk8s.batch.pool_spec import cluster_container
 
     container = cluster_container(pool_id)
     where = f"{container}/{CONTROL_PLANE_BLOB}"

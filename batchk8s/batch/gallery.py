@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from batchk8s.errors import InputError, NotFoundError, from_azure
+from batchk8s.errors import ARM, InputError, NotFoundError, azure_errors
 
 if TYPE_CHECKING:
     from batchk8s.settings import Settings
@@ -55,13 +55,11 @@ def read_definition(settings: Settings, image_id: str, field: str) -> ImageDefin
                                      credential_scopes=[settings.arm_scope])
     what = f"gallery image {match['gallery']}/{match['image']}"
     try:
-        image = client.gallery_images.get(match["rg"], match["gallery"], match["image"],
-                                          api_version=GALLERY_API_VERSION)
-    except Exception as exc:
-        problem = from_azure(exc, what)
-        if isinstance(problem, NotFoundError):
-            raise InputError.for_field(field, f"{what} does not exist ({problem.code})") from None
-        raise problem from None
+        with azure_errors(what, ARM):
+            image = client.gallery_images.get(match["rg"], match["gallery"], match["image"],
+                                              api_version=GALLERY_API_VERSION)
+    except NotFoundError as problem:
+        raise InputError.for_field(field, f"{what} does not exist ({problem.code})") from None
     finally:
         client.close()
     identifier = image.identifier

@@ -6,7 +6,8 @@ resent task that already exists counts as added (a retry never duplicates work),
 could not add are resubmitted a bounded number of times. Monitoring
 lists the job's tasks with backoff (1 s doubling to 10 s): a two-minute job costs about 16 list
 requests and its end is noticed within 10 s. A task whose dependency failed never runs (Batch
-blocks it), so monitoring treats it as finished-blocked instead of waiting forever.
+blocks it), so monitoring treats it as finished-blocked instead of waiting forever. Reads return a
+`reports.JobReport`.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import batch_client, call, request_job_delete, text, translated
+from batchk8s.batch.client import batch_client, call, request_job_delete, text
 from batchk8s.batch.polling import Waiter, tail
+from batchk8s.batch.reports import Deletion, JobReport, TaskResult
 from batchk8s.errors import ConflictError, InputError
 from batchk8s.settings import BATCH_ID, Settings
 
@@ -52,20 +54,16 @@ def job_spec(job_id: str, pool_id: str, display_name: str | None = None) -> batc
 def create_job(settings: Settings, job_id: str, pool_id: str, display_name: str | None = None, *,
                deadline: Deadline | None = None) -> bool:
     """Create the job; reuse an existing one on the same pool with dependencies on. True if created."""
-    from azure.core.exceptions import ResourceExistsError
-
     check_id(job_id, "jobId")
     check_id(pool_id, "poolId")
     client = batch_client(settings, deadline)
     what = f"job {job_id}"
     try:
-        client.create_job(job_spec(job_id, pool_id, display_name))
+        call(what, client.create_job, job_spec(job_id, pool_id, display_name))
         return True
-    except ResourceExistsError as exc:
-        if getattr(exc.error, "code", None) != "JobExists":
-            raise translated(exc, what) from None  # JobBeingDeleted: the id is not free yet
-    except Exception as exc:
-        raise translated(exc, what) from None
+    except ConflictError as error:
+        if error.code != "JobExists":
+            raise  # JobBeingDeleted: the id is not free yet
     existing = call(what, client.get_job, job_id)
     problems = []
     existing_pool = existing.pool_info.pool_id if existing.pool_info else None
@@ -92,62 +90,32 @@ def add_tasks(settings: Settings, job_id: str, tasks: list[batch_models.BatchTas
     return submission.add_tasks(settings, job_id, tasks, **resubmission, deadline=deadline)
 
 
-def list_tasks(settings: Settings, job_id: str, *, deadline: Deadline | None = None) -> list[dict[str, Any]]:
+def list_tasks(settings: Settings, job_id: str, *, deadline: Deadline | None = None) -> list[TaskResult]:
     """Every task of the job with its state, dependencies and execution info (one request per 1000)."""
     client = batch_client(settings, deadline)
     tasks = call(f"job {job_id}", lambda: list(client.list_tasks(job_id, select=LIST_SELECT)))
-    return [_task_summary(task) for task in tasks]
+    return [TaskResult.from_model(task) for task in tasks]
 
 
-def _task_summary(task: batch_models.BatchTask) -> dict[str, Any]:
-    info = task.execution_info
-    summary: dict[str, Any] = {"id": task.id, "state": text(task.state),
-                               "dependsOn": list(task.depends_on.task_ids or []) if task.depends_on else []}
-    if info is not None:
-        summary.update({"exitCode": info.exit_code, "result": text(info.result),
-                        "startTime": info.start_time.isoformat() if info.start_time else None,
-                        "endTime": info.end_time.isoformat() if info.end_time else None,
-                        "retryCount": info.retry_count})
-        if info.failure_info is not None:
-            summary["failure"] = {"category": text(info.failure_info.category), "code": info.failure_info.code,
-                                  "message": info.failure_info.message}
-    if task.node_info is not None:
-        summary["nodeId"] = task.node_info.node_id
-    return summary
-
-
-def _mark_blocked(tasks: list[dict[str, Any]]) -> None:
+def _mark_blocked(tasks: list[TaskResult]) -> None:
     """Flag active tasks that can never run because a task they depend on (transitively) failed."""
-    failed = {t["id"].lower() for t in tasks if t["state"] == "completed" and _failed(t)}
+    failed = {t.id.lower() for t in tasks if t.failed}
     changed = True
     while changed:
         changed = False
         for task in tasks:
-            key = task["id"].lower()
-            if task["state"] == "active" and key not in failed and any(d.lower() in failed for d in task["dependsOn"]):
-                task["blocked"] = True
+            key = task.id.lower()
+            if task.state == "active" and key not in failed and any(d.lower() in failed for d in task.depends_on):
+                task.blocked = True
                 failed.add(key)
                 changed = True
 
 
-def _failed(task: dict[str, Any]) -> bool:
-    return task.get("exitCode") != 0 or bool(task.get("failure"))
-
-
-def summarize(job_id: str, pool_id: str | None, state: str | None, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(job_id: str, pool_id: str | None, state: str | None, tasks: list[TaskResult]) -> JobReport:
     """Counts, completion and failures; tasks in the order they ran (not yet started ones last, by id)."""
-    tasks.sort(key=lambda t: (t.get("startTime") is None, t.get("startTime") or "", t["id"]))
+    tasks.sort(key=lambda t: (t.start_time is None, t.start_time or "", t.id))
     _mark_blocked(tasks)
-    counts: dict[str, int] = {}
-    for task in tasks:
-        counts[task["state"]] = counts.get(task["state"], 0) + 1
-    finished = [t for t in tasks if t["state"] == "completed" or t.get("blocked")]
-    failed = [t["id"] for t in tasks if t["state"] == "completed" and _failed(t)]
-    blocked = [t["id"] for t in tasks if t.get("blocked")]
-    complete = bool(tasks) and len(finished) == len(tasks)
-    return {"id": job_id, "poolId": pool_id, "state": state, "taskCounts": counts, "complete": complete,
-            "succeeded": complete and not failed and not blocked, "failedTasks": failed, "blockedTasks": blocked,
-            "tasks": tasks}
+    return JobReport(job_id, pool_id, state, tasks)
 
 
 def _file_tail(settings: Settings, job_id: str, task_id: str, name: str, *,
@@ -160,23 +128,27 @@ def _file_tail(settings: Settings, job_id: str, task_id: str, name: str, *,
         return None  # the task has not started (no files yet) or its files were cleaned up
 
 
-def collect_outputs(settings: Settings, job_id: str, tasks: list[dict[str, Any]], limit: int = OUTPUT_TASKS, *,
+def collect_outputs(settings: Settings, job_id: str, tasks: list[TaskResult], limit: int = OUTPUT_TASKS, *,
                     deadline: Deadline | None = None) -> None:
     """Add stdout/stderr tails to started tasks (failed ones first, at most `limit`), fetched concurrently."""
-    started = [t for t in tasks if t["state"] in ("running", "completed")]
-    started.sort(key=lambda t: t["state"] != "completed" or t.get("exitCode") == 0)
+    started = [t for t in tasks if t.state in ("running", "completed")]
+    started.sort(key=lambda t: t.state != "completed" or t.exit_code == 0)
     chosen = [(task, name) for task in started[:limit] for name in OUTPUT_FILES]
     if not chosen:
         return
     with ThreadPoolExecutor(max_workers=min(8, len(chosen))) as pool:
-        tails = list(pool.map(lambda item: _file_tail(settings, job_id, item[0]["id"], item[1], deadline=deadline),
+        tails = list(pool.map(lambda item: _file_tail(settings, job_id, item[0].id, item[1], deadline=deadline),
                               chosen))
     for (task, name), output in zip(chosen, tails, strict=True):
-        task[name.replace(".txt", "Tail")] = output
+        task.outputs_read = True
+        if name == "stdout.txt":
+            task.stdout_tail = output
+        else:
+            task.stderr_tail = output
 
 
 def job_status(settings: Settings, job_id: str, *, outputs: bool = True,
-               deadline: Deadline | None = None) -> dict[str, Any]:
+               deadline: Deadline | None = None) -> JobReport:
     """The job, every task's state/exit code/failure, and (with `outputs`) stdout/stderr tails."""
     check_id(job_id, "jobId")
     client = batch_client(settings, deadline)
@@ -184,11 +156,11 @@ def job_status(settings: Settings, job_id: str, *, outputs: bool = True,
     report = summarize(job.id, job.pool_info.pool_id if job.pool_info else None, text(job.state),
                        list_tasks(settings, job_id, deadline=deadline))
     if outputs:
-        collect_outputs(settings, job_id, report["tasks"], deadline=deadline)
+        collect_outputs(settings, job_id, report.tasks, deadline=deadline)
     return report
 
 
-def _stalled(settings: Settings, job_id: str, report: dict[str, Any], *,
+def _stalled(settings: Settings, job_id: str, report: JobReport, *,
              deadline: Deadline | None = None) -> str | None:
     """Why the job's waiting tasks can never run, or None while they still can.
 
@@ -198,8 +170,8 @@ def _stalled(settings: Settings, job_id: str, report: dict[str, Any], *,
     """
     from batchk8s.batch.pools import pool_verdict
 
-    waiting = [t for t in report["tasks"] if t["state"] == "active" and not t.get("blocked")]
-    if not waiting or any(t["state"] in ("running", "preparing") for t in report["tasks"]):
+    waiting = [t for t in report.tasks if t.state == "active" and not t.blocked]
+    if not waiting or any(t.state in ("running", "preparing") for t in report.tasks):
         return None
     job = call(f"job {job_id}", batch_client(settings, deadline).get_job, job_id, select=["id", "state", "poolInfo"])
     state = text(job.state)
@@ -215,26 +187,26 @@ def _stalled(settings: Settings, job_id: str, report: dict[str, Any], *,
 
 
 def monitor(settings: Settings, job_id: str, *, timeout: float = 3600, waiter: Waiter | None = None,
-            outputs: bool = True, deadline: Deadline | None = None) -> dict[str, Any]:
+            outputs: bool = True, deadline: Deadline | None = None) -> JobReport:
     """List the tasks (with backoff) until every one completed or is blocked, or until the waiting
     ones cannot run (`stalled` says why); then collect outputs."""
     check_id(job_id, "jobId")
 
-    def probe() -> tuple[bool, dict[str, Any]]:
+    def probe() -> tuple[bool, JobReport]:
         report = summarize(job_id, None, None, list_tasks(settings, job_id, deadline=deadline))
-        if not report["complete"]:
-            report["stalled"] = _stalled(settings, job_id, report, deadline=deadline)
-        return report["complete"] or bool(report.get("stalled")), report
+        if not report.complete:
+            report.stalled = _stalled(settings, job_id, report, deadline=deadline)
+        return report.complete or bool(report.stalled), report
 
     report = (waiter or Waiter()).until(probe, timeout, f"job {job_id}", deadline=deadline)
     if outputs:
-        collect_outputs(settings, job_id, report["tasks"], deadline=deadline)
+        collect_outputs(settings, job_id, report.tasks, deadline=deadline)
     return report
 
 
-def delete_job(settings: Settings, job_id: str, *, deadline: Deadline | None = None) -> dict[str, Any]:
+def delete_job(settings: Settings, job_id: str, *, deadline: Deadline | None = None) -> Deletion:
     """Ask Batch to delete the job and its tasks (one request; Batch finishes it in the background)."""
     check_id(job_id, "jobId")
     client = batch_client(settings, deadline)
     request_job_delete(client, job_id, f"job {job_id}")
-    return {"id": job_id, "state": "deleting"}
+    return Deletion(job_id, "deleting")

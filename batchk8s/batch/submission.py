@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.batch.client import BATCH, batch_client, text, translated
+from batchk8s.batch.client import batch_client, text
 from batchk8s.deadline import Deadline
-from batchk8s.errors import UpstreamError, UpstreamTimeoutError
+from batchk8s.errors import BATCH, UpstreamError, UpstreamTimeoutError, azure_code, from_azure
 from batchk8s.settings import Settings
 
 if TYPE_CHECKING:
@@ -75,16 +75,16 @@ def _send(client: Any, job_id: str, chunk: list[batch_models.BatchTaskCreateOpti
     try:
         response = client.create_task_collection(job_id, m.BatchTaskGroup(task_values=chunk))
     except ClientAuthenticationError as exc:  # no token, or Batch refused ours: resubmitting cannot help
-        raise translated(exc, f"tasks of job {job_id}") from None
+        raise from_azure(exc, f"tasks of job {job_id}", BATCH) from None
     except HttpResponseError as exc:
-        code = getattr(exc.error, "code", None)
+        code = azure_code(exc)
         if code == TOO_LARGE:
             if len(chunk) == 1:
                 return [(chunk[0], "clienterror", TOO_LARGE, "the task alone is larger than Batch accepts")]
             half = len(chunk) // 2
             return _send(client, job_id, chunk[:half]) + _send(client, job_id, chunk[half:])
         if exc.status_code is not None and exc.status_code < 500:
-            raise translated(exc, f"tasks of job {job_id}") from None
+            raise from_azure(exc, f"tasks of job {job_id}", BATCH) from None
         return [(task, "servererror", code or str(exc.status_code), "the request failed") for task in chunk]
     except AzureError as exc:
         return [(task, "servererror", UNCONFIRMED, type(exc).__name__) for task in chunk]

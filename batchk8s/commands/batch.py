@@ -9,11 +9,14 @@ Batch reported a failure (start task failed, resize errors, a task failed or was
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from batchk8s.cli import Output, positive_int
 from batchk8s.errors import EXIT_UPSTREAM
 from batchk8s.settings import Settings
+
+if TYPE_CHECKING:
+    from batchk8s.batch.reports import Deletion, JobReport, PoolStatus
 
 TAIL_LINES = 5
 DEFAULT_WAIT_TIMEOUT = 1800
@@ -102,8 +105,8 @@ def pool_create(args: argparse.Namespace, settings: Settings) -> Output:
                "imageId": args.image_id, "nodeAgentSkuId": args.node_agent_sku, "metadata": _metadata(args.metadata)}
     status = create_pool(settings, {k: v for k, v in options.items() if v is not None}, wait=args.wait,
                          timeout=args.timeout, deadline=args.deadline)
-    verb = "created" if status["created"] else "reused"
-    return _pool_output(status, f"{verb} pool {status['id']}", args.wait)
+    verb = "created" if status.created else "reused"
+    return _pool_output(status, f"{verb} pool {status.id}", args.wait)
 
 
 def pool_show(args: argparse.Namespace, settings: Settings) -> Output:
@@ -124,9 +127,12 @@ def pool_resize(args: argparse.Namespace, settings: Settings) -> Output:
 def pool_delete(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.pools import delete_pool
 
-    result = delete_pool(settings, args.id or settings.pool_id, wait=args.wait, timeout=args.timeout,
-                         deadline=args.deadline)
-    return Output(result, f"pool {result['id']}: {result['state']}")
+    return _deletion_output("pool", delete_pool(settings, args.id or settings.pool_id, wait=args.wait,
+                                                timeout=args.timeout, deadline=args.deadline))
+
+
+def _deletion_output(kind: str, deletion: Deletion) -> Output:
+    return Output(deletion.to_dict(), f"{kind} {deletion.id}: {deletion.state}")
 
 
 def _tail_lines(text: str | None, indent: str) -> list[str]:
@@ -135,30 +141,30 @@ def _tail_lines(text: str | None, indent: str) -> list[str]:
     return [indent + line for line in text.rstrip("\n").splitlines()[-TAIL_LINES:]]
 
 
-def _pool_output(status: dict[str, Any], headline: str, waited: bool) -> Output:
-    counts = ", ".join(f"{state}={n}" for state, n in sorted(status["nodeCounts"].items())) or "none"
+def _pool_output(status: PoolStatus, headline: str, waited: bool) -> Output:
+    counts = ", ".join(f"{state}={n}" for state, n in sorted(status.node_counts.items())) or "none"
     lines = [headline] if headline else []
-    lines.append(f"pool {status['id']}: {status['state']}, allocation {status['allocationState']}, "
-                 f"dedicated {status['currentDedicatedNodes']}/{status['targetDedicatedNodes']}, "
-                 f"spot {status['currentSpotNodes']}/{status['targetSpotNodes']}; nodes: {counts}")
-    lines += [f"  resize error {e['code']}: {e['message']}" for e in status["resizeErrors"]]
-    for node in status["nodes"]:
-        start = node.get("startTask") or {}
-        line = f"  {node['id']}: {node['state']}"
+    lines.append(f"pool {status.id}: {status.state}, allocation {status.allocation_state}, "
+                 f"dedicated {status.current_dedicated_nodes}/{status.target_dedicated_nodes}, "
+                 f"spot {status.current_spot_nodes}/{status.target_spot_nodes}; nodes: {counts}")
+    lines += [f"  resize error {e.code}: {e.message}" for e in status.resize_errors]
+    for node in status.nodes:
+        start = node.start_task
+        line = f"  {node.id}: {node.state}"
         if start:
-            line += f", start task {start['state']}"
-            if start.get("exitCode") is not None:
-                line += f" (exit {start['exitCode']})"
-            if start.get("failure"):
-                line += f": {start['failure']['code']} {start['failure']['message']}"
+            line += f", start task {start.state}"
+            if start.exit_code is not None:
+                line += f" (exit {start.exit_code})"
+            if start.failure:
+                line += f": {start.failure.code} {start.failure.message}"
         lines.append(line)
-        if node["state"] == "starttaskfailed":
-            lines += _tail_lines(start.get("stderrTail"), "    stderr| ")
-    if status.get("note"):
-        lines.append(f"note: {status['note']}")
-    if waited or not status["ready"]:
-        lines.append(status["reason"])
-    return Output(status, "\n".join(lines), EXIT_UPSTREAM if waited and status["failed"] else 0)
+        if node.state == "starttaskfailed" and start:
+            lines += _tail_lines(start.stderr_tail, "    stderr| ")
+    if status.note:
+        lines.append(f"note: {status.note}")
+    if waited or not status.ready:
+        lines.append(status.reason)
+    return Output(status.to_dict(), "\n".join(lines), EXIT_UPSTREAM if waited and status.failed else 0)
 
 
 # --- workflows and jobs ------------------------------------------------------------------------
@@ -167,24 +173,25 @@ def _pool_output(status: dict[str, Any], headline: str, waited: bool) -> Output:
 def workflow_list(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.workflows import workflows
 
-    known = [workflow.to_dict() for workflow in workflows()]
-    width = max((len(w["name"]) for w in known), default=0)
-    return Output({"workflows": known}, "\n".join(f"{w['name']:<{width}}  {w['description']}" for w in known))
+    known = workflows()
+    width = max((len(w.name) for w in known), default=0)
+    return Output({"workflows": [w.to_dict() for w in known]},
+                  "\n".join(f"{w.name:<{width}}  {w.description}" for w in known))
 
 
 def workflow_run(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.workflows.runs import run_workflow
 
     body = {k: v for k, v in (("poolId", args.pool_id), ("jobId", args.job_id)) if v}
-    result = run_workflow(settings, args.name, body, wait=args.wait, timeout=args.timeout, deadline=args.deadline)
-    lines = [f"workflow {result['workflow']}: job {result['jobId']} on pool {result['poolId']} "
-             f"({'created' if result['jobCreated'] else 'reused'}); tasks added {result['added']}, "
-             f"already there {result['existing']}"]
-    if "status" not in result:
-        lines.append(f"follow it with: python -m batchk8s job show {result['jobId']}")
-        return Output(result, "\n".join(lines))
-    job = _job_output(result["status"])
-    return Output(result, "\n".join([*lines, job.text]), job.exit_code)
+    run = run_workflow(settings, args.name, body, wait=args.wait, timeout=args.timeout, deadline=args.deadline)
+    lines = [f"workflow {run.workflow}: job {run.job_id} on pool {run.pool_id} "
+             f"({'created' if run.job_created else 'reused'}); tasks added {run.added}, "
+             f"already there {run.existing}"]
+    if run.status is None:
+        lines.append(f"follow it with: python -m batchk8s job show {run.job_id}")
+        return Output(run.to_dict(), "\n".join(lines))
+    job = _job_output(run.status)
+    return Output(run.to_dict(), "\n".join([*lines, job.text]), job.exit_code)
 
 
 def job_show(args: argparse.Namespace, settings: Settings) -> Output:
@@ -196,24 +203,23 @@ def job_show(args: argparse.Namespace, settings: Settings) -> Output:
 def job_delete(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.batch.jobs import delete_job
 
-    result = delete_job(settings, args.id, deadline=args.deadline)
-    return Output(result, f"job {result['id']}: {result['state']}")
+    return _deletion_output("job", delete_job(settings, args.id, deadline=args.deadline))
 
 
-def _job_output(report: dict[str, Any]) -> Output:
-    counts = ", ".join(f"{state}={n}" for state, n in sorted(report["taskCounts"].items())) or "no tasks"
-    outcome = ("succeeded" if report["succeeded"] else "failed") if report["complete"] else "in progress"
-    lines = [f"job {report['id']}: {outcome}; tasks: {counts}"]
-    for task in report["tasks"]:
-        line = f"  {task['id']}: {'blocked (a dependency failed)' if task.get('blocked') else task['state']}"
-        if task.get("exitCode") is not None:
-            line += f", exit {task['exitCode']}"
-        if task.get("failure"):
-            line += f" ({task['failure']['code']})"
+def _job_output(report: JobReport) -> Output:
+    counts = ", ".join(f"{state}={n}" for state, n in sorted(report.task_counts.items())) or "no tasks"
+    outcome = ("succeeded" if report.succeeded else "failed") if report.complete else "in progress"
+    lines = [f"job {report.id}: {outcome}; tasks: {counts}"]
+    for task in report.tasks:
+        line = f"  {task.id}: {'blocked (a dependency failed)' if task.blocked else task.state}"
+        if task.exit_code is not None:
+            line += f", exit {task.exit_code}"
+        if task.failure:
+            line += f" ({task.failure.code})"
         lines.append(line)
-        lines += _tail_lines(task.get("stdoutTail"), "    stdout| ")
-        lines += _tail_lines(task.get("stderrTail"), "    stderr| ")
-    if report.get("stalled"):
-        lines.append(f"stalled: {report['stalled']}")
-    failed = (report["complete"] and not report["succeeded"]) or bool(report.get("stalled"))
-    return Output(report, "\n".join(lines), EXIT_UPSTREAM if failed else 0)
+        lines += _tail_lines(task.stdout_tail, "    stdout| ")
+        lines += _tail_lines(task.stderr_tail, "    stderr| ")
+    if report.stalled:
+        lines.append(f"stalled: {report.stalled}")
+    failed = (report.complete and not report.succeeded) or bool(report.stalled)
+    return Output(report.to_dict(), "\n".join(lines), EXIT_UPSTREAM if failed else 0)

@@ -27,7 +27,7 @@ def pool_create(req: func.HttpRequest, settings: Settings, deadline: Deadline) -
     from batchk8s.batch.pools import create_pool
 
     status = create_pool(settings, read_json(req), deadline=deadline)
-    return accepted(status, _location(req, status["id"]))
+    return accepted(status.to_dict(), _location(req, status.id))
 
 
 @bp.function_name("pool_show")
@@ -36,7 +36,7 @@ def pool_create(req: func.HttpRequest, settings: Settings, deadline: Deadline) -
 def pool_show(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.batch.pools import pool_status
 
-    return json_response(pool_status(settings, req.route_params.get("id", ""), deadline=deadline))
+    return json_response(pool_status(settings, req.route_params.get("id", ""), deadline=deadline).to_dict())
 
 
 @bp.function_name("pool_resize")
@@ -47,8 +47,8 @@ def pool_resize(req: func.HttpRequest, settings: Settings, deadline: Deadline) -
     from batchk8s.batch.pools import resize_pool
 
     pool_id = req.route_params.get("id", "")
-    return accepted(resize_pool(settings, pool_id, read_json(req, required=True), deadline=deadline), _location(req,
-                                                                                                                pool_id))
+    status = resize_pool(settings, pool_id, read_json(req, required=True), deadline=deadline)
+    return accepted(status.to_dict(), _location(req, pool_id))
 
 
 @bp.function_name("pool_delete")
@@ -58,4 +58,4 @@ def pool_delete(req: func.HttpRequest, settings: Settings, deadline: Deadline) -
     from batchk8s.batch.pools import delete_pool
 
     pool_id = req.route_params.get("id", "")
-    return accepted(delete_pool(settings, pool_id, deadline=deadline), _location(req, pool_id))
+    return accepted(delete_pool(settings, pool_id, deadline=deadline).to_dict(), _location(req, pool_id))

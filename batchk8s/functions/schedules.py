@@ -13,34 +13,30 @@ import azure.functions as func
 
 from batchk8s import clock
 from batchk8s.deadline import Deadline
-from batchk8s.errors import BatchK8sError
 from batchk8s.functions.http import endpoint, int_param, json_response
-from batchk8s.settings import RECONCILE_SCHEDULE, Settings, current_settings
+from batchk8s.functions.timers import timer_job
+from batchk8s.settings import RECONCILE_SCHEDULE, Settings
+from batchk8s.timer_budget import tick_budget
 
 bp = func.Blueprint()
 log = logging.getLogger("batchk8s.schedules")
 
 
+def _document_configured(settings: Settings) -> bool:
+    from batchk8s.schedules.service import configured
+
+    return configured(settings)
+
+
 @bp.function_name("schedules_reconcile")
 @bp.timer_trigger(schedule=RECONCILE_SCHEDULE, arg_name="timer", run_on_startup=False, use_monitor=True)
-def schedules_reconcile(timer: func.TimerRequest) -> None:
-    """Apply whatever firing of the schedule document is due; a no-op when no document is configured."""
-    settings = current_settings()
-    if not (settings.schedules_json or settings.schedules_blob):
-        return
-    run_tick(settings)
-
-
-def run_tick(settings: Settings) -> None:
-    """One tick with every failure logged, never raised (a raising timer only adds a host retry)."""
+@timer_job(budget=tick_budget, configured=_document_configured, logger=log)
+def schedules_reconcile(timer: func.TimerRequest, settings: Settings, deadline: Deadline, budget: Deadline) -> None:
+    """Apply whatever firing of the schedule document is due; a no-op when no document is configured.
+    An invalid document arrives at timer_job as one error with every problem in its details."""
     from batchk8s.schedules.reconcile import reconcile
 
-    try:
-        reconcile(settings, deadline=Deadline.for_timer())
-    except BatchK8sError as error:  # an invalid document arrives here with every problem in `details`
-        log.error("schedules tick: %s; nothing was done", error.message)
-        for problem in error.details:
-            log.error("  %s: %s", problem.get("field"), problem.get("message"))
+    reconcile(settings, deadline=deadline, budget=budget)
 
 
 @bp.function_name("schedules")

@@ -21,8 +21,10 @@ from batchk8s.functions.http import (
     query_values,
     read_json,
 )
+from batchk8s.functions.timers import timer_job
 from batchk8s.problems import Problems
-from batchk8s.settings import VMSS_ACTIONS, Settings, current_settings
+from batchk8s.settings import VMSS_ACTIONS, Settings
+from batchk8s.timer_budget import function_budget
 from batchk8s.vmss import (
     MAX_WAIT_SECONDS,
     TargetReport,
@@ -39,30 +41,23 @@ log = logging.getLogger("batchk8s.vmss")
 BODY_FIELDS = ("names", "dryRun", "waitSeconds")
 
 
+def _post_not_run(settings: Settings, name: str, error: BatchK8sError) -> None:
+    """A firing that could not run at all is one webhook event naming what to fix (docs/notifications.md)."""
+    from batchk8s.notify import run_failed
+
+    run_failed(settings, name, error, settings.vmss_action)
+
+
 @bp.function_name("vmss_schedule")
 @bp.timer_trigger(schedule="%VmssTriggerSchedule%", arg_name="timer", run_on_startup=False, use_monitor=True)
-def vmss_schedule(timer: func.TimerRequest) -> None:
+@timer_job(budget=function_budget, on_failure=_post_not_run, logger=log)
+def vmss_schedule(timer: func.TimerRequest, settings: Settings, deadline: Deadline, budget: Deadline) -> None:
     """Run AZURE_VMSS_ACTION on the configured scale sets and follow the operations to their outcome
-    within the function's budget (what still runs is reported by the next firing); a bad configuration
-    is logged, not thrown, so the log says what to fix instead of showing a stack trace every firing."""
-    if timer.past_due:
-        log.warning("vmss_schedule: this firing is past due (the host was down or busy at the scheduled time)")
+    within `budget` (what still runs is reported by the next firing); a bad configuration is logged
+    with every problem and posted to the webhook, not thrown (functions/timers.py)."""
     from batchk8s.schedules.followup import scheduled_action
-    from batchk8s.timer_budget import function_budget
 
-    budget = function_budget()
-    settings = current_settings()
-    try:
-        reports = scheduled_action(settings, budget, Deadline.for_timer())
-    except BatchK8sError as error:
-        from batchk8s.notify import run_failed
-
-        log.error("vmss_schedule: not run: %s", error.message)
-        for detail in error.details:
-            log.error("vmss_schedule:   %s: %s", detail.get("field", "?"), detail.get("message", ""))
-        run_failed(settings, "vmss_schedule", error, settings.vmss_action)
-        return
-    for report in reports:
+    for report in scheduled_action(settings, budget, deadline):
         (log.warning if report.failed else log.info)("vmss_schedule: %s", summary_line(report))
 
 

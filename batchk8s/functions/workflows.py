@@ -32,8 +32,8 @@ def workflow_run(req: func.HttpRequest, settings: Settings, deadline: Deadline) 
     """Body (optional): {"poolId": "...", "jobId": "..."}; unknown workflow -> 404 listing the known ones."""
     from batchk8s.workflows.runs import run_workflow
 
-    result = run_workflow(settings, req.route_params.get("name", ""), read_json(req), deadline=deadline)
-    return accepted(result, f"{base_url(req)}/api/jobs/{result['jobId']}")
+    run = run_workflow(settings, req.route_params.get("name", ""), read_json(req), deadline=deadline)
+    return accepted(run.to_dict(), f"{base_url(req)}/api/jobs/{run.job_id}")
 
 
 @bp.function_name("job_show")
@@ -42,7 +42,7 @@ def workflow_run(req: func.HttpRequest, settings: Settings, deadline: Deadline) 
 def job_show(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
     from batchk8s.batch.jobs import job_status
 
-    return json_response(job_status(settings, req.route_params.get("id", ""), deadline=deadline))
+    return json_response(job_status(settings, req.route_params.get("id", ""), deadline=deadline).to_dict())
 
 
 @bp.function_name("job_delete")
@@ -52,4 +52,4 @@ def job_delete(req: func.HttpRequest, settings: Settings, deadline: Deadline) ->
     from batchk8s.batch.jobs import delete_job
 
     job_id = req.route_params.get("id", "")
-    return accepted(delete_job(settings, job_id, deadline=deadline), f"{base_url(req)}/api/jobs/{job_id}")
+    return accepted(delete_job(settings, job_id, deadline=deadline).to_dict(), f"{base_url(req)}/api/jobs/{job_id}")

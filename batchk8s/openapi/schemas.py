@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from batchk8s.batch.pools import MAX_NODES, NODE_AGENT_SKU
+from batchk8s.batch.pool_spec import MAX_NODES, NODE_AGENT_SKU
 from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, VMSS_NAME
 from batchk8s.tes.validation import FILE_TYPES, INT32_MAX, STATES
 from batchk8s.vmss import MAX_TARGETS, MAX_WAIT_SECONDS

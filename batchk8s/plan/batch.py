@@ -18,7 +18,7 @@ from batchk8s.settings import Settings
 
 
 def pool_section(settings: Settings, **_: Any) -> Section:
-    from batchk8s.batch.pools import planned_pool
+    from batchk8s.batch.pool_spec import planned_pool
 
     try:
         spec = planned_pool(settings)

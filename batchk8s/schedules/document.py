@@ -20,6 +20,7 @@ from itertools import combinations
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from batchk8s import caches
 from batchk8s.errors import InputError
 from batchk8s.ncrontab import Schedule, ScheduleError, parse
 from batchk8s.problems import Problems, pattern_problem, whole_number_rule
@@ -252,6 +253,7 @@ def parse_cached(text: str, *, now: datetime, default_resource_group: str | None
     return _parse_cached(text, default_resource_group, source, now.astimezone(UTC).date().isoformat())
 
 
+@caches.register
 @lru_cache(maxsize=8)
 def _parse_cached(text: str, default_resource_group: str | None, source: str, day: str) -> Document:
     now = datetime.fromisoformat(day).replace(tzinfo=UTC)
@@ -337,6 +339,7 @@ def parse_zone(value: Any, path: str, problems: Problems) -> ZoneInfo | None:
         return None
 
 
+@caches.register
 @lru_cache(maxsize=512)
 def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
@@ -561,6 +564,7 @@ def _common_on_gap_days(first: Rule, second: Rule, now: datetime) -> datetime | 
     return None
 
 
+@caches.register
 @lru_cache(maxsize=64)
 def _gap_days(zone_name: str, day: str) -> tuple[tuple[datetime, frozenset[int]], ...]:
     """For each day in the CONFLICT_HORIZON after `day` on which the zone's clocks jump forward: the UTC

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from batchk8s import caches
 from batchk8s.deadline import Deadline
 from batchk8s.settings import Settings
 from batchk8s.tes.client import CancelResult, TaskAlreadyEnded, TaskWaitTimeout, TesClient, is_terminal
@@ -73,7 +74,9 @@ def _transport(settings: Settings) -> Any:
     return RelayTransport(settings)
 
 
+@caches.register
 def clear_cache() -> None:
+    """Close and forget cached TES clients (settings changed, e.g. between tests)."""
     with _lock:
         for client in _clients.values():
             close = getattr(client.transport, "close", None)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from batchk8s import caches
 from batchk8s.batch.tasks import TaskSpec
 from batchk8s.errors import NotFoundError
 from batchk8s.settings import Settings
@@ -55,6 +56,7 @@ class Workflow:
 
 
 _registry: dict[str, Workflow] = {}
+_builtin: dict[str, Workflow] = {}  # the ones this package's modules define: what `_reset` restores
 _lock = threading.RLock()
 _discovered = False
 
@@ -70,6 +72,8 @@ def register(name: str, description: str) -> Callable[[WorkflowFunction], Workfl
             if current is not None and current.build is not function:
                 raise ValueError(f"workflow {name!r} is already registered by {current.build.__module__}")
             _registry[name] = Workflow(name, description, function)
+            if function.__module__.startswith(f"{__name__}."):
+                _builtin[name] = _registry[name]
         return function
 
     return add
@@ -79,6 +83,17 @@ def unregister(name: str) -> None:
     """Remove a workflow (tests, or a deployment that wants to hide a built-in)."""
     with _lock:
         _registry.pop(name, None)
+
+
+@caches.register
+def _reset() -> None:
+    """Back to the built-in workflows: drop the ones registered from elsewhere, restore unregistered built-ins.
+    (Their modules stay imported, so discovery could not register them again.)"""
+    global _discovered
+    with _lock:
+        _registry.clear()
+        _registry.update(_builtin)
+        _discovered = False
 
 
 def discover() -> None:

@@ -9,13 +9,15 @@ control-plane node, the only one with the admin kubeconfig (see `control_plane`)
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from batchk8s.batch import jobs
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
-from batchk8s.batch.pools import node_identity
+from batchk8s.batch.pool_spec import node_identity
+from batchk8s.batch.reports import JobReport
 from batchk8s.batch.tasks import BlobFiles, TaskSpec, check_task_specs, file_path, task_document, to_task_options
 from batchk8s.deadline import Deadline
 from batchk8s.errors import ConfigError
@@ -53,9 +55,34 @@ def workflow_tasks(settings: Settings, workflow: Workflow, context: WorkflowCont
     return specs
 
 
+@dataclass(frozen=True)
+class WorkflowRun:
+    """A run Batch accepted: its job (created or reused), its task ids, how their submission went
+    (added now, already in the job, resubmitted after a server error) and, after a wait, the job's report."""
+
+    workflow: str
+    pool_id: str
+    job_id: str
+    job_created: bool
+    tasks: list[str] = field(default_factory=list)
+    added: int = 0
+    existing: int = 0
+    resubmitted: int = 0
+    affinity_id: str | None = None
+    status: JobReport | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"workflow": self.workflow, "poolId": self.pool_id, "jobId": self.job_id,
+                                "jobCreated": self.job_created, "tasks": list(self.tasks), "added": self.added,
+                                "existing": self.existing, "resubmitted": self.resubmitted,
+                                "affinityId": self.affinity_id}
+        if self.status is not None:
+            body["status"] = self.status.to_dict()
+        return body
+
+
 def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = None, *, wait: bool = False,
-                 timeout: float = 3600, waiter: Waiter | None = None, deadline: Deadline | None = None) -> dict[str,
-                                                                                                                Any]:
+                 timeout: float = 3600, waiter: Waiter | None = None, deadline: Deadline | None = None) -> WorkflowRun:
     """Create (or reuse) the job on the pool and add the workflow's tasks; with `wait`, monitor it."""
     from batchk8s import storage
 
@@ -82,13 +109,10 @@ def run_workflow(settings: Settings, name: str, body: dict[str, Any] | None = No
     options = [to_task_options(spec, blob_urls, affinity, identity) for spec in specs]
     created = jobs.create_job(settings, context.job_id, context.pool_id, display_name=f"workflow {name}",
                               deadline=deadline)
-    added = jobs.add_tasks(settings, context.job_id, options, deadline=deadline)
-    result: dict[str, Any] = {"workflow": name, "poolId": context.pool_id, "jobId": context.job_id,
-                              "jobCreated": created, "tasks": [spec.id for spec in specs], **added,
-                              "affinityId": affinity.affinity_id if affinity else None}
-    if wait:
-        result["status"] = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter, deadline=deadline)
-    return result
+    tally = jobs.add_tasks(settings, context.job_id, options, deadline=deadline)
+    status = jobs.monitor(settings, context.job_id, timeout=timeout, waiter=waiter, deadline=deadline) if wait else None
+    return WorkflowRun(name, context.pool_id, context.job_id, created, [spec.id for spec in specs], tally["added"],
+                       tally["existing"], tally["resubmitted"], affinity.affinity_id if affinity else None, status)
 
 
 def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = None,
@@ -105,7 +129,7 @@ def planned_run(settings: Settings, name: str, body: dict[str, Any] | None = Non
     if settings.k8s_node_role == "auto":
         from azure.batch import models as m
 
-        from batchk8s.batch.pools import cluster_container
+        from batchk8s.batch.pool_spec import cluster_container
 
         affinity = m.BatchAffinityInfo(affinity_id=PLACEHOLDER_AFFINITY.format(
             container=cluster_container(context.pool_id), blob=CONTROL_PLANE_BLOB))

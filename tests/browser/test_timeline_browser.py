@@ -62,12 +62,9 @@ def route_response(monkeypatch: pytest.MonkeyPatch, **params: str) -> func.HttpR
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(clock, "now", lambda: datetime(2026, 11, 30, 6, tzinfo=UTC))
     settings_module.clear_cache()
-    try:
-        function = indexed_functions()["schedules_view"]
-        request = func.HttpRequest("GET", "http://localhost/api/schedules/view", params=params, body=b"", headers={})
-        return function.get_user_function()(request)
-    finally:
-        settings_module.clear_cache()
+    function = indexed_functions()["schedules_view"]
+    request = func.HttpRequest("GET", "http://localhost/api/schedules/view", params=params, body=b"", headers={})
+    return function.get_user_function()(request)
 
 
 class Visit:

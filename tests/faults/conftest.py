@@ -14,8 +14,6 @@ from typing import Any
 
 import pytest
 
-from batchk8s import storage
-from batchk8s.batch import client as batch_client_module
 from batchk8s.settings import Settings, load_settings
 from tests.conftest import AZURITE_ACCOUNT, AZURITE_KEY
 from tests.fakes.aad import FakeAAD
@@ -82,12 +80,7 @@ class World:
 
 @pytest.fixture
 def world(fake_service: Callable[..., FakeService], azurite: str) -> Iterator[World]:
-    # Storage calls carry the cell's deadline like every other call: the client's own per-call budget
-    # (STORAGE_CALL_SECONDS, for calls made without one) stays as deployed.
-    storage.clear_cache()
     yield World(fake_service, azurite)
-    storage.clear_cache()
-    batch_client_module.clear_cache()
 
 
 def unique(prefix: str) -> str:

@@ -50,7 +50,6 @@ def blob(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     assert storage.STORAGE_CALL_SECONDS > DOOR + SLACK  # the per-call budget alone would not answer in time
     settings_module.clear_cache()
     yield proxy
-    settings_module.clear_cache()
 
 
 def route(name: str) -> Callable[[func.HttpRequest], func.HttpResponse]:

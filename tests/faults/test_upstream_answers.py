@@ -10,7 +10,6 @@ import azure.functions as func
 import pytest
 
 from batchk8s import vmss
-from batchk8s.credentials import clear_cache
 from batchk8s.deadline import Deadline
 from batchk8s.errors import UpstreamError
 from batchk8s.settings import Settings, load_settings
@@ -93,7 +92,6 @@ def test_a_200_with_no_body_is_done_as_arm_defines(arm: FakeARM, settings: Setti
 ])
 def test_entra_failures_say_what_entra_answered(aad: FakeAAD, settings: Settings, status: int, error: str,
                                                 code: int, aadsts: str, says_settings: bool):
-    clear_cache()
     aad.inject(method="POST", path=r"/token$", status=status, times=10, body={
         "error": error, "error_description": f"AADSTS{code}: something went wrong.", "error_codes": [code]})
 
@@ -109,7 +107,6 @@ def test_entra_failures_say_what_entra_answered(aad: FakeAAD, settings: Settings
 
 
 def test_entra_unreachable_is_a_502_naming_entra(aad: FakeAAD, settings: Settings):
-    clear_cache()
     aad.inject(method="POST", path=r"/token$", reset=True, times=10)
 
     problem = start(settings).problem
@@ -131,11 +128,8 @@ def test_every_error_answer_carries_details(monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("AZURE_BATCH_ACCOUNT_URL", "https://127.0.0.1:9")
     settings_module.clear_cache()
-    try:
-        too_large = call("workflow_run", "POST", "/api/workflows/k8s-info/runs", b" " * (1024 * 1024 + 1),
-                         {"name": "k8s-info"})
-        unknown = call("workflow_run", "POST", "/api/workflows/nope/runs", b"{}", {"name": "nope"})
-    finally:
-        settings_module.clear_cache()
+    too_large = call("workflow_run", "POST", "/api/workflows/k8s-info/runs", b" " * (1024 * 1024 + 1),
+                     {"name": "k8s-info"})
+    unknown = call("workflow_run", "POST", "/api/workflows/nope/runs", b"{}", {"name": "nope"})
     assert too_large[0] == 413 and too_large[1]["error"]["details"] == []
     assert unknown[0] == 404 and isinstance(unknown[1]["error"]["details"], list)

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 
 from batchk8s import settings as settings_module
-from batchk8s import storage, tes
-from batchk8s.batch import client as batch_client_module
+from batchk8s import storage
 from batchk8s.batch.pools import create_pool
 from batchk8s.settings import load_settings
 from tests.app_index import indexed_functions
@@ -81,10 +80,6 @@ def app_env(services: dict[str, Any], azurite: str) -> Iterator[dict[str, str]]:
         storage.upload_artifacts(load_settings(env))  # what a pool's start task and workflows read
         create_pool(load_settings(env))  # the default pool, so a workflow run without a poolId has one
         yield env
-    settings_module.clear_cache()
-    tes.clear_cache()
-    storage.clear_cache()
-    batch_client_module.clear_cache()
 
 
 @pytest.fixture(scope="module")

@@ -304,7 +304,7 @@ def test_nodes_read_the_artifact_containers_only():
 
 
 def test_nodes_write_only_the_cluster_containers():
-    from batchk8s.batch.pools import cluster_container
+    from batchk8s.batch.pool_spec import cluster_container
 
     nodes = template("infra/modules/roles/nodes.bicep")
     writer = body(nodes["resources"]["clusterWriter"]["config"])

@@ -84,5 +84,3 @@ def env(fake: FakeTES, clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> Ite
     client = tes.client_for(load_settings(values))  # the one the doors will use: drive it on the fake clock
     client.clock, client.sleep = clock.now, clock.advance
     yield values
-    tes.clear_cache()
-    settings_module.clear_cache()

@@ -19,13 +19,6 @@ from tests.conftest import AZURITE_KEY
 from tests.integration.test_storage import TREE, storage_env, write_tree
 
 
-@pytest.fixture(autouse=True)
-def _fresh_clients() -> Iterator[None]:
-    """Each test builds its clients from its own settings; closing them frees Azurite's connections."""
-    yield
-    storage.clear_cache()
-
-
 @functools.cache
 def upload_function() -> Callable[[func.HttpRequest], func.HttpResponse]:
     """The function as the host indexes it from function_app.py (a fresh app: indexing happens once per app)."""
@@ -50,7 +43,6 @@ def app_env(azurite: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
         monkeypatch.setenv(name, value)
     settings_module.clear_cache()
     yield env
-    settings_module.clear_cache()
 
 
 @pytest.mark.parametrize("form", ["connection", "key"])

@@ -19,7 +19,6 @@ import pytest
 import requests
 
 from batchk8s import storage
-from batchk8s.batch import client as batch_client
 from batchk8s.batch.pools import supported_images
 from batchk8s.errors import UpstreamError
 from batchk8s.settings import load_settings
@@ -49,8 +48,6 @@ def msi(fake_service: Callable[..., FakeService], aad: FakeAAD,
     for name, value in endpoint.environment().items():
         monkeypatch.setenv(name, value)
     yield endpoint
-    batch_client.clear_cache()
-    storage.clear_cache()
 
 
 def token_requests(msi: FakeManagedIdentity) -> list[dict[str, str]]:

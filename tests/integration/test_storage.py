@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -49,13 +48,6 @@ def write_tree(root: Path, files: dict[str, str] = TREE) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    """Close cached clients after each test: they hold keep-alive connections Azurite waits for on shutdown."""
-    yield
-    storage.clear_cache()
 
 
 @pytest.fixture
@@ -361,3 +353,18 @@ def test_append_blob_line_refuses_bad_input_and_a_block_blob(settings: Settings)
     with pytest.raises(ConflictError):  # 409 InvalidBlobType: never replaced by an append blob
         storage.append_blob_line(settings, container, "block.json", "x")
     assert storage.read_blob_text(settings, container, "block.json") == "{}"
+
+
+def test_a_storage_error_carries_the_code_azurite_answered(uploaded: Settings):
+    """Blob storage puts its code in `x-ms-error-code`, not in the body ARM and Batch use."""
+    from batchk8s import storage
+    from batchk8s.errors import NotFoundError
+
+    with pytest.raises(NotFoundError) as missing_blob:
+        storage.read_blob_text(uploaded, uploaded.app_container, "no-such-blob.txt")
+    with pytest.raises(NotFoundError) as missing_container:
+        storage.read_blob_text(uploaded, "no-such-container", "a.txt")
+
+    assert missing_blob.value.code == "BlobNotFound"
+    assert missing_container.value.code == "ContainerNotFound"
+    assert missing_blob.value.status == 404

@@ -58,7 +58,6 @@ def identity(oauth_azurite: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
         "AZURE_STORAGE_TESK_DIRECTORY": f"{prefix}-tesk"})
     storage.upload_artifacts(settings, write_tree(tmp_path))
     yield settings, credential
-    storage.clear_cache()
 
 
 def test_identity_uploads_with_bearer_tokens(identity: tuple[Settings, UnsignedJwtCredential]):

@@ -256,30 +256,25 @@ def test_blob_input_sample_gets_a_read_only_sas_for_its_blob_in_the_configured_c
     monkeypatch.setenv("AzureWebJobsStorage", azurite)
     monkeypatch.setenv("AZURE_STORAGE_TESK_DIRECTORY", "lab-tes-inputs")  # not the default name
     settings_module.clear_cache()
-    try:
-        settings = settings_module.current_settings()
-        service = storage.blob_service(settings)
-        container = service.get_container_client("lab-tes-inputs")
-        if not container.exists():
-            container.create_container()
-        hello = (ROOT / "tesk-tasks" / "hello.json").read_bytes()
-        container.upload_blob("hello.json", hello, overwrite=True)
-        status, body, _ = call("tes_create", "tes/tasks?sample=blob-input")
-        assert status == 202
-        url = fake.tasks[body["id"]]["doc"]["inputs"][0]["url"]
-        assert "/lab-tes-inputs/hello.json?" in url and "sp=r&" in url and "sig=" in url
-        assert requests.get(url, timeout=10).content == hello
-        assert requests.put(url, data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, timeout=10).status_code == 403
-        # another container of the account (here the host's own) is never signed
-        elsewhere = {"inputs": [{"path": "/in", "url": "azureblob://azure-webjobs-secrets/host.json"}],
-                     "executors": [{"image": "a", "command": ["cat", "/in"]}]}
-        status, answer, _ = call("tes_create", "tes/tasks", json.dumps(elsewhere).encode())
-        assert status == 400 and answer["error"]["details"][0]["field"] == "inputs[0].url"
-        assert "lab-tes-inputs" in answer["error"]["details"][0]["message"] and len(fake.tasks) == 1
-    finally:
-        tes.clear_cache()
-        storage.clear_cache()
-        settings_module.clear_cache()
+    settings = settings_module.current_settings()
+    service = storage.blob_service(settings)
+    container = service.get_container_client("lab-tes-inputs")
+    if not container.exists():
+        container.create_container()
+    hello = (ROOT / "tesk-tasks" / "hello.json").read_bytes()
+    container.upload_blob("hello.json", hello, overwrite=True)
+    status, body, _ = call("tes_create", "tes/tasks?sample=blob-input")
+    assert status == 202
+    url = fake.tasks[body["id"]]["doc"]["inputs"][0]["url"]
+    assert "/lab-tes-inputs/hello.json?" in url and "sp=r&" in url and "sig=" in url
+    assert requests.get(url, timeout=10).content == hello
+    assert requests.put(url, data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, timeout=10).status_code == 403
+    # another container of the account (here the host's own) is never signed
+    elsewhere = {"inputs": [{"path": "/in", "url": "azureblob://azure-webjobs-secrets/host.json"}],
+                 "executors": [{"image": "a", "command": ["cat", "/in"]}]}
+    status, answer, _ = call("tes_create", "tes/tasks", json.dumps(elsewhere).encode())
+    assert status == 400 and answer["error"]["details"][0]["field"] == "inputs[0].url"
+    assert "lab-tes-inputs" in answer["error"]["details"][0]["message"] and len(fake.tasks) == 1
 
 
 # -- the command line ------------------------------------------------------------------------

@@ -231,20 +231,17 @@ def test_an_azureblob_input_reaches_tes_as_a_read_only_sas(base: str, fake: Fake
     monkeypatch.setenv("AzureWebJobsStorage", azurite)
     monkeypatch.setenv("AZURE_STORAGE_TESK_DIRECTORY", "gw-tes-inputs")
     settings_module.clear_cache()
-    try:
-        container = storage.blob_service(settings_module.current_settings()).get_container_client("gw-tes-inputs")
-        if not container.exists():
-            container.create_container()
-        container.upload_blob("reads.fq", b"@r1\nACGT\n+\n!!!!\n", overwrite=True)
-        engine = tes.HTTPClient(base, token=TOKEN)
-        submitted = task("gw-blob")
-        submitted.inputs = [tes.Input(path="/data/reads.fq", url="azureblob:///reads.fq")]
-        task_id = engine.create_task(submitted)
-        url = fake.tasks[task_id]["doc"]["inputs"][0]["url"]
-        assert "/gw-tes-inputs/reads.fq?" in url and "sp=r&" in url
-        assert requests.get(url, timeout=10).content == b"@r1\nACGT\n+\n!!!!\n"
-    finally:
-        storage.clear_cache()
+    container = storage.blob_service(settings_module.current_settings()).get_container_client("gw-tes-inputs")
+    if not container.exists():
+        container.create_container()
+    container.upload_blob("reads.fq", b"@r1\nACGT\n+\n!!!!\n", overwrite=True)
+    engine = tes.HTTPClient(base, token=TOKEN)
+    submitted = task("gw-blob")
+    submitted.inputs = [tes.Input(path="/data/reads.fq", url="azureblob:///reads.fq")]
+    task_id = engine.create_task(submitted)
+    url = fake.tasks[task_id]["doc"]["inputs"][0]["url"]
+    assert "/gw-tes-inputs/reads.fq?" in url and "sp=r&" in url
+    assert requests.get(url, timeout=10).content == b"@r1\nACGT\n+\n!!!!\n"
 
 
 def _basic(user: str, password: str) -> str:

@@ -28,7 +28,7 @@ from batchk8s import storage
 from batchk8s.batch import client as batch_client_module
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB
 from batchk8s.batch.polling import Backoff, Waiter
-from batchk8s.batch.pools import cluster_container
+from batchk8s.batch.pool_spec import cluster_container
 from batchk8s.deadline import Deadline
 from batchk8s.errors import (
     ConfigError,
@@ -177,7 +177,6 @@ def world(fake_service: Callable[..., Any], clock: FakeClock, node: dict[str, st
     yield {"batch": batch, "tes": tes, "client": client, "settings": settings, "ran": ran, "specs": specs,
            "clock": clock, "vm": vm, "node_port": node_port, "node": node}
     node_port.stop()
-    batch_client_module.clear_cache()
 
 
 def test_every_call_goes_through_a_batch_task_and_comes_back(world: dict[str, Any]) -> None:
@@ -272,14 +271,11 @@ def test_on_a_multi_node_pool_relay_tasks_go_to_the_control_plane_node(world: di
         client.service_info()
     assert early.value.code == "ControlPlaneNotReady" and not world["specs"] and RELAY_JOB.lower() not in batch.jobs
 
-    try:
-        container = storage.blob_service(settings).get_container_client(cluster_container(settings.pool_id))
-        container.create_container()
-        container.upload_blob(CONTROL_PLANE_BLOB, json.dumps({"nodeId": control.id}))
-        assert client.service_info()["type"]["artifact"] == "tes"  # the refusal was not remembered
-        client.get(client.create(load_sample("hello")))
-    finally:
-        storage.clear_cache()
+    container = storage.blob_service(settings).get_container_client(cluster_container(settings.pool_id))
+    container.create_container()
+    container.upload_blob(CONTROL_PLANE_BLOB, json.dumps({"nodeId": control.id}))
+    assert client.service_info()["type"]["artifact"] == "tes"  # the refusal was not remembered
+    client.get(client.create(load_sample("hello")))
     affinities = {spec["affinityInfo"]["affinityId"] for spec in world["specs"].values()}
     assert affinities == {control.affinity_id} and len(world["specs"]) == 3
 

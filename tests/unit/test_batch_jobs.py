@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from batchk8s.batch.jobs import job_spec, summarize
+from batchk8s.batch.reports import Failure, TaskExecution, TaskResult
 from batchk8s.batch.tasks import BlobFiles, TaskSpec, bash_command, check_task_specs, task_document
 from batchk8s.errors import InputError
 
 
-def task(task_id: str, state: str, depends_on: tuple[str, ...] = (), **extra: Any) -> dict[str, Any]:
-    return {"id": task_id, "state": state, "dependsOn": list(depends_on), **extra}
+def task(task_id: str, state: str, depends_on: tuple[str, ...] = (), *, exit_code: int | None = None,
+         start_time: str | None = None, failure: Failure | None = None) -> TaskResult:
+    """A task as listed: execution info once it was scheduled (a start time, an exit code or a failure)."""
+    execution = None
+    if exit_code is not None or start_time is not None or failure is not None:
+        execution = TaskExecution(exit_code, None, start_time, None, None, failure)
+    return TaskResult(task_id, state, list(depends_on), execution)
 
 
-def failed(task_id: str) -> dict[str, Any]:
-    return task(task_id, "completed", exitCode=1, startTime="2026-01-05T10:00:00+00:00")
+def failed(task_id: str) -> TaskResult:
+    return task(task_id, "completed", exit_code=1, start_time="2026-01-05T10:00:00+00:00")
 
 
 def test_a_chain_of_three_behind_a_failure_is_blocked_whatever_the_listing_order():
@@ -27,11 +31,11 @@ def test_a_chain_of_three_behind_a_failure_is_blocked_whatever_the_listing_order
 
     report = summarize("job", "pool", "active", tasks)
 
-    assert report["failedTasks"] == ["z0"]
-    assert report["blockedTasks"] == ["a1", "b2", "c3"]
-    assert [t["id"] for t in report["tasks"] if t.get("blocked")] == ["a1", "b2", "c3"]
-    assert report["complete"] is False  # `free` can still run
-    assert report["succeeded"] is False
+    assert report.failed_tasks == ["z0"]
+    assert report.blocked_tasks == ["a1", "b2", "c3"]
+    assert [t.id for t in report.tasks if t.blocked] == ["a1", "b2", "c3"]
+    assert report.complete is False  # `free` can still run
+    assert report.succeeded is False
 
 
 def test_every_task_finished_or_blocked_completes_the_job_unsuccessfully():
@@ -40,28 +44,28 @@ def test_every_task_finished_or_blocked_completes_the_job_unsuccessfully():
 
     report = summarize("job", None, "active", tasks)
 
-    assert (report["complete"], report["succeeded"]) == (True, False)
-    assert report["taskCounts"] == {"completed": 1, "active": 3}
+    assert (report.complete, report.succeeded) == (True, False)
+    assert report.task_counts == {"completed": 1, "active": 3}
 
 
 def test_tasks_behind_a_success_or_a_running_task_are_not_blocked():
-    ok = task("a", "completed", exitCode=0, startTime="2026-01-05T10:00:00+00:00")
-    running = task("b", "running", ("a",), startTime="2026-01-05T10:01:00+00:00")
+    ok = task("a", "completed", exit_code=0, start_time="2026-01-05T10:00:00+00:00")
+    running = task("b", "running", ("a",), start_time="2026-01-05T10:01:00+00:00")
     tasks = [ok, running, task("c", "active", ("b",)), task("d", "active", ("a",))]
 
     report = summarize("job", None, "active", tasks)
 
-    assert report["blockedTasks"] == [] and report["failedTasks"] == []
-    assert report["complete"] is False
+    assert report.blocked_tasks == [] and report.failed_tasks == []
+    assert report.complete is False
 
 
 def test_a_failure_reported_by_batch_blocks_even_with_exit_code_zero():
-    broken = task("a", "completed", exitCode=0, startTime="2026-01-05T10:00:00+00:00",
-                  failure={"category": "usererror", "code": "ResourceFileDownloadFailed", "message": "403"})
+    broken = task("a", "completed", exit_code=0, start_time="2026-01-05T10:00:00+00:00",
+                  failure=Failure("usererror", "ResourceFileDownloadFailed", "403"))
     report = summarize("job", None, "active", [broken, task("b", "active", ("a",))])
 
-    assert (report["failedTasks"], report["blockedTasks"]) == (["a"], ["b"])
-    assert (report["complete"], report["succeeded"]) == (True, False)
+    assert (report.failed_tasks, report.blocked_tasks) == (["a"], ["b"])
+    assert (report.complete, report.succeeded) == (True, False)
 
 
 def test_jobs_are_created_with_task_dependencies_on():
@@ -111,25 +115,25 @@ def test_a_plain_task_sends_no_empty_parts():
 
 
 def test_the_report_lists_tasks_in_the_order_they_ran_then_the_rest_by_id():
-    tasks = [task("b-wait", "active"), task("second", "completed", exitCode=0, startTime="2026-01-05T10:05:00+00:00"),
-             task("a-wait", "active"), task("first", "completed", exitCode=0, startTime="2026-01-05T10:00:00+00:00"),
-             task("now", "running", startTime="2026-01-05T10:07:00+00:00")]
+    tasks = [task("b-wait", "active"), task("second", "completed", exit_code=0, start_time="2026-01-05T10:05:00+00:00"),
+             task("a-wait", "active"), task("first", "completed", exit_code=0, start_time="2026-01-05T10:00:00+00:00"),
+             task("now", "running", start_time="2026-01-05T10:07:00+00:00")]
 
     report = summarize("wf-1", "k8s-pool", "active", tasks)
 
-    assert [t["id"] for t in report["tasks"]] == ["first", "second", "now", "a-wait", "b-wait"]
-    assert {key: value for key, value in report.items() if key != "tasks"} == {
+    assert [t.id for t in report.tasks] == ["first", "second", "now", "a-wait", "b-wait"]
+    assert {key: value for key, value in report.to_dict().items() if key != "tasks"} == {
         "id": "wf-1", "poolId": "k8s-pool", "state": "active",
         "taskCounts": {"active": 2, "completed": 2, "running": 1},
         "complete": False, "succeeded": False, "failedTasks": [], "blockedTasks": []}
 
 
 def test_success_needs_every_task_completed_without_failure():
-    ok = [task("a", "completed", exitCode=0, startTime="2026-01-05T10:00:00+00:00"),
-          task("b", "completed", ("a",), exitCode=0, startTime="2026-01-05T10:01:00+00:00")]
-    assert summarize("j", None, "completed", ok)["succeeded"] is True
+    ok = [task("a", "completed", exit_code=0, start_time="2026-01-05T10:00:00+00:00"),
+          task("b", "completed", ("a",), exit_code=0, start_time="2026-01-05T10:01:00+00:00")]
+    assert summarize("j", None, "completed", ok).succeeded is True
     lone_failure = [ok[0], failed("c")]  # nothing depends on it, so nothing is blocked
     report = summarize("j", None, "completed", lone_failure)
-    assert (report["complete"], report["succeeded"], report["failedTasks"], report["blockedTasks"]) == (
+    assert (report.complete, report.succeeded, report.failed_tasks, report.blocked_tasks) == (
         True, False, ["c"], [])
-    assert summarize("j", None, "active", [])["complete"] is False  # a job without tasks has not finished
+    assert summarize("j", None, "active", []).complete is False  # a job without tasks has not finished

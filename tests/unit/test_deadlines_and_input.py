@@ -8,7 +8,7 @@ from email.utils import format_datetime
 import pytest
 
 from batchk8s import cli
-from batchk8s.batch import pools
+from batchk8s.batch import pool_spec, pools
 from batchk8s.deadline import CLI_SECONDS, FUNCTION_TIMEOUT_SECONDS, HTTP_SECONDS, TIMER_SECONDS, Deadline
 from batchk8s.errors import InputError, UpstreamTimeoutError, excerpt
 from batchk8s.functions.vmss import parse_action_body
@@ -103,7 +103,7 @@ def test_a_run_body_is_checked_whole_in_one_wording():
 @pytest.mark.parametrize("metadata", [0, [], "x", None, {"a": 1}, {"": "x"}, {"a": None}])
 def test_pool_metadata_must_be_an_object_of_strings(metadata: object):
     with pytest.raises(InputError) as caught:
-        pools.pool_request(load_settings({}), {"metadata": metadata})
+        pool_spec.pool_request(load_settings({}), {"metadata": metadata})
     assert [problem["field"] for problem in caught.value.details] == ["metadata"]
 
 
@@ -111,9 +111,9 @@ def test_pool_metadata_must_be_an_object_of_strings(metadata: object):
 def test_pool_fields_match_their_pattern_whole(field: str):
     good = {"id": "newpool", "vmSize": "STANDARD_D2_V3", "nodeAgentSkuId": "batch.node.ubuntu 24.04",
             "imageId": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/x/images/y"}
-    pools.pool_request(load_settings({}), {field: good[field]})
+    pool_spec.pool_request(load_settings({}), {field: good[field]})
     with pytest.raises(InputError) as caught:
-        pools.pool_request(load_settings({}), {field: good[field] + "\n"})
+        pool_spec.pool_request(load_settings({}), {field: good[field] + "\n"})
     assert [problem["field"] for problem in caught.value.details] == [field]
 
 
@@ -145,20 +145,16 @@ def test_an_error_shows_a_short_excerpt_of_what_was_sent():
 def test_a_pool_conflict_shows_excerpts_of_both_sides():
     requested = {"metadata": [{"name": "big", "value": "v" * 100_000}]}
     existing = {"metadata": [{"name": "big", "value": "w" * 100_000}]}
-    [difference] = pools.spec_differences(requested, existing)
+    [difference] = pool_spec.spec_differences(requested, existing)
     assert difference["field"] == "metadata" and len(difference["message"]) < 300
 
 
 def test_the_managed_identity_chain_builds_with_the_recording_hook():
     """DefaultAzureCredential refuses a retry policy of ours (IMDS brings its own): building it must work."""
-    from batchk8s.credentials import _credential, clear_cache
+    from batchk8s.credentials import _credential
 
-    clear_cache()
-    try:
-        credential = _credential("https://login.microsoftonline.com", None, None, None, None)
-        assert type(credential._inner).__name__ == "DefaultAzureCredential"
-    finally:
-        clear_cache()
+    credential = _credential("https://login.microsoftonline.com", None, None, None, None)
+    assert type(credential._inner).__name__ == "DefaultAzureCredential"
 
 
 def test_no_credential_at_all_says_what_to_configure():

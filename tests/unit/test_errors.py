@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,9 +18,12 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 
 from batchk8s.errors import (
+    ARM,
+    BATCH,
     BatchK8sError,
     ConfigError,
     ConflictError,
@@ -25,8 +32,12 @@ from batchk8s.errors import (
     PayloadTooLargeError,
     UpstreamError,
     UpstreamTimeoutError,
+    azure_code,
+    azure_errors,
     from_azure,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def azure_error(cls: type[HttpResponseError], status: int | None, code: str | None = None,
@@ -132,3 +143,76 @@ def test_an_upstream_message_is_cut_to_its_first_line_and_300_characters() -> No
     long = "x" * 400 + "\nsecond line"
     error = from_azure(azure_error(HttpResponseError, 500, "InternalError", long), "job j")
     assert error.message == "job j: the service answered 500 InternalError: " + "x" * 300
+
+
+# -- one translation: the block form, our errors passing through, the code a site decides on ----------
+
+
+def test_a_block_turns_an_azure_exception_into_ours_exactly_as_from_azure_does() -> None:
+    raised = azure_error(ResourceExistsError, 409, "JobBeingDeleted", "The specified job is being deleted.")
+    with pytest.raises(ConflictError) as caught, azure_errors("job j1", BATCH):
+        raise raised
+    expected = from_azure(raised, "job j1", BATCH)
+    assert (caught.value.code, caught.value.message) == (expected.code, expected.message) == (
+        "JobBeingDeleted", "job j1 is being deleted: try again once it is gone")
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no SDK traceback attached
+
+
+def test_a_block_names_the_service_that_did_not_answer() -> None:
+    with pytest.raises(UpstreamTimeoutError) as caught, azure_errors("scale set rg/vmss-a", ARM):
+        raise ServiceResponseTimeoutError("read timed out")
+    assert caught.value.message == "Azure Resource Manager did not answer in time while working on scale set rg/vmss-a"
+    assert caught.value.details == [{"service": "Azure Resource Manager", "operation": "scale set rg/vmss-a"}]
+
+
+@pytest.mark.parametrize("raised", [InputError.for_field("poolId", "too long"), KeyError("a bug"),
+                                    ValueError("a bug")])
+def test_a_block_lets_ours_and_anything_not_azures_pass_unchanged(raised: Exception) -> None:
+    """Ours already say what went wrong; a bug keeps its type and traceback (a logged 500, not a 502)."""
+    with pytest.raises(type(raised)) as caught, azure_errors("pool p1", BATCH):
+        raise raised
+    assert caught.value is raised
+
+
+def test_a_block_that_raises_nothing_returns_its_value() -> None:
+    def read() -> int:
+        with azure_errors("pool p1", BATCH):
+            return 7
+    assert read() == 7
+
+
+def test_from_azure_returns_our_error_unchanged() -> None:
+    ours = NotFoundError("pool p1 not found", code="PoolNotFound")
+    assert from_azure(ours, "pool p1", BATCH) is ours
+
+
+def test_a_stray_exception_becomes_a_502_naming_its_type() -> None:
+    """For the callers that isolate a failure (one scale set among many) and log its traceback first."""
+    error = from_azure(RuntimeError("boom"), "scale set rg/vmss-a", ARM)
+    assert (type(error), error.code, error.message) == (UpstreamError, "UpstreamError",
+                                                        "scale set rg/vmss-a: RuntimeError")
+
+
+def test_azure_code_reads_the_code_the_service_answered() -> None:
+    assert azure_code(azure_error(ResourceExistsError, 409, "PoolExists", "exists")) == "PoolExists"
+    assert azure_code(azure_error(HttpResponseError, 500)) is None
+    assert azure_code(ServiceRequestError("refused")) is None
+
+
+def test_the_error_layer_loads_no_azure_sdk_until_something_is_raised() -> None:
+    """A timer that touches no Azure service pays nothing for the translation it might need."""
+    probe = ("import sys\nfrom batchk8s.errors import azure_errors\n"
+             "with azure_errors('pool p1', 'Azure Batch'):\n    pass\n"
+             "print(sorted(m for m in sys.modules if m.startswith('azure')))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_no_module_but_the_error_layer_reads_an_azure_error_body() -> None:
+    """The status/code -> error mapping is stated once: other modules call from_azure / azure_errors, and a
+    site that decides on a code (reuse a pool that exists) reads it with azure_code or from our error."""
+    readers = re.compile(r"\.error\.code\b|getattr\(\w+\.error,|_azure_error_code|\btranslated\(")
+    found = [f"{path.relative_to(ROOT)}:{number}" for path in sorted((ROOT / "batchk8s").rglob("*.py"))
+             if path.name != "errors.py"
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if readers.search(line)]
+    assert found == []

@@ -8,7 +8,7 @@ from __future__ import annotations
 import azure.functions as func
 import pytest
 
-from batchk8s.batch.pools import pool_request
+from batchk8s.batch.pool_spec import pool_request
 from batchk8s.errors import InputError
 from batchk8s.functions.http import read_json
 from batchk8s.functions.vmss import parse_action_body

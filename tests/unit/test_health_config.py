@@ -28,7 +28,6 @@ def env(monkeypatch: pytest.MonkeyPatch):
         settings_module.clear_cache()
 
     yield use
-    settings_module.clear_cache()
 
 
 def test_health_is_status_and_version_only_even_when_misconfigured(env):

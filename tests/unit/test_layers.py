@@ -16,7 +16,7 @@ PACKAGE = ROOT / "batchk8s"
 
 DOORS = {"functions", "commands", "cli", "__main__"}
 CORE = {"__version__", "settings", "credentials", "errors", "problems", "clock", "deadline", "retry", "ncrontab",
-        "timer_budget"}
+        "timer_budget", "caches"}
 
 
 def module_name(path: Path) -> str:

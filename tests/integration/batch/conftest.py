@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from batchk8s import storage
 from batchk8s.batch import client as batch_client_module
 from batchk8s.settings import Settings, load_settings
 from tests.conftest import AZURITE_ACCOUNT, AZURITE_KEY
@@ -49,10 +48,8 @@ def batch_env(aad: FakeAAD, batch: FakeBatch, azurite: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(batch_env: dict[str, str]) -> Iterator[Settings]:
-    yield load_settings(batch_env)
-    batch_client_module.clear_cache()
-    storage.clear_cache()
+def settings(batch_env: dict[str, str]) -> Settings:
+    return load_settings(batch_env)
 
 
 @pytest.fixture

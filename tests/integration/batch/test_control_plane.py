@@ -21,7 +21,7 @@ import requests
 from azure.batch import models as m
 
 from batchk8s import storage
-from batchk8s.batch import jobs, pools
+from batchk8s.batch import jobs, pool_spec, pools
 from batchk8s.batch.control_plane import CONTROL_PLANE_BLOB, control_plane_affinity
 from batchk8s.batch.polling import Waiter
 from batchk8s.batch.tasks import TaskSpec, bash_command, to_task_options
@@ -52,7 +52,7 @@ def pool_id() -> str:
 def create_auto_pool(settings: Settings, clock: FakeClock, pool_id: str, nodes: int = 3) -> list[str]:
     status = pools.create_pool(settings, {"id": pool_id, "dedicatedNodes": nodes}, wait=True,
                                waiter=fake_waiter(clock))
-    return sorted(node["id"] for node in status["nodes"])
+    return sorted(node.id for node in status.nodes)
 
 
 def node_env(batch: FakeBatch, pool_id: str) -> dict[str, str]:
@@ -81,7 +81,7 @@ def test_the_bootstrap_publishes_the_record_this_reads():
     text = SCRIPT.read_text()
     assert 'NODE_ID="${NODE_ID:-${AZ_BATCH_NODE_ID:-$(hostname)}}"' in text
     assert '{"nodeId":"%s"' in text and f"blob_put {CONTROL_PLANE_BLOB} " in text
-    assert all(name in text for name in pools.CLUSTER_BLOB_URLS)  # the URLs the pool gives, by name
+    assert all(name in text for name in pool_spec.CLUSTER_BLOB_URLS)  # the URLs the pool gives, by name
     assert '"$AZ_BATCH_NODE_SHARED_DIR/k8s/node-role"' in text and "node_role=worker" in text
 
 
@@ -121,7 +121,7 @@ def test_workflow_tasks_run_on_the_control_plane_node(auto: Settings, batch: Fak
                                                       pool_id: str, sdk: Any, nodes_run_commands: dict[str, Path],
                                                       tmp_path: Path):
     node_ids = create_auto_pool(auto, clock, pool_id)
-    assert batch.pools[pool_id]["spec"]["taskSlotsPerNode"] == pools.AUTO_TASK_SLOTS
+    assert batch.pools[pool_id]["spec"]["taskSlotsPerNode"] == pool_spec.AUTO_TASK_SLOTS
     control = node_ids[-1]  # not the node the fake would pick without affinity (the first)
     lay_out_nodes(nodes_run_commands, tmp_path, node_ids, control)
 
@@ -134,13 +134,13 @@ def test_workflow_tasks_run_on_the_control_plane_node(auto: Settings, batch: Fak
     run = runs.run_workflow(auto, "k8s-info", {"poolId": pool_id, "jobId": "info-1"}, wait=True,
                             waiter=fake_waiter(clock))
     affinity_id = sdk.get_node(pool_id, control).affinity_id
-    assert affinity_id != control and run["affinityId"] == affinity_id  # the node's affinityId, not its id
+    assert affinity_id != control and run.affinity_id == affinity_id  # the node's affinityId, not its id
     sent = [t["spec"] for t in batch.jobs["info-1"]["tasks"].values()]
     assert len(sent) == 3 and all(spec["affinityInfo"] == {"affinityId": affinity_id} for spec in sent)
-    report = run["status"]
-    assert report["succeeded"], report
-    assert {t["nodeId"] for t in report["tasks"]} == {control}
-    assert all("kubectl " in t["stdoutTail"] and "admin.conf" in t["stdoutTail"] for t in report["tasks"])
+    report = run.status
+    assert report.succeeded, report
+    assert {t.node_id for t in report.tasks} == {control}
+    assert all("kubectl " in t.stdout_tail and "admin.conf" in t.stdout_tail for t in report.tasks)
 
     # The pool's role comes from the pool itself, not from the app's current setting.
     again = control_plane_affinity(dataclasses.replace(auto, k8s_node_role="single"), pool_id)
@@ -154,16 +154,16 @@ def test_with_one_slot_per_node_parallel_tasks_would_spill_onto_workers(auto: Se
                                                                        monkeypatch: pytest.MonkeyPatch):
     """Why `auto` pools get AUTO_TASK_SLOTS: with Batch's default of one slot, the control plane is busy with
     the first k8s-info task and Batch (affinity being a preference) starts the others on workers."""
-    monkeypatch.setattr(pools, "AUTO_TASK_SLOTS", 1)
+    monkeypatch.setattr(pool_spec, "AUTO_TASK_SLOTS", 1)
     node_ids = create_auto_pool(auto, clock, pool_id)
     control = node_ids[-1]
     lay_out_nodes(nodes_run_commands, tmp_path, node_ids, control)
     publish(batch, pool_id, control)
     report = runs.run_workflow(auto, "k8s-info", {"poolId": pool_id, "jobId": "info-1"}, wait=True,
-                               waiter=fake_waiter(clock))["status"]
-    on_workers = [t for t in report["tasks"] if t["nodeId"] != control]
-    assert on_workers and all(t["exitCode"] == NO_KUBECONFIG_EXIT for t in on_workers)
-    assert not report["succeeded"]
+                               waiter=fake_waiter(clock)).status
+    on_workers = [t for t in report.tasks if t.node_id != control]
+    assert on_workers and all(t.exit_code == NO_KUBECONFIG_EXIT for t in on_workers)
+    assert not report.succeeded
 
 
 def test_a_task_that_lands_on_a_worker_fails_naming_the_problem(auto: Settings, batch: FakeBatch, clock: FakeClock,
@@ -176,11 +176,11 @@ def test_a_task_that_lands_on_a_worker_fails_naming_the_problem(auto: Settings, 
     stray = TaskSpec("pods", bash_command(script("kubectl get pods -A")))
     jobs.add_tasks(auto, "stray", [to_task_options(stray, str, m.BatchAffinityInfo(affinity_id="TVM:elsewhere"))])
     report = jobs.monitor(auto, "stray", timeout=600, waiter=fake_waiter(clock))
-    task = report["tasks"][0]
-    assert task["nodeId"] == node_ids[0] and task["exitCode"] == NO_KUBECONFIG_EXIT
-    assert report["failedTasks"] == ["pods"]
-    assert f"node {node_ids[0]} is a Kubernetes worker" in task["stderrTail"]
-    assert "only the control-plane node" in task["stderrTail"] and "kubectl" not in task.get("stdoutTail", "")
+    task = report.tasks[0]
+    assert task.node_id == node_ids[0] and task.exit_code == NO_KUBECONFIG_EXIT
+    assert report.failed_tasks == ["pods"]
+    assert f"node {node_ids[0]} is a Kubernetes worker" in task.stderr_tail
+    assert "only the control-plane node" in task.stderr_tail and "kubectl" not in (task.stdout_tail or "")
 
 
 def test_a_record_naming_a_node_that_left_or_nothing_is_a_409(auto: Settings, batch: FakeBatch, clock: FakeClock,
@@ -190,8 +190,8 @@ def test_a_record_naming_a_node_that_left_or_nothing_is_a_409(auto: Settings, ba
     with pytest.raises(ConflictError) as gone:
         runs.run_workflow(auto, "k8s-info", {"poolId": pool_id, "jobId": "j"})
     assert gone.value.code == "ControlPlaneGone" and "tvmps_gone" in gone.value.message
-    storage.write_blob_if_match(auto, pools.cluster_container(pool_id), CONTROL_PLANE_BLOB, "{}",
-                                storage.read_blob(auto, pools.cluster_container(pool_id), CONTROL_PLANE_BLOB).etag)
+    storage.write_blob_if_match(auto, pool_spec.cluster_container(pool_id), CONTROL_PLANE_BLOB, "{}",
+                                storage.read_blob(auto, pool_spec.cluster_container(pool_id), CONTROL_PLANE_BLOB).etag)
     with pytest.raises(ConflictError) as invalid:
         runs.run_workflow(auto, "k8s-info", {"poolId": pool_id, "jobId": "j"})
     assert invalid.value.code == "ControlPlaneRecordInvalid"
@@ -222,7 +222,7 @@ def test_a_new_pool_clears_what_an_earlier_pool_of_its_id_left(auto: Settings, b
                                                                pool_id: str):
     from azure.storage.blob import BlobLeaseClient
 
-    container = storage.ensure_container(auto, pools.cluster_container(pool_id))
+    container = storage.ensure_container(auto, pool_spec.cluster_container(pool_id))
     service = storage.blob_service(auto)
     for name in ("control-plane.lock", "join-command", CONTROL_PLANE_BLOB):
         service.get_blob_client(container, name).upload_blob(b"old", overwrite=True)
@@ -247,7 +247,7 @@ def test_a_pool_id_that_would_share_a_live_pools_cluster_container_is_a_409(auto
         pools.create_pool(auto, {"id": twin, "dedicatedNodes": 1})
     assert caught.value.code == "ClusterContainerInUse" and caught.value.details[0]["field"] == "id"
     assert twin.lower() not in {key.lower() for key in batch.pools}
-    record = storage.read_blob_text(auto, pools.cluster_container(pool_id), CONTROL_PLANE_BLOB)
+    record = storage.read_blob_text(auto, pool_spec.cluster_container(pool_id), CONTROL_PLANE_BLOB)
     assert json.loads(record)["nodeId"] == node_ids[0]  # the live cluster's state is untouched
 
 
@@ -276,7 +276,7 @@ def test_two_pools_claiming_one_cluster_container_at_the_same_moment_one_wins(au
         winner = ids[results.index("created")]
         assert {key.lower() for key in batch.pools} >= {winner.lower()}
         assert ids[results.index("ClusterContainerInUse")].lower() not in batch.pools
-        container = pools.cluster_container(winner)
+        container = pool_spec.cluster_container(winner)
         assert storage.read_blob_text(auto, container, storage.CLAIM_BLOB) == winner.lower()
 
 
@@ -285,7 +285,7 @@ def test_a_claim_by_a_pool_that_is_gone_is_taken_over_after_the_grace(auto: Sett
     from datetime import timedelta
 
     twin = pool_id.replace("-", "_")
-    container = storage.ensure_container(auto, pools.cluster_container(pool_id))
+    container = storage.ensure_container(auto, pool_spec.cluster_container(pool_id))
     claim = storage.claim_container(auto, container, twin, live_owners=(), grace=timedelta(minutes=10))
     assert claim.won and claim.holder == twin.lower()
     with pytest.raises(ConflictError) as caught:  # twin may be being created right now
@@ -307,7 +307,7 @@ def test_a_create_that_batch_refuses_gives_the_claim_back(auto: Settings, batch:
     with pytest.raises(UpstreamError):
         pools.create_pool(auto, {"id": pool_id, "dedicatedNodes": 1})
     service = storage.blob_service(auto)
-    blobs = [b.name for b in service.get_container_client(pools.cluster_container(pool_id)).list_blobs()]
+    blobs = [b.name for b in service.get_container_client(pool_spec.cluster_container(pool_id)).list_blobs()]
     assert storage.CLAIM_BLOB not in blobs
 
 
@@ -321,8 +321,8 @@ def test_nodes_get_read_only_access_and_may_write_only_their_three_blobs(auto: S
     env = node_env(batch, pool_id)
     scopes = {name: (parse_qs(urlsplit(env[name]).query)["sr"][0], parse_qs(urlsplit(env[name]).query)["sp"][0],
                      urlsplit(env[name]).path.rsplit("/", 1)[-1])
-              for name in ("K8S_CLUSTER_SAS_URL", *pools.CLUSTER_BLOB_URLS)}
-    container = pools.cluster_container(pool_id)
+              for name in ("K8S_CLUSTER_SAS_URL", *pool_spec.CLUSTER_BLOB_URLS)}
+    container = pool_spec.cluster_container(pool_id)
     assert scopes == {"K8S_CLUSTER_SAS_URL": ("c", "r", container),
                       "K8S_CLUSTER_CLAIM_URL": ("b", "c", "control-plane.lock"),
                       "K8S_CLUSTER_JOIN_URL": ("b", "cw", "join-command"),

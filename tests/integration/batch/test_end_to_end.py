@@ -14,7 +14,7 @@ import requests
 from azure.batch import models as m
 
 from batchk8s import storage
-from batchk8s.batch import jobs, pools
+from batchk8s.batch import jobs, pool_spec, pools
 from batchk8s.batch.polling import Waiter
 from batchk8s.errors import ConflictError, NotFoundError
 from batchk8s.settings import Settings
@@ -53,8 +53,8 @@ def assert_deploy_completed_in_order(report: dict[str, Any]) -> None:
 def test_services_end_to_end(uploaded: Settings, batch: FakeBatch, clock: FakeClock):
     settings = uploaded
     status = pools.create_pool(settings, {"dedicatedNodes": 1}, wait=True, waiter=fake_waiter(clock))
-    assert status["created"] and status["ready"] and status["nodeCounts"] == {"idle": 1}
-    assert status["nodeAgentSkuId"] == "batch.node.ubuntu 24.04"
+    assert status.created and status.ready and status.node_counts == {"idle": 1}
+    assert status.node_agent_sku_id == "batch.node.ubuntu 24.04"
 
     # The start task fetches the bootstrap through a read-only SAS that a plain GET can use, and cannot write with.
     start_task = batch.pools["k8s-pool"]["spec"]["startTask"]
@@ -65,14 +65,14 @@ def test_services_end_to_end(uploaded: Settings, batch: FakeBatch, clock: FakeCl
     assert start_task["waitForSuccess"] is True and start_task["maxTaskRetryCount"] == 3
 
     again = pools.create_pool(settings, {"dedicatedNodes": 2})  # same spec: reused, counts are resize's business
-    assert not again["created"] and "resize" in again["note"]
+    assert not again.created and "resize" in again.note
     with pytest.raises(ConflictError) as conflict:
         pools.create_pool(settings, {"vmSize": "STANDARD_D4_V3"})
     assert [d["field"] for d in conflict.value.details] == ["vmSize"]
 
     run = runs.run_workflow(settings, "tesk-deploy", {"jobId": "deploy-1"}, wait=True, waiter=fake_waiter(clock))
-    assert (run["jobId"], run["poolId"], run["jobCreated"], run["added"]) == ("deploy-1", "k8s-pool", True, 3)
-    assert_deploy_completed_in_order(run["status"])
+    assert (run.job_id, run.pool_id, run.job_created, run.added) == ("deploy-1", "k8s-pool", True, 3)
+    assert_deploy_completed_in_order(run.status.to_dict())
 
     # The manifests reach the node through one read-only SAS per manifest blob: nothing container-wide.
     files = batch.jobs["deploy-1"]["tasks"]["apply"]["spec"]["resourceFiles"]
@@ -87,10 +87,10 @@ def test_services_end_to_end(uploaded: Settings, batch: FakeBatch, clock: FakeCl
         assert listing.status_code == 403  # a blob's SAS cannot list, nor read the container's other blobs
 
     rerun = runs.run_workflow(settings, "tesk-deploy", {"jobId": "deploy-1"})  # repeat: reused, nothing doubled
-    assert (rerun["jobCreated"], rerun["added"], rerun["existing"]) == (False, 0, 3)
+    assert (rerun.job_created, rerun.added, rerun.existing) == (False, 0, 3)
 
-    assert jobs.delete_job(settings, "deploy-1")["state"] == "deleting"
-    assert pools.delete_pool(settings, "k8s-pool", wait=True, waiter=fake_waiter(clock))["state"] == "deleted"
+    assert jobs.delete_job(settings, "deploy-1").state == "deleting"
+    assert pools.delete_pool(settings, "k8s-pool", wait=True, waiter=fake_waiter(clock)).state == "deleted"
     with pytest.raises(NotFoundError):
         pools.pool_status(settings, "k8s-pool")
 
@@ -204,7 +204,7 @@ def test_http_seed_failure_cases(app_env: None, batch: FakeBatch, clock: FakeClo
     assert (node["startTask"]["exitCode"], node["startTask"]["failure"]["code"]) == (1, "FailureExitCode")
     assert node["startTask"]["stderrTail"] == stderr
 
-    vm = m.VirtualMachineConfiguration(image_reference=m.BatchVmImageReference(**pools.MARKETPLACE_IMAGE),
+    vm = m.VirtualMachineConfiguration(image_reference=m.BatchVmImageReference(**pool_spec.MARKETPLACE_IMAGE),
                                        node_agent_sku_id="batch.node.ubuntu 24.04")
     sdk.create_pool(m.BatchPoolCreateOptions(id="other", vm_size="standard_d2_v3", virtual_machine_configuration=vm))
     sdk.create_job(m.BatchJobCreateOptions(id="elsewhere", pool_info=m.BatchPoolInfo(pool_id="other")))

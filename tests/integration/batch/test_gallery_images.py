@@ -131,4 +131,3 @@ def test_the_http_door_answers_400_naming_the_setting(arm: FakeARM, batch: FakeB
     assert response.status_code == 400
     assert body["error"]["details"][0]["field"] == "AZURE_BATCH_VM_IMAGE_ID"
     assert batch.pools == {}
-    settings_module.clear_cache()

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from batchk8s import storage
-from batchk8s.batch import pools
+from batchk8s.batch import pool_spec, pools
 from batchk8s.errors import ConfigError, ConflictError, UpstreamError
 from batchk8s.settings import Settings, load_settings
 from batchk8s.workflows import runs
@@ -56,7 +56,7 @@ def test_an_auto_pool_with_an_identity_carries_no_sas_and_is_created_through_arm
     auto = dataclasses.replace(identity_settings, k8s_node_role="auto")
     name = pool_id()
     result = pools.create_pool(auto, {"id": name, "dedicatedNodes": 2})
-    assert result["created"] is True
+    assert result.created is True
     assert mgmt.count("PUT", r"/pools/") == 1 and batch.count("POST", r"^/pools$") == 0
     start = spec(batch, name)["startTask"]
     document = json.dumps(spec(batch, name))
@@ -64,14 +64,16 @@ def test_an_auto_pool_with_an_identity_carries_no_sas_and_is_created_through_arm
     assert start["resourceFiles"][0]["identityReference"] == {"resourceId": IDENTITY}
     env = {e["name"]: e["value"] for e in start["environmentSettings"]}
     assert "K8S_CLUSTER_SAS_URL" not in env
-    assert env["K8S_CLUSTER_URL"].endswith("/" + pools.cluster_container(name)) and "?" not in env["K8S_CLUSTER_URL"]
+    assert env["K8S_CLUSTER_URL"].endswith("/" + pool_spec.cluster_container(name))
+    assert "?" not in env["K8S_CLUSTER_URL"]
     assert env["K8S_STORAGE_CLIENT_ID"] == identity_settings.pool_identity_client_id
     assert batch.pools[name]["identity"]["userAssignedIdentities"][0]["resourceId"] == IDENTITY
-    assert storage.read_blob_text(auto, pools.cluster_container(name), storage.CLAIM_BLOB) == name  # claimed
-    assert result["startTaskSasExpiry"] is None and result["warnings"] == []
+    assert storage.read_blob_text(auto, pool_spec.cluster_container(name), storage.CLAIM_BLOB) == name  # claimed
+    assert result.start_task_sas_expiry is None and result.warnings == []
+    assert (result.to_dict()["startTaskSasExpiry"], result.to_dict()["warnings"]) == (None, [])
 
     again = pools.create_pool(auto, {"id": name, "dedicatedNodes": 2})  # create-or-reuse, as on the data plane
-    assert again["created"] is False and mgmt.count("PUT", r"/pools/") == 2
+    assert again.created is False and mgmt.count("PUT", r"/pools/") == 2
     assert batch.patches == []  # nothing to renew: there is no SAS
 
 
@@ -112,13 +114,13 @@ def test_an_arm_refusal_is_reported_and_gives_the_cluster_container_back(identit
     with pytest.raises(UpstreamError) as caught:
         pools.create_pool(auto, {"id": name})
     assert caught.value.code == "InvalidParameter" and "missing" in caught.value.message
-    container = storage.blob_service(auto).get_container_client(pools.cluster_container(name))
+    container = storage.blob_service(auto).get_container_client(pool_spec.cluster_container(name))
     names = [b.name for b in container.list_blobs()]
     assert storage.CLAIM_BLOB not in names
 
 
 def test_plan_shows_the_identity_and_no_sas_placeholder(identity_settings: Settings):
-    planned = pools.planned_pool(dataclasses.replace(identity_settings, k8s_node_role="auto"))
+    planned = pool_spec.planned_pool(dataclasses.replace(identity_settings, k8s_node_role="auto"))
     assert planned["identity"]["userAssignedIdentities"] == [{"resourceId": IDENTITY}]
     assert "placeholder" not in planned["startTask"]["resourceFiles"][0]["httpUrl"]
     assert planned["startTask"]["resourceFiles"][0]["identityReference"] == {"resourceId": IDENTITY}

@@ -68,13 +68,13 @@ def test_failed_start_task_is_reported_with_its_stderr(sdk: BatchClient, clock: 
     batch.start_task = TaskOutcome(seconds=60, exit_code=100, stderr="E: Unable to locate package kubeadm\n")
     sdk.create_pool(pool_options())
     status = pools.pool_status(settings, "p1", wait=True, waiter=fake_waiter(clock))
-    node = status["nodes"][0]
-    assert node["state"] == "starttaskfailed"
-    assert status["failed"] and not status["ready"]
-    assert node["startTask"]["exitCode"] == 100
-    assert node["startTask"]["retryCount"] == 1  # retried once (maxTaskRetryCount) before giving up
-    assert node["startTask"]["failure"]["code"] == "FailureExitCode"
-    assert "Unable to locate package kubeadm" in node["startTask"]["stderrTail"]
+    node = status.nodes[0]
+    assert node.state == "starttaskfailed"
+    assert status.failed and not status.ready
+    assert node.start_task.exit_code == 100
+    assert node.start_task.retry_count == 1  # retried once (maxTaskRetryCount) before giving up
+    assert node.start_task.failure.code == "FailureExitCode"
+    assert "Unable to locate package kubeadm" in node.start_task.stderr_tail
 
 
 def test_tasks_honour_dependencies_and_a_failure_blocks_dependents(sdk: BatchClient, clock: FakeClock,
@@ -89,12 +89,12 @@ def test_tasks_honour_dependencies_and_a_failure_blocks_dependents(sdk: BatchCli
     states = {t.id: text(t.state) for t in sdk.list_tasks("j1")}
     assert states == {"a": "running", "b": "active", "c": "active", "d": "running"}
     report = jobs.monitor(settings, "j1", timeout=600, waiter=fake_waiter(clock))
-    by_id = {t["id"]: t for t in report["tasks"]}
-    assert by_id["b"]["startTime"] >= by_id["a"]["endTime"]
-    assert (by_id["b"]["exitCode"], by_id["c"]["state"], by_id["c"]["blocked"]) == (3, "active", True)
-    assert report["complete"] and not report["succeeded"]
-    assert (report["failedTasks"], report["blockedTasks"]) == (["b"], ["c"])
-    assert by_id["a"]["stdoutTail"] == "A\n" and by_id["b"]["stderrTail"] == "boom\n"
+    by_id = {t.id: t for t in report.tasks}
+    assert by_id["b"].execution.start_time >= by_id["a"].execution.end_time
+    assert (by_id["b"].exit_code, by_id["c"].state, by_id["c"].blocked) == (3, "active", True)
+    assert report.complete and not report.succeeded
+    assert (report.failed_tasks, report.blocked_tasks) == (["b"], ["c"])
+    assert by_id["a"].stdout_tail == "A\n" and by_id["b"].stderr_tail == "boom\n"
 
 
 def test_resize_past_quota_finishes_with_resize_errors(sdk: BatchClient, clock: FakeClock, batch: FakeBatch,
@@ -105,8 +105,8 @@ def test_resize_past_quota_finishes_with_resize_errors(sdk: BatchClient, clock: 
         pools.resize_pool(settings, "p1", {"dedicatedNodes": 5}, wait=True, waiter=fake_waiter(clock))
     assert caught.value.code == "AccountCoreQuotaReached"
     status = pools.pool_status(settings, "p1")
-    assert (status["currentDedicatedNodes"], status["targetDedicatedNodes"]) == (2, 5)
-    assert status["resizeErrors"][0]["code"] == "AccountCoreQuotaReached"
+    assert (status.current_dedicated_nodes, status.target_dedicated_nodes) == (2, 5)
+    assert status.resize_errors[0].code == "AccountCoreQuotaReached"
 
 
 def test_resize_while_resizing_is_a_conflict(sdk: BatchClient, settings: Settings):
@@ -155,7 +155,7 @@ def test_429_without_retry_after_on_post_is_retried_by_the_app_client(sdk: Batch
 def test_503_is_retried(sdk: BatchClient, batch: FakeBatch, clock: FakeClock, settings: Settings):
     ready_pool(sdk, clock)
     batch.inject(method="GET", path=r"^/pools/p1$", status=503, times=2)
-    assert pools.pool_status(settings, "p1")["id"] == "p1"
+    assert pools.pool_status(settings, "p1").id == "p1"
     batch.inject(method="POST", path=r"^/jobs$", status=503)
     sdk.create_job(job_options())
     assert batch.count("GET", r"^/pools/p1$") == 3 and batch.count("POST", r"^/jobs$") == 2

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from batchk8s import storage
-from batchk8s.batch import pools
+from batchk8s.batch import pool_spec, pools
 from batchk8s.settings import Settings
 from tests.fakes.batch import FakeBatch, FakeClock
 
@@ -44,7 +44,7 @@ def hours_left(url: str) -> float:
 def test_pool_show_warns_before_the_start_task_sas_expires(uploaded: Settings, batch: FakeBatch, clock: FakeClock):
     short = dataclasses.replace(uploaded, sas_expiry_hours=24)
     pools.create_pool(short, {"id": "p-short"})
-    status = pools.pool_status(short, "p-short")
+    status = pools.pool_status(short, "p-short").to_dict()  # as the API and --json show it
     left = (datetime.fromisoformat(status["startTaskSasExpiry"].replace("Z", "+00:00")) - datetime.now(UTC))
     assert timedelta(hours=23.5) < left <= timedelta(hours=24)
     [warning] = status["warnings"]
@@ -53,7 +53,7 @@ def test_pool_show_warns_before_the_start_task_sas_expires(uploaded: Settings, b
 
     pools.create_pool(uploaded, {"id": "p-long"})  # 168 h: far from expiry, nothing to say
     long_status = pools.pool_status(uploaded, "p-long")
-    assert long_status["warnings"] == [] and long_status["startTaskSasExpiry"]
+    assert long_status.warnings == [] and long_status.start_task_sas_expiry
 
 
 def test_reusing_a_pool_renews_its_start_task_sas(uploaded: Settings, batch: FakeBatch):
@@ -63,16 +63,16 @@ def test_reusing_a_pool_renews_its_start_task_sas(uploaded: Settings, batch: Fak
     assert hours_left(before["bootstrap"]) <= 2 and not batch.patches
 
     result = pools.create_pool(uploaded, {"id": "p1"})  # same spec: reused
-    assert result["created"] is False
+    assert result.created is False
     after = start_task_urls(batch, "p1")
     assert [pool_id for pool_id, _ in batch.patches] == ["p1"]
     assert set(batch.patches[0][1]) == {"startTask"}  # nothing but the start task is sent
     assert hours_left(after["bootstrap"]) > 167
-    assert pools.pool_status(uploaded, "p1")["warnings"] == []
+    assert pools.pool_status(uploaded, "p1").warnings == []
     response = requests.get(after["bootstrap"], timeout=10)
     assert response.status_code == 200 and response.content.startswith(b"#!/usr/bin/env bash")
     unchanged = {k: v for k, v in batch.pools["p1"]["spec"]["startTask"].items() if k != "resourceFiles"}
-    assert unchanged["commandLine"] == pools.start_task_command()
+    assert unchanged["commandLine"] == pool_spec.start_task_command()
 
 
 def test_resize_renews_the_start_task_sas_before_nodes_are_allocated(uploaded: Settings, batch: FakeBatch,
@@ -93,7 +93,7 @@ def test_an_auto_pool_keeps_each_sas_scope_and_permission(uploaded: Settings, ba
     before = start_task_urls(batch, pool_id)
     pools.create_pool(dataclasses.replace(auto, sas_expiry_hours=100), {"id": pool_id})
     after = start_task_urls(batch, pool_id)
-    assert set(after) == set(before) == {"bootstrap", "K8S_CLUSTER_SAS_URL", *pools.CLUSTER_BLOB_URLS}
+    assert set(after) == set(before) == {"bootstrap", "K8S_CLUSTER_SAS_URL", *pool_spec.CLUSTER_BLOB_URLS}
     for name in after:
         old, new = parse_qs(urlsplit(before[name]).query), parse_qs(urlsplit(after[name]).query)
         assert (new["sr"], new["sp"]) == (old["sr"], old["sp"]), name

@@ -54,12 +54,12 @@ def test_a_preempted_spot_node_ends_the_pool_wait_with_the_reason(sdk: BatchClie
     batch.set_node_state("p1", spot_node(sdk), "preempted")  # reclaimed while the pool was still booting
     status = pools.pool_status(settings, "p1", wait=True, timeout=TIMEOUT, waiter=fake_waiter(clock))
     assert clock.now() < 300  # the dedicated node's boot and start task, not the 30-minute timeout
-    assert (status["ready"], status["settled"], status["failed"]) == (False, True, True)
-    assert status["nodeCounts"] == {"idle": 1, "preempted": 1}
-    assert status["nodeClasses"] == {"ready": 1, "transitional": 0, "failed": 0, "gone": 1}
-    assert status["reason"] == ("cannot get better without an action: 1 of 2 node(s) ready; "
-                                "1 preempted (its spot VM was reclaimed by Azure)")
-    assert {n["class"] for n in status["nodes"]} == {"ready", "gone"}
+    assert (status.ready, status.settled, status.failed) == (False, True, True)
+    assert status.node_counts == {"idle": 1, "preempted": 1}
+    assert status.verdict.classes == {"ready": 1, "transitional": 0, "failed": 0, "gone": 1}
+    assert status.reason == ("cannot get better without an action: 1 of 2 node(s) ready; "
+                             "1 preempted (its spot VM was reclaimed by Azure)")
+    assert {n.node_class for n in status.nodes} == {"ready", "gone"}
 
 
 @pytest.mark.parametrize("state", ["unusable", "unknown", "offline", "deallocated"])
@@ -68,8 +68,8 @@ def test_failed_and_gone_nodes_end_the_pool_wait(sdk: BatchClient, clock: FakeCl
     sdk.create_pool(pool_options(nodes=2))
     batch.set_node_state("p1", 0, state)
     status = pools.pool_status(settings, "p1", wait=True, timeout=TIMEOUT, waiter=fake_waiter(clock))
-    assert clock.now() < 300 and status["settled"] and status["failed"] and not status["ready"]
-    assert f"1 {state} (" in status["reason"]
+    assert clock.now() < 300 and status.settled and status.failed and not status.ready
+    assert f"1 {state} (" in status.reason
 
 
 def test_a_rebooting_node_keeps_the_wait_going_until_it_is_back(sdk: BatchClient, clock: FakeClock,
@@ -86,7 +86,7 @@ def test_a_rebooting_node_keeps_the_wait_going_until_it_is_back(sdk: BatchClient
             batch.set_node_state("p1", node, "idle")
 
     status = pools.pool_status(settings, "p1", wait=True, timeout=TIMEOUT, waiter=fake_waiter(clock, sleep=sleep))
-    assert len(naps) == 2 and status["ready"] and status["reason"] == "ready: 2 node(s) ready"
+    assert len(naps) == 2 and status.ready and status.reason == "ready: 2 node(s) ready"
 
 
 def test_a_pool_being_deleted_ends_the_wait(sdk: BatchClient, clock: FakeClock, batch: FakeBatch,
@@ -95,7 +95,7 @@ def test_a_pool_being_deleted_ends_the_wait(sdk: BatchClient, clock: FakeClock, 
     sdk.create_pool(pool_options())
     pools.delete_pool(settings, "p1")
     status = pools.pool_status(settings, "p1", wait=True, timeout=TIMEOUT, waiter=fake_waiter(clock))
-    assert clock.now() == 0 and status["state"] == "deleting" and status["reason"] == "the pool is being deleted"
+    assert clock.now() == 0 and status.state == "deleting" and status.reason == "the pool is being deleted"
 
 
 def test_the_cli_says_why_a_waited_pool_is_not_ready(sdk: BatchClient, clock: FakeClock, batch: FakeBatch,
@@ -125,9 +125,9 @@ def test_the_job_monitor_stops_when_the_pool_can_run_none_of_the_waiting_tasks(s
     batch.set_node_state("p1", 0, "preempted")
     jobs.add_tasks(settings, "j1", options(2))
     report = jobs.monitor(settings, "j1", timeout=3600, waiter=fake_waiter(clock), outputs=False)
-    assert clock.now() < 700 and not report["complete"]
-    assert report["stalled"] == ("pool p1 cannot run the 2 waiting task(s): cannot get better without an action: "
-                                 "0 of 1 node(s) ready; 1 preempted (its spot VM was reclaimed by Azure)")
+    assert clock.now() < 700 and not report.complete
+    assert report.stalled == ("pool p1 cannot run the 2 waiting task(s): cannot get better without an action: "
+                              "0 of 1 node(s) ready; 1 preempted (its spot VM was reclaimed by Azure)")
 
 
 def test_the_job_monitor_waits_through_a_pool_that_is_still_booting(sdk: BatchClient, clock: FakeClock,
@@ -137,7 +137,7 @@ def test_the_job_monitor_waits_through_a_pool_that_is_still_booting(sdk: BatchCl
     jobs.add_tasks(settings, "j1", options(2))
     batch.default_task = TaskOutcome(seconds=5)
     report = jobs.monitor(settings, "j1", timeout=3600, waiter=fake_waiter(clock), outputs=False)
-    assert report["complete"] and report["succeeded"] and not report.get("stalled")
+    assert report.complete and report.succeeded and not report.stalled
 
 
 def test_the_job_monitor_stops_when_the_job_is_being_deleted(sdk: BatchClient, clock: FakeClock, batch: FakeBatch,
@@ -148,7 +148,7 @@ def test_the_job_monitor_stops_when_the_job_is_being_deleted(sdk: BatchClient, c
     jobs.add_tasks(settings, "j1", options(1))
     jobs.delete_job(settings, "j1")
     report = jobs.monitor(settings, "j1", timeout=3600, waiter=fake_waiter(clock), outputs=False)
-    assert clock.now() == 0 and report["stalled"] == "job j1 is deleting: its 1 waiting task(s) will not run"
+    assert clock.now() == 0 and report.stalled == "job j1 is deleting: its 1 waiting task(s) will not run"
 
 
 # --- deletion in progress, paging ------------------------------------------------------------------
@@ -182,7 +182,7 @@ def test_task_lists_read_every_page_past_1000(sdk: BatchClient, clock: FakeClock
     assert jobs.add_tasks(settings, "j1", options(2050))["added"] == 2050
     batch.reset_log()
     listed = jobs.list_tasks(settings, "j1")
-    assert len(listed) == 2050 and len({t["id"] for t in listed}) == 2050
+    assert len(listed) == 2050 and len({t.id for t in listed}) == 2050
     assert batch.count("GET", r"^/jobs/j1/tasks$") == 3
     report = jobs.job_status(settings, "j1", outputs=False)
-    assert report["taskCounts"] == {"active": 2050}
+    assert report.task_counts == {"active": 2050}

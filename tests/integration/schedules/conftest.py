@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from batchk8s import storage
-from batchk8s.batch import client as batch_client_module
 from batchk8s.settings import Settings, load_settings
 from tests.fakes.aad import FakeAAD
 from tests.fakes.arm import FakeARM, arm_env
@@ -42,12 +40,10 @@ def batch(fake_service: Callable[..., FakeService], aad: FakeAAD) -> FakeBatch:
 
 
 @pytest.fixture
-def env(aad: FakeAAD, arm: FakeARM, azurite: str) -> Iterator[dict[str, str]]:
+def env(aad: FakeAAD, arm: FakeARM, azurite: str) -> dict[str, str]:
     """Settings for the fakes and Azurite, with a state container of the test's own."""
-    yield arm_env(aad, arm, AZURE_RES_GROUP_NAME=RG, AzureWebJobsStorage=azurite,
-                  BATCHK8S_STATE_CONTAINER="state-" + uuid.uuid4().hex[:12])
-    storage.clear_cache()
-    batch_client_module.clear_cache()
+    return arm_env(aad, arm, AZURE_RES_GROUP_NAME=RG, AzureWebJobsStorage=azurite,
+                   BATCHK8S_STATE_CONTAINER="state-" + uuid.uuid4().hex[:12])
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import azure.functions as func
 import pytest
+from azure.functions.timer import TimerRequest
 
 from batchk8s import settings as settings_module
 from batchk8s.cli import main
@@ -47,7 +48,6 @@ def app_env(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Ca
         settings_module.clear_cache()
 
     yield apply
-    settings_module.clear_cache()
 
 
 def get(route: str, **params: str) -> tuple[int, Any]:
@@ -75,7 +75,7 @@ def test_the_timer_acts_and_an_invalid_document_logs_every_problem_and_does_noth
     every_minute = [{"schedule": "0 * * * * *", "action": "start", "targets": [{"name": "vmss-a"}]},
                     {"schedule": "0 * * * * *", "action": "resize", "dedicated": 1, "targets": [{"pool": "k8s-pool"}]}]
     app_env({"rules": every_minute[:1]})
-    timer(None)
+    timer(TimerRequest(past_due=False))
     assert [(action, name) for action, _, name, _ in arm.actions] == [("start", "vmss-a")]
     state = StateStore(current_settings()).list_blobs()
 
@@ -84,13 +84,15 @@ def test_the_timer_acts_and_an_invalid_document_logs_every_problem_and_does_noth
     caplog.set_level(logging.INFO)
     app_env({"rules": [*every_minute, {"schedule": "0 * * * * *", "action": "stop", "timeZone": "Mars",
                                        "targets": []}]}, AZURE_BATCH_ACCOUNT_URL=batch.url)
-    timer(None)
+    timer(TimerRequest(past_due=False))
     assert arm.log == [] and batch.log == []  # no ARM or Batch request at all
     assert StateStore(current_settings()).list_blobs() == state  # no state written either
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert "nothing was done" in errors[0] and "3 problem(s)" in errors[0]
-    assert [line.split(":")[0].strip() for line in errors[1:]] == ["$.rules[2].timeZone", "$.rules[2].action",
+    assert errors[0].startswith("schedules_reconcile: not run: ")
+    assert [line.split(":")[1].strip() for line in errors[1:]] == ["$.rules[2].timeZone", "$.rules[2].action",
                                                                    "$.rules[2].targets"]
+    assert all(line.startswith("schedules_reconcile:   ") for line in errors[1:])
     assert AZURITE_KEY not in caplog.text
 
 
@@ -140,7 +142,7 @@ def test_get_history_lists_what_happened_newest_first(arm: FakeARM, app_env: Cal
     arm.add_scale_set(RG, "vmss-a", {"0": "running"})
     app_env({"rules": [{"schedule": "0 * * * * *", "action": "deallocate", "targets": [{"name": "vmss-a"}]}],
              "holds": []})
-    functions()["schedules_reconcile"].get_user_function()(None)
+    functions()["schedules_reconcile"].get_user_function()(TimerRequest(past_due=False))
     status, body = get("schedules/history", limit="5")
     assert status == 200
     [entry] = body["entries"]

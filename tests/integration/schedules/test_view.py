@@ -52,7 +52,6 @@ def bare_env(monkeypatch: pytest.MonkeyPatch, fixed_now: None) -> Iterator[Calla
         settings_module.clear_cache()
 
     yield apply
-    settings_module.clear_cache()
 
 
 def marks(page: str, kind: str = "mark") -> int:

@@ -41,4 +41,3 @@ def app_env(aad: FakeAAD, arm: FakeARM, monkeypatch: pytest.MonkeyPatch) -> Iter
         settings_module.clear_cache()
 
     yield apply
-    settings_module.clear_cache()
