@@ -160,6 +160,7 @@ def _pool_output(status: PoolStatus, headline: str, waited: bool) -> Output:
         lines.append(line)
         if node.state == "starttaskfailed" and start:
             lines += _tail_lines(start.stderr_tail, "    stderr| ")
+    lines += [f"warning: {warning['message']}" for warning in status.warnings]
     if status.note:
         lines.append(f"note: {status.note}")
     if waited or not status.ready:

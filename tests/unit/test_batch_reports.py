@@ -153,6 +153,7 @@ def test_the_pool_text_is_built_from_the_fields():
         "    stderr| preflight",
         "    stderr| failed",
         "  n-new: creating",
+        "warning: " + POOL_JSON["warnings"][0]["message"],  # the SAS expires within 48 h
         POOL_JSON["reason"],
     ]
     assert output.data == POOL_JSON and output.exit_code == 0  # a look, not a wait
