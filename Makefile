@@ -101,7 +101,7 @@ MUTANTS ?= 'batchk8s.ncrontab.*' 'batchk8s.tes.validation.*' \
 	'batchk8s.batch.pool_spec.x__strip_query*' \
 	'batchk8s.settings.x*Secret*' 'batchk8s.settings.x*ConnectionString*' 'batchk8s.settings.x__masked_value*' \
 	'batchk8s.settings.x__no_credentials*' \
-	'batchk8s.errors.*' 'batchk8s.schedules.state.*'
+	'batchk8s.errors.*' 'batchk8s.problems.*' 'batchk8s.schedules.state.*'
 MUTATE_JOBS ?= 2
 
 mutate: $(DEV_STAMP) $(NODE_STAMP)

@@ -22,6 +22,7 @@ from typing import Any
 from batchk8s import DEPRECATED_SINCE
 from batchk8s.deadline import CLI_MAX_SECONDS, CLI_SECONDS, Deadline
 from batchk8s.errors import BatchK8sError, InputError
+from batchk8s.problems import parse_whole_number
 
 COMMAND_MODULES = (
     "batchk8s.commands.artifacts",
@@ -177,12 +178,9 @@ def positive_int(low: int, high: int) -> Callable[[str], int]:
 
     def parse(value: str) -> int:
         try:
-            number = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}") from None
-        if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
-        return number
+            return parse_whole_number(value, low, high)
+        except ValueError as exc:  # argparse would print its own "invalid value" for a ValueError
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Self
 
 EXIT_INPUT = 2
 EXIT_UPSTREAM = 3
@@ -33,6 +33,12 @@ class BatchK8sError(Exception):
         # `details` is always there (possibly empty): the documented shape, so callers need no guard.
         return {"error": {"code": self.code, "message": self.message, "details": list(self.details)}}
 
+    @classmethod
+    def from_problems(cls, problems: list[dict[str, Any]], summary: str = "invalid input") -> Self:
+        """One error for several problems (see batchk8s.problems): the summary names every field."""
+        fields = ", ".join(p["field"] for p in problems)
+        return cls(f"{summary}: {fields}", details=problems)
+
 
 class InputError(BatchK8sError):
     """The caller sent something invalid; `details` names every offending field."""
@@ -44,24 +50,6 @@ class InputError(BatchK8sError):
     @classmethod
     def for_field(cls, field: str, message: str) -> InputError:
         return cls(f"{field}: {message}", details=[{"field": field, "message": message}])
-
-    @classmethod
-    def from_problems(cls, problems: list[dict[str, Any]], summary: str = "invalid input") -> InputError:
-        fields = ", ".join(p["field"] for p in problems)
-        return cls(f"{summary}: {fields}", details=problems)
-
-
-def pattern_problem(field: str, value: Any, pattern: re.Pattern[str], rule: str) -> dict[str, Any] | None:
-    """None when `value` is a string `pattern` matches whole; else a problem naming `field`.
-
-    Wrong types and empty values are problems too (never a reason to fall back to a default), and the
-    message shows the value only as a short excerpt."""
-    if not isinstance(value, str):
-        kind = "null" if value is None else type(value).__name__
-        return {"field": field, "message": f"must be a string: {rule} (got {kind})"}
-    if not pattern.fullmatch(value):
-        return {"field": field, "message": f"{rule} (got {excerpt(value)})"}
-    return None
 
 
 class ConfigError(BatchK8sError):

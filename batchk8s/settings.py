@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 
 from batchk8s import caches
 from batchk8s.errors import ConfigError, InputError
+from batchk8s.problems import Problems, parse_whole_number, pattern_problem
 
 
 class Secret:
@@ -89,6 +90,7 @@ GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 RESOURCE_GROUP = re.compile(r"[-\w.()]{0,89}[-\w()]")
 VMSS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]|[A-Za-z0-9]")
 BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+BATCH_ID_RULE = "must be 1-64 letters, digits, '-' or '_'"
 API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 # The Microsoft.Compute api-version batchk8s is tested with (GA, serves orchestrationMode, the filtered
 # VM list with instance views, and single-VM start/deallocate). Pinned so that what ARM answers does
@@ -128,13 +130,13 @@ def vmss_ref_problem(value: str) -> str | None:
     """Why `value` is neither a scale set name nor a scale set resource id, or None when it is one."""
     if not value.startswith("/"):
         return None if is_vmss_name(value) else f"{value!r} is not a scale set name"
-    match = VMSS_ID.match(value)
+    match = VMSS_ID.fullmatch(value)
     if match is None:
         return f"{value!r} is not a scale set resource id (/subscriptions/<GUID>/resourceGroups/<group>/providers/" \
                "Microsoft.Compute/virtualMachineScaleSets/<name>)"
-    if not GUID.match(match["subscription"]):
+    if not GUID.fullmatch(match["subscription"]):
         return f"{value!r}: subscription {match['subscription']!r} is not a GUID"
-    if not RESOURCE_GROUP.match(match["resource_group"]) or not is_vmss_name(match["name"]):
+    if not RESOURCE_GROUP.fullmatch(match["resource_group"]) or not is_vmss_name(match["name"]):
         return f"{value!r} does not name a valid resource group and scale set"
     return None
 
@@ -184,24 +186,15 @@ def _masked_value(raw: str) -> str:
 
 def _pattern(regex: re.Pattern[str], rule: str) -> Callable[[str], str]:
     def check(value: str) -> str:
-        if not regex.fullmatch(value):
-            raise ValueError(rule)
+        if pattern_problem(value, regex, rule):
+            raise ValueError(rule)  # load_settings shows the value as given before the rule
         return value
 
     return check
 
 
 def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def check(value: str) -> int:
-        try:
-            number = int(value)
-        except ValueError:
-            raise ValueError(f"must be a whole number from {low} to {high}") from None
-        if not low <= number <= high:
-            raise ValueError(f"must be a whole number from {low} to {high}")
-        return number
-
-    return check
+    return lambda value: parse_whole_number(value, low, high)
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -274,7 +267,6 @@ def setting(*names: str, help: str, parse: Callable[[str], Any] = _str, default:
 
 _NAME_RULE = "must be 3-24 lowercase letters or digits"
 _CONTAINER_RULE = "must be a container name: 3-63 lowercase letters, digits and single hyphens"
-_ID_RULE = "must be 1-64 letters, digits, '-' or '_'"
 _IDENTITY_STORAGE = "the host's identity-based storage (Flex Consumption, no key)"
 
 
@@ -356,7 +348,7 @@ class Settings:
                                              help="Batch account name")
     batch_account_url: str | None = setting("AZURE_BATCH_ACCOUNT_URL", parse=_https_url,
                                             help="Batch account URL, e.g. `https://hpcbatch.westeurope.batch.azure.com`")
-    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, _ID_RULE), default="k8s-pool",
+    pool_id: str = setting("AZURE_BATCH_POOL_ID", parse=_pattern(BATCH_ID, BATCH_ID_RULE), default="k8s-pool",
                            help="default pool id")
     vm_image_id: str | None = setting("AZURE_BATCH_VM_IMAGE_ID", parse=_pattern(
         GALLERY_IMAGE_ID, "must be a Shared Image Gallery image or image version resource id"),
@@ -573,12 +565,9 @@ class Settings:
 
     def require(self, feature: str) -> Settings:
         """Raise one ConfigError with every malformed or missing setting, or return self."""
-        problems = list(self.problems) + self.missing(feature)
-        if problems:
-            raise ConfigError(
-                f"{len(problems)} configuration problem(s) for {feature}: " + ", ".join(p.setting for p in problems),
-                details=[p.to_dict() for p in problems],
-            )
+        problems = Problems()
+        problems.extend(p.to_dict() for p in (*self.problems, *self.missing(feature)))
+        problems.raise_if_any(f"{len(problems)} configuration problem(s) for {feature}", ConfigError)
         return self
 
     def report(self) -> dict[str, Any]:
@@ -715,7 +704,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    problems: list[Problem] = []
+    problems = Problems()
     invalid: dict[str, str] = {}
     for spec in SPECS:
         names, parse, secret = spec.metadata["names"], spec.metadata["parse"], spec.metadata["secret"]
@@ -724,14 +713,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             continue
         name, raw = present[0]
         if len({value for _, value in present}) > 1:
-            problems.append(Problem(name, f"{' and '.join(n for n, _ in present)} are both set, to different values"))
+            problems.add(name, f"{' and '.join(n for n, _ in present)} are both set, to different values")
         sources[spec.name] = name
         if secret:
             hidden = ConnectionString(raw) if spec.name == "webjobs_storage" else Secret(raw)
             try:  # a secret is checked like any value, but a problem never shows it
                 parse(raw)
             except ValueError as exc:
-                problems.append(Problem(name, str(exc)))
+                problems.add(name, str(exc))
                 invalid[names[0]] = hidden.masked()
                 continue
             values[spec.name] = hidden
@@ -741,75 +730,71 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             shown = _masked_value(raw)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
-            problems.append(Problem(name, f"{shown!r}: {exc}"))
+            problems.add(name, f"{shown!r}: {exc}")
             invalid[names[0]] = shown
-    problems.extend(_contradictions(values))
-    return Settings(**values, problems=tuple(problems), sources=sources, invalid=invalid)
+    _contradictions(values, problems)
+    return Settings(**values, problems=tuple(Problem(p["field"], p["message"]) for p in problems),
+                    sources=sources, invalid=invalid)
 
 
-def _contradictions(values: dict[str, Any]) -> list[Problem]:
-    problems = []
+def _contradictions(values: dict[str, Any], problems: Problems) -> None:
+    """Settings that are each valid but do not go together (one half of a pair, a key without its account)."""
     if bool(values.get("client_id")) != bool(values.get("client_secret")):
-        problems.append(Problem("AZURE_SP_CLIENT_SECRET" if values.get("client_id") else "AZURE_SP_CLIENT_ID",
-                                "the service principal needs both AZURE_SP_CLIENT_ID and AZURE_SP_CLIENT_SECRET"))
+        problems.add("AZURE_SP_CLIENT_SECRET" if values.get("client_id") else "AZURE_SP_CLIENT_ID",
+                     "the service principal needs both AZURE_SP_CLIENT_ID and AZURE_SP_CLIENT_SECRET")
     if values.get("client_id") and values.get("client_secret") and not values.get("tenant_id"):
-        problems.append(Problem("AZURE_AD_TENANT_ID", "is required with a service principal"))
+        problems.add("AZURE_AD_TENANT_ID", "is required with a service principal")
     if bool(values.get("batch_user_name")) != bool(values.get("batch_user_password")):
-        problems.append(Problem("BATCH_USER_PWD" if values.get("batch_user_name") else "BATCH_USER_NAME",
-                                "the login user needs both BATCH_USER_NAME and BATCH_USER_PWD (there is no default)"))
+        problems.add("BATCH_USER_PWD" if values.get("batch_user_name") else "BATCH_USER_NAME",
+                     "the login user needs both BATCH_USER_NAME and BATCH_USER_PWD (there is no default)")
     if values.get("acr_name") and bool(values.get("acr_user")) != bool(values.get("acr_password")):
-        problems.append(Problem("AZURE_ACR_USER_PWD", "the registry needs both AZURE_ACR_USER and AZURE_ACR_USER_PWD"))
+        problems.add("AZURE_ACR_USER_PWD", "the registry needs both AZURE_ACR_USER and AZURE_ACR_USER_PWD")
     if values.get("storage_account_key") and not values.get("storage_account_name"):
-        problems.append(Problem("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY"))
+        problems.add("AZURE_STORAGE_ACCOUNT_NAME", "is required with AZURE_STORAGE_ACCOUNT_KEY")
     if bool(values.get("tes_user")) != bool(values.get("tes_password")):
-        problems.append(Problem("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD"))
-    problems.extend(_gateway_problems(values))
-    problems.extend(_host_storage_contradictions(values))
+        problems.add("TES_PASSWORD", "basic auth needs both TES_USERNAME and TES_PASSWORD")
+    _gateway_problems(values, problems)
+    _host_storage_contradictions(values, problems)
     if bool(values.get("pool_identity_id")) != bool(values.get("pool_identity_client_id")):
-        problems.append(Problem("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID" if values.get("pool_identity_id")
-                                else "AZURE_BATCH_POOL_IDENTITY_ID",
-                                "the pool identity needs both AZURE_BATCH_POOL_IDENTITY_ID (its resource id, for the "
-                                "pool) and AZURE_BATCH_POOL_IDENTITY_CLIENT_ID (its client id, for the nodes' tokens)"))
+        problems.add("AZURE_BATCH_POOL_IDENTITY_CLIENT_ID" if values.get("pool_identity_id")
+                     else "AZURE_BATCH_POOL_IDENTITY_ID",
+                     "the pool identity needs both AZURE_BATCH_POOL_IDENTITY_ID (its resource id, for the "
+                     "pool) and AZURE_BATCH_POOL_IDENTITY_CLIENT_ID (its client id, for the nodes' tokens)")
     if values.get("tes_transport") == "direct" and not values.get("tes_url"):
-        problems.append(Problem("TESK_API_URL", "is required when TES_TRANSPORT=direct"))
-    return problems
+        problems.add("TESK_API_URL", "is required when TES_TRANSPORT=direct")
 
 
 GATEWAY_SECRET_MIN = 32  # characters: a guessable gateway credential opens TESK to the internet
 
 
-def _gateway_problems(values: dict[str, Any]) -> list[Problem]:
+def _gateway_problems(values: dict[str, Any], problems: Problems) -> None:
     """The TES gateway's credentials: basic needs both halves, and every secret must be long enough."""
-    problems = []
     if bool(values.get("gateway_user")) != bool(values.get("gateway_password")):
-        problems.append(Problem("TES_GATEWAY_PASSWORD" if values.get("gateway_user") else "TES_GATEWAY_USERNAME",
-                                "basic auth needs both TES_GATEWAY_USERNAME and TES_GATEWAY_PASSWORD"))
+        problems.add("TES_GATEWAY_PASSWORD" if values.get("gateway_user") else "TES_GATEWAY_USERNAME",
+                     "basic auth needs both TES_GATEWAY_USERNAME and TES_GATEWAY_PASSWORD")
     tokens = values.get("gateway_tokens")
     if tokens and any(len(token.strip()) < GATEWAY_SECRET_MIN for token in tokens.reveal().split(",")):
-        problems.append(Problem("TES_GATEWAY_TOKENS", f"each comma-separated token must be at least "
-                                f"{GATEWAY_SECRET_MIN} characters (e.g. `openssl rand -hex 32`)"))
+        problems.add("TES_GATEWAY_TOKENS", f"each comma-separated token must be at least "
+                     f"{GATEWAY_SECRET_MIN} characters (e.g. `openssl rand -hex 32`)")
     password = values.get("gateway_password")
     if password and len(password.reveal()) < GATEWAY_SECRET_MIN:
-        problems.append(Problem("TES_GATEWAY_PASSWORD", f"must be at least {GATEWAY_SECRET_MIN} characters"))
-    return problems
+        problems.add("TES_GATEWAY_PASSWORD", f"must be at least {GATEWAY_SECRET_MIN} characters")
 
 
-def _host_storage_contradictions(values: dict[str, Any]) -> list[Problem]:
+def _host_storage_contradictions(values: dict[str, Any], problems: Problems) -> None:
     """The host reads AzureWebJobsStorage either as a connection string or as the __ section, never both."""
     identity_based = values.get("webjobs_storage_account") or values.get("webjobs_storage_blob_uri")
-    problems = []
     if values.get("webjobs_storage") and identity_based:
-        problems.append(Problem("AzureWebJobsStorage", "is a connection string while AzureWebJobsStorage__accountName "
-                                "or __blobServiceUri is also set: keep one form (identity-based needs no key)"))
+        problems.add("AzureWebJobsStorage", "is a connection string while AzureWebJobsStorage__accountName "
+                     "or __blobServiceUri is also set: keep one form (identity-based needs no key)")
     if (values.get("webjobs_storage_credential") or values.get("webjobs_storage_client_id")) and not identity_based:
-        problems.append(Problem("AzureWebJobsStorage__accountName",
-                                "is required with AzureWebJobsStorage__credential / __clientId "
-                                "(or set AzureWebJobsStorage__blobServiceUri)"))
+        problems.add("AzureWebJobsStorage__accountName",
+                     "is required with AzureWebJobsStorage__credential / __clientId "
+                     "(or set AzureWebJobsStorage__blobServiceUri)")
     if values.get("webjobs_storage_client_id") and values.get("webjobs_storage_credential") != "managedidentity":
-        problems.append(Problem("AzureWebJobsStorage__credential",
-                                "must be managedidentity when AzureWebJobsStorage__clientId names a user-assigned "
-                                "identity"))
-    return problems
+        problems.add("AzureWebJobsStorage__credential",
+                     "must be managedidentity when AzureWebJobsStorage__clientId names a user-assigned "
+                     "identity")
 
 
 def read_settings_file(path: str | Path) -> dict[str, str]:

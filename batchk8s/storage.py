@@ -35,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from batchk8s import caches
 from batchk8s.deadline import Deadline
 from batchk8s.errors import BLOB, ConfigError, ConflictError, InputError, UpstreamTimeoutError, azure_errors, excerpt
+from batchk8s.problems import whole_number_problem
 from batchk8s.settings import CONTAINER_NAME, Settings, StorageAccess
 
 if TYPE_CHECKING:
@@ -539,8 +540,8 @@ def _lifetime(settings: Settings, hours: int | None, expires_in: timedelta | Non
             raise InputError.for_field("expires_in", "must be more than 0 and at most 7 days")
         return expires_in
     hours = settings.sas_expiry_hours if hours is None else hours
-    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 168:
-        raise InputError.for_field("hours", "must be a whole number of hours from 1 to 168 (7 days)")
+    if problem := whole_number_problem(hours, 1, 168):  # 7 days
+        raise InputError.for_field("hours", problem)
     return timedelta(hours=hours)
 
 

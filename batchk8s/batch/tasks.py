@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.errors import InputError
-from batchk8s.settings import BATCH_ID
+from batchk8s.problems import Problems, pattern_problem
+from batchk8s.settings import BATCH_ID, BATCH_ID_RULE
 
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
@@ -61,20 +61,19 @@ def bash_command(script: str) -> str:
 
 def check_task_specs(specs: list[TaskSpec]) -> None:
     """Ids valid and unique (case-insensitively, as Batch compares them), dependencies known."""
-    problems = []
+    problems = Problems()
     seen: set[str] = set()
     for spec in specs:
-        if not BATCH_ID.fullmatch(spec.id):
-            problems.append({"field": f"tasks.{spec.id}", "message": "id must be 1-64 letters, digits, '-' or '_'"})
+        if problem := pattern_problem(spec.id, BATCH_ID, BATCH_ID_RULE):
+            problems.add(f"tasks.{spec.id}", f"id {problem}")
         if spec.id.lower() in seen:
-            problems.append({"field": f"tasks.{spec.id}", "message": "duplicate task id"})
+            problems.add(f"tasks.{spec.id}", "duplicate task id")
         seen.add(spec.id.lower())
     for spec in specs:
         for dep in spec.depends_on:
             if dep.lower() not in seen:
-                problems.append({"field": f"tasks.{spec.id}.dependsOn", "message": f"unknown task {dep!r}"})
-    if problems:
-        raise InputError.from_problems(problems, "invalid workflow tasks")
+                problems.add(f"tasks.{spec.id}.dependsOn", f"unknown task {dep!r}")
+    problems.raise_if_any("invalid workflow tasks")
 
 
 # (file path on the node, URL) of each blob a BlobFiles names.

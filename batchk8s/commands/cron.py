@@ -12,7 +12,7 @@ from typing import Any
 
 from batchk8s import clock
 from batchk8s.cli import Output, positive_int
-from batchk8s.errors import InputError
+from batchk8s.problems import Problems
 from batchk8s.settings import Settings
 
 
@@ -39,25 +39,24 @@ def next_firings(args: argparse.Namespace, settings: Settings) -> Output:
     from batchk8s.ncrontab import ScheduleError, parse
     from batchk8s.vmss_timer import evaluation_zone
 
-    problems = []
+    problems = Problems()
     try:
         schedule = parse(args.expression)
     except ScheduleError as exc:
-        problems.append({"field": "EXPR", "message": str(exc)})  # the message names the NCRONTAB field
+        problems.add("EXPR", str(exc))  # the message names the NCRONTAB field
     zone = evaluation_zone(settings)
     if args.tz:
         try:
             zone = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.append({"field": "--tz", "message": f"{args.tz!r} is not an IANA time zone (e.g. Europe/Berlin)"})
+            problems.add("--tz", f"{args.tz!r} is not an IANA time zone (e.g. Europe/Berlin)")
     after = None
     if args.after:
         try:
             after = datetime.fromisoformat(args.after)
         except ValueError:
-            problems.append({"field": "--after", "message": f"{args.after!r} is not an ISO-8601 time"})
-    if problems:
-        raise InputError.from_problems(problems, "cannot evaluate the schedule")
+            problems.add("--after", f"{args.after!r} is not an ISO-8601 time")
+    problems.raise_if_any("cannot evaluate the schedule")
     after = after or clock.now()
     start = (after if after.tzinfo else after.replace(tzinfo=zone)).astimezone(zone)
     times = [moment.isoformat() for moment in schedule.occurrences(start, args.count)]

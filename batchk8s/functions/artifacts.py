@@ -10,8 +10,8 @@ from __future__ import annotations
 import azure.functions as func
 
 from batchk8s.deadline import Deadline
-from batchk8s.errors import InputError
 from batchk8s.functions.http import endpoint, json_response, read_json
+from batchk8s.problems import Problems
 from batchk8s.settings import Settings
 
 bp = func.Blueprint()
@@ -21,10 +21,9 @@ bp = func.Blueprint()
 @bp.route(route="artifacts/upload", methods=["POST"], auth_level=func.AuthLevel.FUNCTION)
 @endpoint
 def artifacts_upload(req: func.HttpRequest, settings: Settings, deadline: Deadline) -> func.HttpResponse:
-    unexpected = sorted(read_json(req))
-    if unexpected:
-        raise InputError.from_problems([{"field": name, "message": "not accepted: the body must be empty or {}"}
-                                        for name in unexpected], "unexpected fields")
+    problems = Problems()
+    problems.unknown_fields(read_json(req), ())
+    problems.raise_if_any("unexpected fields")
     from batchk8s.storage import upload_artifacts
 
     return json_response(upload_artifacts(settings, deadline=deadline).to_dict())

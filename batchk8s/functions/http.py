@@ -20,6 +20,7 @@ import azure.functions as func
 from batchk8s import deprecation_headers
 from batchk8s.deadline import Deadline
 from batchk8s.errors import BatchK8sError, InputError, PayloadTooLargeError
+from batchk8s.problems import parse_whole_number
 from batchk8s.settings import current_settings
 
 MAX_BODY = 1024 * 1024
@@ -108,16 +109,14 @@ def read_json(req: func.HttpRequest, *, required: bool = False) -> dict[str, Any
 
 
 def int_param(req: func.HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from `low` to `high`; `default` when absent or empty."""
     raw = req.params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise InputError.for_field(name, f"must be a whole number from {low} to {high}") from None
-    if not low <= value <= high:
-        raise InputError.for_field(name, f"must be a whole number from {low} to {high}")
-    return value
+        return parse_whole_number(raw, low, high)
+    except ValueError as exc:
+        raise InputError.for_field(name, str(exc)) from None
 
 
 def query_values(req: func.HttpRequest, name: str) -> list[str]:

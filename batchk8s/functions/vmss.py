@@ -22,6 +22,7 @@ from batchk8s.functions.http import (
     read_json,
 )
 from batchk8s.functions.timers import timer_job
+from batchk8s.problems import Problems
 from batchk8s.settings import VMSS_ACTIONS, Settings
 from batchk8s.timer_budget import function_budget
 from batchk8s.vmss import (
@@ -130,26 +131,21 @@ def vmss_action(req: func.HttpRequest, settings: Settings, deadline: Deadline) -
 
 def parse_action_body(body: dict[str, Any]) -> tuple[list[str] | None, bool, int]:
     """`{"names": [...], "dryRun": bool, "waitSeconds": 0-200}`, every problem reported at once."""
-    problems = [{"field": key, "message": f"unknown field; allowed: {', '.join(BODY_FIELDS)}"}
-                for key in body if key not in BODY_FIELDS]
+    problems = Problems()
+    problems.unknown_fields(body, BODY_FIELDS)
     names = body.get("names")
     if "names" in body and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
-        problems.append({"field": "names", "message": "must be an array of scale set names"})
+        problems.add("names", "must be an array of scale set names")
         names = None
-    dry_run = body.get("dryRun", False)
-    if not isinstance(dry_run, bool):
-        problems.append({"field": "dryRun", "message": "must be true or false"})
-    wait_seconds = body.get("waitSeconds", 0)
-    if isinstance(wait_seconds, bool) or not isinstance(wait_seconds, int) or not 0 <= wait_seconds <= MAX_WAIT_SECONDS:
-        problems.append({"field": "waitSeconds", "message": f"must be a whole number from 0 to {MAX_WAIT_SECONDS}"})
+    dry_run = problems.boolean("dryRun", body.get("dryRun", False))
+    wait_seconds = problems.whole_number("waitSeconds", body.get("waitSeconds", 0), 0, MAX_WAIT_SECONDS)
     if names is not None:
         try:
             validate_names(names)
         except InputError as error:
-            problems += error.details
-    if problems:
-        raise InputError.from_problems(problems, "invalid request body")
-    return names, dry_run, wait_seconds
+            problems.extend(error.details)
+    problems.raise_if_any("invalid request body")
+    return names, bool(dry_run), wait_seconds or 0
 
 
 def _query_names(req: func.HttpRequest) -> list[str] | None:

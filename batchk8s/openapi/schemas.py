@@ -78,6 +78,9 @@ NODE_COUNT: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_NODES}
 
 ERROR: Schema = {
     "type": "object", "required": ["error"], "additionalProperties": False,
+    "description": "Bad input lists every offending field at once in `details`, each `{field, message}`; a rule "
+                   "reads the same on every route: `must be a whole number from 0 to 1000, not 2.5`, `unknown "
+                   "field 'nmae' (did you mean 'name'?)`, `must be 1-64 letters, digits, '-' or '_', not 'a b'`.",
     "properties": {"error": {
         "type": "object", "required": ["code", "message"],
         "properties": {
@@ -113,8 +116,7 @@ POOL_CREATE: Schema = {
 POOL_RESIZE: Schema = {
     "type": "object", "additionalProperties": False, "minProperties": 1,
     "description": "dedicatedNodes, spotNodes or both; the one left out keeps its target.",
-    "properties": {"dedicatedNodes": {**NODE_COUNT, "nullable": True},
-                   "spotNodes": {**NODE_COUNT, "nullable": True}},
+    "properties": {"dedicatedNodes": NODE_COUNT, "spotNodes": NODE_COUNT},
 }
 
 WORKFLOW_RUN: Schema = {

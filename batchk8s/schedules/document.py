@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from batchk8s import caches
 from batchk8s.errors import InputError
 from batchk8s.ncrontab import Schedule, ScheduleError, parse
-from batchk8s.settings import BATCH_ID, GUID, RESOURCE_GROUP, is_vmss_name
+from batchk8s.problems import Problems, pattern_problem, whole_number_rule
+from batchk8s.settings import BATCH_ID, GUID, RESOURCE_GROUP, VMSS_NAME
 
 ACTIONS = ("start", "deallocate", "resize")
 MAX_NODES = 1000
@@ -232,23 +233,6 @@ class Document:
 # --- parsing ---------------------------------------------------------------------------------
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.items: list[dict[str, str]] = []
-
-    def add(self, path: str, message: str) -> None:
-        self.items.append({"field": path, "message": message})
-
-    def unknown_keys(self, path: str, value: dict[str, Any], allowed: Iterable[str]) -> None:
-        allowed = set(allowed)
-        by_lower = {key.lower(): key for key in allowed}
-        for key in value:
-            if key in allowed:
-                continue
-            hint = f" (did you mean '{by_lower[key.lower()]}'?)" if str(key).lower() in by_lower else ""
-            self.add(f"{path}.{key}", f"unknown key{hint}; allowed: {', '.join(sorted(allowed))}")
-
-
 def parse_text(text: str, *, now: datetime, default_resource_group: str | None = None,
                source: str = "document") -> Document:
     """Parse and validate a JSON document, raising DocumentError with every problem."""
@@ -279,7 +263,7 @@ def _parse_cached(text: str, default_resource_group: str | None, source: str, da
 def parse_document(data: Any, *, now: datetime, default_resource_group: str | None = None,
                    source: str = "document") -> Document:
     """Validate a decoded document into a Document, or raise DocumentError listing every problem."""
-    problems = _Problems()
+    problems = Problems()
     rules_data, holds_data, prefix = _split_top(data, problems)
     rules = [rule for index, item in enumerate(rules_data)
              if (rule := _parse_rule(item, index, f"{prefix}[{index}]", default_resource_group, problems))]
@@ -289,19 +273,17 @@ def parse_document(data: Any, *, now: datetime, default_resource_group: str | No
     by_key = _rules_by_key(rules)
     for path, message in find_conflicts(by_key, now):  # among the rules that are valid on their own
         problems.add(path, message)
-    if problems.items:
-        raise DocumentError.from_problems(problems.items, f"invalid schedule document ({source}), "
-                                                          f"{len(problems.items)} problem(s)")
+    problems.raise_if_any(f"invalid schedule document ({source}), {len(problems)} problem(s)", DocumentError)
     return Document(tuple(rules), tuple(holds), source, by_key)
 
 
-def _split_top(data: Any, problems: _Problems) -> tuple[list[Any], list[Any], str]:
+def _split_top(data: Any, problems: Problems) -> tuple[list[Any], list[Any], str]:
     if isinstance(data, list):
         return data, [], "$"
     if not isinstance(data, dict):
         problems.add("$", "must be a list of rules or an object with 'rules' (and optionally 'holds')")
         return [], [], "$.rules"
-    problems.unknown_keys("$", data, {"rules", "holds"})
+    problems.unknown_fields(data, {"rules", "holds"}, "$")
     rules = data.get("rules")
     if not isinstance(rules, list):
         problems.add("$.rules", "is required: a list of rules")
@@ -313,12 +295,12 @@ def _split_top(data: Any, problems: _Problems) -> tuple[list[Any], list[Any], st
     return rules, holds, "$.rules"
 
 
-def _parse_rule(item: Any, index: int, path: str, default_rg: str | None, problems: _Problems) -> Rule | None:
+def _parse_rule(item: Any, index: int, path: str, default_rg: str | None, problems: Problems) -> Rule | None:
     if not isinstance(item, dict):
         problems.add(path, "must be an object with schedule, action and targets")
         return None
-    before = len(problems.items)
-    problems.unknown_keys(path, item, RULE_KEYS)
+    before = len(problems)
+    problems.unknown_fields(item, RULE_KEYS, path)
     name = item.get("name", f"rules[{index}]")
     if not isinstance(name, str) or not 1 <= len(name.strip()) <= 100:
         problems.add(f"{path}.name", "must be a non-empty string of at most 100 characters")
@@ -326,12 +308,12 @@ def _parse_rule(item: Any, index: int, path: str, default_rg: str | None, proble
     zone = parse_zone(item.get("timeZone", "UTC"), f"{path}.timeZone", problems)
     effect = _parse_effect(item, path, problems)
     targets = _parse_targets(item.get("targets"), f"{path}.targets", effect, default_rg, problems)
-    if len(problems.items) > before or schedule is None or zone is None or effect is None:
+    if len(problems) > before or schedule is None or zone is None or effect is None:
         return None
     return Rule(index, path, name.strip(), schedule, zone, effect, targets)
 
 
-def _parse_schedule(value: Any, path: str, problems: _Problems) -> Schedule | None:
+def _parse_schedule(value: Any, path: str, problems: Problems) -> Schedule | None:
     if not isinstance(value, str) or not value.strip():
         problems.add(path, "is required: an NCRONTAB expression such as '0 0 8 * * Mon-Fri'")
         return None
@@ -346,7 +328,7 @@ def _parse_schedule(value: Any, path: str, problems: _Problems) -> Schedule | No
     return schedule
 
 
-def parse_zone(value: Any, path: str, problems: _Problems) -> ZoneInfo | None:
+def parse_zone(value: Any, path: str, problems: Problems) -> ZoneInfo | None:
     if not isinstance(value, str) or not value.strip():
         problems.add(path, "must be an IANA time zone name such as 'Europe/Berlin'")
         return None
@@ -363,7 +345,7 @@ def _zone(name: str) -> ZoneInfo:
     return ZoneInfo(name)
 
 
-def _parse_effect(item: dict[str, Any], path: str, problems: _Problems) -> Effect | None:
+def _parse_effect(item: dict[str, Any], path: str, problems: Problems) -> Effect | None:
     action = item.get("action")
     if action not in ACTIONS:
         problems.add(f"{path}.action", f"must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -373,21 +355,18 @@ def _parse_effect(item: dict[str, Any], path: str, problems: _Problems) -> Effec
             if key in item:
                 problems.add(f"{path}.{key}", f"only 'resize' rules take node counts, not '{action}'")
         return Effect(action)
-    counts = {}
-    for key, default in (("dedicated", None), ("spot", 0)):
-        value = item.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NODES:
-            problems.add(f"{path}.{key}", f"must be a whole number of nodes from 0 to {MAX_NODES}"
-                         + (" (required for resize)" if value is None else ""))
-            continue
-        counts[key] = value
-    if len(counts) < 2:
+    if "dedicated" not in item:
+        problems.add(f"{path}.dedicated", f"is required for resize and {whole_number_rule(0, MAX_NODES)}")
+    dedicated = problems.whole_number(f"{path}.dedicated", item["dedicated"], 0, MAX_NODES) \
+        if "dedicated" in item else None
+    spot = problems.whole_number(f"{path}.spot", item.get("spot", 0), 0, MAX_NODES)
+    if dedicated is None or spot is None:
         return None
-    return Effect("resize", counts["dedicated"], counts["spot"])
+    return Effect("resize", dedicated, spot)
 
 
 def _parse_targets(value: Any, path: str, effect: Effect | None, default_rg: str | None,
-                   problems: _Problems) -> tuple[TargetSpec, ...]:
+                   problems: Problems) -> tuple[TargetSpec, ...]:
     if not isinstance(value, list) or not value:
         problems.add(path, "must be a non-empty list of targets")
         return ()
@@ -402,7 +381,7 @@ def _parse_targets(value: Any, path: str, effect: Effect | None, default_rg: str
     return tuple(targets.values())
 
 
-def _check_compatible(spec: TargetSpec, effect: Effect, path: str, problems: _Problems) -> None:
+def _check_compatible(spec: TargetSpec, effect: Effect, path: str, problems: Problems) -> None:
     if effect.action == "resize" and not isinstance(spec, PoolTarget):
         problems.add(path, "a 'resize' rule targets Batch pools ({\"pool\": ID}); scale sets are started or "
                            "deallocated")
@@ -410,21 +389,20 @@ def _check_compatible(spec: TargetSpec, effect: Effect, path: str, problems: _Pr
         problems.add(path, f"pools cannot '{effect.action}': use action 'resize' with dedicated/spot node counts")
 
 
-def parse_target(item: Any, path: str, default_rg: str | None, problems: _Problems,
+def parse_target(item: Any, path: str, default_rg: str | None, problems: Problems,
                  extra_keys: Iterable[str] = ()) -> TargetSpec | None:
     """One target object: {resourceGroup?, name} | {tag, value, resourceGroup?} | {pool}."""
     if not isinstance(item, dict):
         problems.add(path, "must be an object: {\"resourceGroup\", \"name\"}, {\"tag\", \"value\"} or {\"pool\"}")
         return None
-    before = len(problems.items)
+    before = len(problems)
     if "pool" in item:
-        problems.unknown_keys(path, item, POOL_KEYS | set(extra_keys))
-        pool = item["pool"]
-        if not isinstance(pool, str) or not BATCH_ID.fullmatch(pool):
-            problems.add(f"{path}.pool", "must be a Batch pool id: 1-64 letters, digits, '-' or '_'")
-        return PoolTarget(pool) if len(problems.items) == before else None
+        problems.unknown_fields(item, POOL_KEYS | set(extra_keys), path)
+        pool = problems.matches(f"{path}.pool", item["pool"], BATCH_ID,
+                                "must be a Batch pool id: 1-64 letters, digits, '-' or '_'")
+        return PoolTarget(pool) if pool is not None and len(problems) == before else None
     if "tag" in item or "value" in item:
-        problems.unknown_keys(path, item, SELECTOR_KEYS | set(extra_keys))
+        problems.unknown_fields(item, SELECTOR_KEYS | set(extra_keys), path)
         tag, value = item.get("tag"), item.get("value")
         if not isinstance(tag, str) or not tag or len(tag) > MAX_TAG_NAME or set(tag) & TAG_NAME_FORBIDDEN:
             problems.add(f"{path}.tag", f"must be a tag name of 1-{MAX_TAG_NAME} characters without < > % & \\ ? /")
@@ -432,47 +410,43 @@ def parse_target(item: Any, path: str, default_rg: str | None, problems: _Proble
             problems.add(f"{path}.value", f"must be a tag value (a string of at most {MAX_TAG_VALUE} characters)")
         group = _resource_group(item, path, None, problems) if "resourceGroup" in item else None
         subscriptions = _subscriptions(item, path, problems, several=True)
-        return TagSelector(tag, value, group, subscriptions) if len(problems.items) == before else None
+        return TagSelector(tag, value, group, subscriptions) if len(problems) == before else None
     if "name" in item:
-        problems.unknown_keys(path, item, SCALE_SET_KEYS | set(extra_keys))
-        name = item["name"]
-        if not isinstance(name, str) or not is_vmss_name(name):
-            problems.add(f"{path}.name", "must be a scale set name: 1-64 letters, digits, '-', '_' or '.'")
+        problems.unknown_fields(item, SCALE_SET_KEYS | set(extra_keys), path)
+        name = problems.matches(f"{path}.name", item["name"], VMSS_NAME,
+                                "must be a scale set name: 1-64 letters, digits, '-', '_' or '.'")
         group = _resource_group(item, path, default_rg, problems)
         subscription = _subscriptions(item, path, problems, several=False)
         return ScaleSetTarget(group, name, subscription[0] if subscription else None) \
-            if len(problems.items) == before and group else None
+            if len(problems) == before and group and name else None
     problems.add(path, "needs 'name' (scale set), 'tag' and 'value' (tag selector) or 'pool' (Batch pool)")
     return None
 
 
-def _subscriptions(item: dict[str, Any], path: str, problems: _Problems, *, several: bool) -> tuple[str, ...]:
+def _subscriptions(item: dict[str, Any], path: str, problems: Problems, *, several: bool) -> tuple[str, ...]:
     """`subscription`: a GUID (or, for a tag selector, a list of them), lowercased; () when absent."""
     value = item.get("subscription")
     if value is None:
         return ()
     values = value if several and isinstance(value, list) else [value]
-    bad = [v for v in values if not isinstance(v, str) or not GUID.match(v)]
-    if bad or not values:
-        shape = "a subscription id (GUID) or a list of them" if several else "a subscription id (GUID)"
-        problems.add(f"{path}.subscription", f"must be {shape}" + (f", not {bad[0]!r}" if bad else ""))
+    rule = "must be a subscription id (GUID)" + (" or a list of them" if several else "")
+    found = [problem for v in values if (problem := pattern_problem(v, GUID, rule))]
+    if found or not values:
+        problems.add(f"{path}.subscription", found[0] if found else f"{rule}, not an empty list")
         return ()
     return tuple(dict.fromkeys(v.lower() for v in values))
 
 
-def _resource_group(item: dict[str, Any], path: str, default: str | None, problems: _Problems) -> str | None:
+def _resource_group(item: dict[str, Any], path: str, default: str | None, problems: Problems) -> str | None:
     group = item.get("resourceGroup", default)
     if group is None:
         problems.add(f"{path}.resourceGroup", "is required (AZURE_RES_GROUP_NAME is not set to default it)")
         return None
-    if not isinstance(group, str) or not RESOURCE_GROUP.fullmatch(group):
-        problems.add(f"{path}.resourceGroup", "must be a resource group name: 1-90 letters, digits, '-', '_', "
-                                              "'.', '(' or ')', not ending in '.'")
-        return None
-    return group
+    return problems.matches(f"{path}.resourceGroup", group, RESOURCE_GROUP, "must be a resource group name: "
+                            "1-90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'")
 
 
-def _check_names(items: list[Any], prefix: str, problems: _Problems) -> None:
+def _check_names(items: list[Any], prefix: str, problems: Problems) -> None:
     """Duplicate names among every rule that has one, valid or not: a rule with other errors still
     takes its name, and the author fixes both at once."""
     first: dict[str, str] = {}
@@ -486,8 +460,8 @@ def _check_names(items: list[Any], prefix: str, problems: _Problems) -> None:
             problems.add(f"{path}.name", f"'{name.strip()}' is also the name of {other}; names must be unique")
 
 
-def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problems) -> Hold | None:
-    before = len(problems.items)
+def _parse_hold(item: Any, path: str, default_rg: str | None, problems: Problems) -> Hold | None:
+    before = len(problems)
     target = parse_target(item, path, default_rg, problems, extra_keys=HOLD_KEYS)
     if not isinstance(item, dict):
         return None
@@ -505,7 +479,7 @@ def _parse_hold(item: Any, path: str, default_rg: str | None, problems: _Problem
     reason = item.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 500):
         problems.add(f"{path}.reason", "must be a string of at most 500 characters")
-    if len(problems.items) > before or target is None or until is None:
+    if len(problems) > before or target is None or until is None:
         return None
     return Hold(path, target, until, reason)
 

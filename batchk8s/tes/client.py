@@ -35,6 +35,7 @@ from batchk8s.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from batchk8s.problems import Problems, whole_number_problem
 from batchk8s.retry import retry_after_seconds
 from batchk8s.tes.transports import HttpResult, Params, TimedOut, Transport, Unreachable
 from batchk8s.tes.validation import STATES, TERMINAL_STATES, VIEWS, check_choice, validate_task
@@ -257,8 +258,8 @@ class TesClient:
         view = check_choice("view", view, VIEWS)
         state = check_choice("state", state, STATES)
         tags = _check_tags(tags)
-        if page_size is not None and (isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE):
-            raise InputError.for_field("page_size", f"must be a whole number from 1 to {MAX_PAGE_SIZE}")
+        if page_size is not None and (problem := whole_number_problem(page_size, 1, MAX_PAGE_SIZE)):
+            raise InputError.for_field("page_size", problem)
         local_filter = not self.server_filters and bool(state or tags or name_prefix)
         needs_fields = local_filter and bool(tags or name_prefix)
         wire_view = "BASIC" if needs_fields and view in (None, "MINIMAL") else view
@@ -467,10 +468,11 @@ def _params(**values: Any) -> list[tuple[str, str]]:
 def _check_tags(tags: Mapping[str, str] | None) -> dict[str, str] | None:
     if not tags:
         return None
-    problems = [{"field": f"tags.{key}", "message": "tag keys and values must be strings, keys not empty"}
-                for key, value in tags.items() if not isinstance(key, str) or not key or not isinstance(value, str)]
-    if problems:
-        raise InputError.from_problems(problems, "invalid tag filter")
+    problems = Problems()
+    for key, value in tags.items():
+        if not isinstance(key, str) or not key or not isinstance(value, str):
+            problems.add(f"tags.{key}", "tag keys and values must be strings, keys not empty")
+    problems.raise_if_any("invalid tag filter")
     return dict(tags)
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batchk8s.errors import InputError, excerpt
+from batchk8s.problems import Problems, child
 from batchk8s.settings import Settings
 from batchk8s.storage import blob_name_problem
-from batchk8s.tes.validation import child
 
 if TYPE_CHECKING:
     from batchk8s.deadline import Deadline
@@ -51,7 +51,7 @@ def blob_placeholders(task: Any, container: str) -> list[tuple[int, str]]:
     InputError naming each bad entry's JSON path: a placeholder in an output (SAS URLs made here
     are read-only), another container, or a blob name Azure would refuse.
     """
-    found, problems = [], []
+    found, problems = [], Problems()
     for field in ("inputs", "outputs"):
         entries = task.get(field) if isinstance(task, dict) else None
         for index, entry in enumerate(entries if isinstance(entries, list) else []):
@@ -61,18 +61,16 @@ def blob_placeholders(task: Any, container: str) -> list[tuple[int, str]]:
             path = child(child(field, index), "url")
             named, _, blob = url[len(SCHEME):].partition("/")
             if field == "outputs":
-                problems.append({"field": path, "message": f"{SCHEME} is for inputs (read-only SAS); give an "
-                                 "output URL the TES server can write to"})
+                problems.add(path, f"{SCHEME} is for inputs (read-only SAS); give an output URL the TES server "
+                                   "can write to")
             elif named and named != container:
-                problems.append({"field": path, "message": f"only blobs in the TES container {container!r} "
-                                 f"(AZURE_STORAGE_TESK_DIRECTORY) are signed: write {SCHEME}/BLOB, or give "
-                                 "another input as a URL TES can read"})
+                problems.add(path, f"only blobs in the TES container {container!r} (AZURE_STORAGE_TESK_DIRECTORY) "
+                                   f"are signed: write {SCHEME}/BLOB, or give another input as a URL TES can read")
             elif problem := blob_name_problem(blob):
-                problems.append({"field": path, "message": f"must look like {SCHEME}/BLOB, the blob name: {problem}"})
+                problems.add(path, f"must look like {SCHEME}/BLOB, the blob name: {problem}")
             else:
                 found.append((index, blob))
-    if problems:
-        raise InputError.from_problems(problems, "invalid blob placeholder")
+    problems.raise_if_any("invalid blob placeholder")
     return found
 
 

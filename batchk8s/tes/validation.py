@@ -18,13 +18,13 @@ Stricter than the schema, on purpose (a TES server silently ignoring a typo such
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from batchk8s.errors import InputError, excerpt
+from batchk8s.problems import Problems, child, kind, unknown_field_problem
 
 STATES = ("UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "COMPLETE", "EXECUTOR_ERROR",
           "SYSTEM_ERROR", "CANCELED", "PREEMPTED", "CANCELING")
@@ -36,40 +36,19 @@ INT32_MAX = 2**31 - 1
 # POSIX pattern-matching characters (IEEE Std 1003.1-2017, 2.13): an output path with any of them
 # selects several files and needs `path_prefix`.
 WILDCARD = re.compile(r"[*?\[]")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-
-Problems = list[dict[str, str]]
 
 
-def child(path: str, key: str | int) -> str:
-    """`executors[0].command`-style paths; map keys that are not identifiers are quoted."""
-    if isinstance(key, int):
-        return f"{path}[{key}]"
-    if _IDENTIFIER.fullmatch(key):
-        return f"{path}.{key}" if path else key
-    return f"{path}[{json.dumps(key)}]"
-
-
-def path_of(parts: Any) -> str:
-    """The same notation for a sequence of keys (e.g. a jsonschema error's `absolute_path`)."""
-    path = ""
-    for part in parts:
-        path = child(path, part)
-    return path
-
-
-class _Checker:
-    def __init__(self) -> None:
-        self.problems: Problems = []
+class _Checker(Problems):
+    """The TES objects' rules over the shared collector; a problem with the task itself is named `task`."""
 
     def add(self, path: str, message: str) -> None:
-        self.problems.append({"field": path or "task", "message": message})
+        super().add(path or "task", message)
 
     # -- type checks: each returns whether the value has the type, so callers can go deeper --
 
     def string(self, path: str, value: Any, *, required: bool = False, non_empty: bool = False) -> bool:
         if not isinstance(value, str):
-            self.add(path, f"must be a string, not {_kind(value)}")
+            self.add(path, f"must be a string, not {kind(value)}")
             return False
         if (required or non_empty) and not value.strip():
             self.add(path, "must not be empty")
@@ -80,30 +59,20 @@ class _Checker:
         if self.string(path, value, required=required) and value.strip() and not value.startswith("/"):
             self.add(path, f"must be an absolute path inside the container (starting with '/'), not {excerpt(value)}")
 
-    def boolean(self, path: str, value: Any) -> None:
-        if not isinstance(value, bool):
-            self.add(path, f"must be true or false, not {_kind(value)}")
-
-    def integer(self, path: str, value: Any, low: int) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"must be a whole number, not {_kind(value)}")
-        elif not low <= value <= INT32_MAX:
-            self.add(path, f"must be from {low} to {INT32_MAX}, not {value}")
-
     def positive_number(self, path: str, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            self.add(path, f"must be a number, not {_kind(value)}")
+            self.add(path, f"must be a number, not {kind(value)}")
         elif not (math.isfinite(value) and value > 0):
             self.add(path, f"must be a finite number greater than 0, not {value}")
 
     def enum(self, path: str, value: Any, choices: tuple[str, ...]) -> None:
         if not isinstance(value, str) or value not in choices:
-            shown = repr(value) if isinstance(value, str) else _kind(value)
+            shown = repr(value) if isinstance(value, str) else kind(value)
             self.add(path, f"must be one of {', '.join(choices)}, not {shown}")
 
     def string_list(self, path: str, value: Any, each: Callable[[str, Any], None] | None = None) -> bool:
         if not isinstance(value, list):
-            self.add(path, f"must be a list of strings, not {_kind(value)}")
+            self.add(path, f"must be a list of strings, not {kind(value)}")
             return False
         for index, item in enumerate(value):
             (each or self.string)(child(path, index), item)
@@ -111,17 +80,17 @@ class _Checker:
 
     def string_map(self, path: str, value: Any) -> None:
         if not isinstance(value, dict):
-            self.add(path, f"must be an object of string values, not {_kind(value)}")
+            self.add(path, f"must be an object of string values, not {kind(value)}")
             return
         for key, item in value.items():
             if not isinstance(item, str):
-                self.add(child(path, key), f"must be a string, not {_kind(item)}")
+                self.add(child(path, key), f"must be a string, not {kind(item)}")
 
     def object(self, path: str, value: Any, fields: Mapping[str, Callable[[str, Any], None]],
                required: tuple[str, ...] = ()) -> None:
         """Check an object's known fields with their checkers; report unknown and missing ones."""
         if not isinstance(value, dict):
-            self.add(path, f"must be an object, not {_kind(value)}")
+            self.add(path, f"must be an object, not {kind(value)}")
             return
         for name in required:
             if name not in value:
@@ -132,11 +101,11 @@ class _Checker:
             elif path == "" and name in READ_ONLY:
                 self.add(name, "is set by the TES server; remove it from a submission")
             else:
-                self.add(child(path, name), f"is not a TES 1.1 field (known: {', '.join(sorted(fields))})")
+                self.add(child(path, name), unknown_field_problem(name, fields))
 
     def array_of(self, path: str, value: Any, each: Callable[[str, Any], None], *, non_empty: bool = False) -> None:
         if not isinstance(value, list):
-            self.add(path, f"must be a list, not {_kind(value)}")
+            self.add(path, f"must be a list, not {kind(value)}")
             return
         if non_empty and not value:
             self.add(path, "must have at least one entry")
@@ -206,7 +175,7 @@ class _Checker:
 
     def resources(self, path: str, value: Any) -> None:
         self.object(path, value, {
-            "cpu_cores": lambda p, v: self.integer(p, v, 1),
+            "cpu_cores": lambda p, v: self.whole_number(p, v, 1, INT32_MAX),
             "preemptible": self.boolean,
             "ram_gb": self.positive_number,
             "disk_gb": self.positive_number,
@@ -216,18 +185,18 @@ class _Checker:
         })
 
 
-def task_problems(task: Any) -> Problems:
+def task_problems(task: Any) -> list[dict[str, str]]:
     """Every problem in `task`, each {"field": JSON path, "message": ...}; empty when valid."""
     checker = _Checker()
     checker.task(task)
-    return checker.problems
+    return checker.items
 
 
 def validate_task(task: Any) -> dict[str, Any]:
     """Return `task` when it is a valid TES 1.1 submission; else raise InputError listing every problem."""
-    problems = task_problems(task)
-    if problems:
-        raise InputError.from_problems(problems, f"invalid TES task ({len(problems)} problem(s))")
+    checker = _Checker()
+    checker.task(task)
+    checker.raise_if_any(f"invalid TES task ({len(checker)} problem(s))")
     return task
 
 
@@ -243,10 +212,3 @@ def check_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str
 
 def _present(value: Any) -> bool:
     return isinstance(value, str) and bool(value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",
-            dict: "an object"}.get(type(value), type(value).__name__)

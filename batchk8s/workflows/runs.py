@@ -20,8 +20,9 @@ from batchk8s.batch.pool_spec import node_identity
 from batchk8s.batch.reports import JobReport
 from batchk8s.batch.tasks import BlobFiles, TaskSpec, check_task_specs, file_path, task_document, to_task_options
 from batchk8s.deadline import Deadline
-from batchk8s.errors import ConfigError, InputError, pattern_problem
-from batchk8s.settings import BATCH_ID, Settings
+from batchk8s.errors import ConfigError
+from batchk8s.problems import Problems
+from batchk8s.settings import BATCH_ID, BATCH_ID_RULE, Settings
 from batchk8s.workflows import Workflow, WorkflowContext, get_workflow
 
 RUN_FIELDS = ("poolId", "jobId")
@@ -38,18 +39,13 @@ def run_target(settings: Settings, name: str, body: dict[str, Any] | None,
     """The workflow (404 when unknown) and validated pool/job ids (job defaults to '<name>-<UTC time>')."""
     workflow = get_workflow(name)
     body = dict(body or {})
-    problems = [{"field": key, "message": f"unknown field; expected {' and/or '.join(RUN_FIELDS)}"}
-                for key in sorted(set(body) - set(RUN_FIELDS))]
+    problems = Problems()
+    problems.unknown_fields(body, RUN_FIELDS)
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
     # Absent means the default; present means exactly that id ("", 0, false, [] or null are refused).
-    pool_id = body.get("poolId", settings.pool_id)
-    job_id = body.get("jobId", f"{name}-{stamp}")
-    for field_name, value in (("poolId", pool_id), ("jobId", job_id)):
-        problem = pattern_problem(field_name, value, BATCH_ID, "must be 1-64 letters, digits, '-' or '_'")
-        if problem:
-            problems.append(problem)
-    if problems:
-        raise InputError.from_problems(problems, "invalid workflow run")
+    pool_id = problems.matches("poolId", body.get("poolId", settings.pool_id), BATCH_ID, BATCH_ID_RULE)
+    job_id = problems.matches("jobId", body.get("jobId", f"{name}-{stamp}"), BATCH_ID, BATCH_ID_RULE)
+    problems.raise_if_any("invalid workflow run")
     return workflow, WorkflowContext(pool_id=pool_id, job_id=job_id)
 
 

@@ -31,7 +31,7 @@ from jsonschema import Draft4Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4
 
-from batchk8s.tes.validation import path_of
+from batchk8s.problems import path_of
 from tests.conftest import DATA
 from tests.fakes.batch import FakeClock
 from tests.fakes.tes import MODES, FakeTES

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from batchk8s.batch.pools import start_task_command
+from batchk8s.batch.pool_spec import start_task_command
 from batchk8s.batch.tasks import TaskSpec, bash_command
 from batchk8s.settings import Settings, load_settings, read_settings_file
 from batchk8s.tes.relay import RelayTransport

@@ -81,8 +81,8 @@ def test_every_task_spec_problem_is_named_with_its_message():
         check_task_specs(specs)
     assert caught.value.details == [
         {"field": "tasks.A", "message": "duplicate task id"},
-        {"field": "tasks.bad id", "message": "id must be 1-64 letters, digits, '-' or '_'"},
-        {"field": f"tasks.{'x' * 65}", "message": "id must be 1-64 letters, digits, '-' or '_'"},
+        {"field": "tasks.bad id", "message": "id must be 1-64 letters, digits, '-' or '_', not 'bad id'"},
+        {"field": f"tasks.{'x' * 65}", "message": f"id must be 1-64 letters, digits, '-' or '_', not '{'x' * 65}'"},
         {"field": "tasks.b.dependsOn", "message": "unknown task 'c'"},
     ]
     assert caught.value.message.startswith("invalid workflow tasks: tasks.A, ")

@@ -90,6 +90,16 @@ def test_run_ids_absent_take_their_defaults():
     assert (context.pool_id, context.job_id) == ("k8s-pool", "k8s-info-20260114-093000")
 
 
+def test_a_run_body_is_checked_whole_in_one_wording():
+    with pytest.raises(InputError) as caught:
+        runs.run_target(load_settings({}), "k8s-info", {"poolID": "p", "jobId": "a b", "pool": 1}, now=NOW)
+    assert caught.value.message == "invalid workflow run: poolID, pool, jobId"
+    assert caught.value.details == [
+        {"field": "poolID", "message": "unknown field 'poolID' (did you mean 'poolId'?)"},
+        {"field": "pool", "message": "unknown field 'pool' (did you mean 'poolId'?)"},
+        {"field": "jobId", "message": "must be 1-64 letters, digits, '-' or '_', not 'a b'"}]
+
+
 @pytest.mark.parametrize("metadata", [0, [], "x", None, {"a": 1}, {"": "x"}, {"a": None}])
 def test_pool_metadata_must_be_an_object_of_strings(metadata: object):
     with pytest.raises(InputError) as caught:

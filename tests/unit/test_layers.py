@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "batchk8s"
 
 DOORS = {"functions", "commands", "cli", "__main__"}
-CORE = {"__version__", "settings", "credentials", "errors", "clock", "deadline", "retry", "ncrontab", "timer_budget",
-        "caches"}
+CORE = {"__version__", "settings", "credentials", "errors", "problems", "clock", "deadline", "retry", "ncrontab",
+        "timer_budget", "caches"}
 
 
 def module_name(path: Path) -> str:

@@ -13,16 +13,17 @@ from typing import Any
 import pytest
 
 from batchk8s.errors import InputError
+from batchk8s.problems import path_of
 from batchk8s.tes import sample_names, task_problems, validate_task
 from batchk8s.tes.samples import SAMPLES_DIR
-from batchk8s.tes.validation import check_choice, path_of
+from batchk8s.tes.validation import check_choice
 from tests.conftest import DATA
 
 SPEC_FILE = DATA / "tes-openapi-1.1.0.yaml"
 
 # Rules the spec states in prose (or that catch typos) and the schema cannot express.
-STRICTER = ("must be an absolute path", "must not be empty", "must be from 1 to", "greater than 0",
-            "is not a TES 1.1 field", "must have at least one entry", "must name the program",
+STRICTER = ("must be an absolute path", "must not be empty", "must be a whole number from 1 to", "greater than 0",
+            "unknown field", "must have at least one entry", "must name the program",
             "is required (and not empty) unless 'content'", "is required when 'path' contains wildcards",
             "the program to run must not be empty", "is set by the TES server")
 
@@ -47,6 +48,8 @@ FULL_TASK: dict[str, Any] = {
     "volumes": ["/vol/A"],
     "tags": {"project": "alice-lab"},
 }
+
+EXECUTOR_FIELDS = "command, env, ignore_error, image, stderr, stdin, stdout, workdir"
 
 WRONG_VALUES: list[Any] = [None, 7, 2.5, "text", True, [], {}, ["a"], [1], {"k": "v"}, {"k": 1}, ""]
 
@@ -170,11 +173,13 @@ def test_every_removed_field_is_judged_like_the_schema(schema: Any) -> None:
     ({"executors": [{"image": "a", "command": ["true"]}], "outputs": [{"path": "/o/*.txt", "url": "s3://b/"}]},
      True, {"outputs[0].path_prefix": "is required when 'path' contains wildcards"}),
     ({"executors": [{"image": "a", "command": ["true"]}], "resources": {"cpu_cores": 0, "ram_gb": -1}}, True,
-     {"resources.cpu_cores": "must be from 1 to", "resources.ram_gb": "greater than 0"}),
+     {"resources.cpu_cores": "must be a whole number from 1 to", "resources.ram_gb": "greater than 0"}),
     ({"executor": [{"image": "a", "command": ["true"]}]}, False,
-     {"executors": "is required", "executor": "is not a TES 1.1 field"}),
+     {"executors": "is required", "executor": "unknown field 'executor' (did you mean 'executors'?)"}),
     ({"executors": [{"image": "a", "command": ["true"], "cmd": ["x"]}]}, True,
-     {"executors[0].cmd": "is not a TES 1.1 field"}),
+     {"executors[0].cmd": "unknown field 'cmd' (did you mean 'command'?)"}),
+    ({"executors": [{"image": "a", "command": ["true"], "entrypoint": ["x"]}]}, True,
+     {"executors[0].entrypoint": f"unknown field 'entrypoint' (known: {EXECUTOR_FIELDS})"}),
     ({"executors": [{"image": "a", "command": ["true"]}], "state": "COMPLETE", "id": "x"}, True,
      {"state": "is set by the TES server", "id": "is set by the TES server"}),
 ])
@@ -216,15 +221,13 @@ def test_enum_parameters_are_checked_and_normalised() -> None:
     assert caught.value.details == [{"field": "state", "message": "must be one of COMPLETE, not 'DONE'"}]
 
 
-EXECUTOR_FIELDS = "command, env, ignore_error, image, stderr, stdin, stdout, workdir"
-
 
 @pytest.mark.parametrize(("task", "problems"), [
     ([], [("task", "must be an object, not a list")]),
     ((), [("task", "must be an object, not tuple")]),  # not JSON: named by its Python type
     ({"executors": [{"command": ["x"]}]}, [("executors[0].image", "is required")]),
     ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": True, "ram_gb": False}},
-     [("resources.cpu_cores", "must be a whole number, not a boolean"),
+     [("resources.cpu_cores", "must be a whole number from 1 to 2147483647, not a boolean"),
       ("resources.ram_gb", "must be a number, not a boolean")]),
     ({"executors": {}}, [("executors", "must be a list, not an object")]),
     ({"executors": [None]}, [("executors[0]", "must be an object, not null")]),
@@ -240,17 +243,17 @@ EXECUTOR_FIELDS = "command, env, ignore_error, image, stderr, stdin, stdout, wor
     ({"executors": [{"image": "a", "command": [], "env": {"A": 1.5}, "cmd": "x"}]},
      [("executors[0].command", "must name the program to run: a non-empty list of strings (argv)"),
       ("executors[0].env.A", "must be a string, not a number"),
-      ("executors[0].cmd", f"is not a TES 1.1 field (known: {EXECUTOR_FIELDS})")]),
+      ("executors[0].cmd", "unknown field 'cmd' (did you mean 'command'?)")]),
     ({"executors": [], "resources": {"cpu_cores": 0, "ram_gb": "8", "disk_gb": float("inf"), "zones": "eu"},
       "logs": []},
      [("executors", "must have at least one entry"),
-      ("resources.cpu_cores", "must be from 1 to 2147483647, not 0"),
+      ("resources.cpu_cores", "must be a whole number from 1 to 2147483647, not 0"),
       ("resources.ram_gb", "must be a number, not a string"),
       ("resources.disk_gb", "must be a finite number greater than 0, not inf"),
       ("resources.zones", "must be a list of strings, not a string"),
       ("logs", "is set by the TES server; remove it from a submission")]),
     ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": 2**31}},
-     [("resources.cpu_cores", "must be from 1 to 2147483647, not 2147483648")]),
+     [("resources.cpu_cores", "must be a whole number from 1 to 2147483647, not 2147483648")]),
     ({"executors": [{"image": "a", "command": ["x"]}], "resources": {"cpu_cores": 2**31 - 1, "ram_gb": 0}},
      [("resources.ram_gb", "must be a finite number greater than 0, not 0")]),
     ({"executors": [{"image": "a", "command": None}, {"image": "a", "command": ""}]},

@@ -75,6 +75,17 @@ def test_parse_action_body_reports_every_problem():
     with pytest.raises(InputError) as caught:
         parse_action_body({"names": ["ok", "no good"], "dryRun": 1, "waitSeconds": 2.5, "extra": None})
     assert [d["field"] for d in caught.value.details] == ["extra", "dryRun", "waitSeconds", "names"]
+    assert [d["message"] for d in caught.value.details[:3]] == [
+        "unknown field 'extra' (known: dryRun, names, waitSeconds)",
+        "must be true or false, not a number",
+        "must be a whole number from 0 to 200, not 2.5"]
+
+
+def test_a_misspelt_action_body_field_is_named_with_the_one_it_meant():
+    with pytest.raises(InputError) as caught:
+        parse_action_body({"name": ["vmss-a"], "dryrun": True})
+    assert caught.value.details == [{"field": "name", "message": "unknown field 'name' (did you mean 'names'?)"},
+                                    {"field": "dryrun", "message": "unknown field 'dryrun' (did you mean 'dryRun'?)"}]
 
 
 def test_resource_group_from_ids_any_case():

@@ -74,6 +74,11 @@ def test_a_subscription_arm_does_not_know_fails_that_set_only(fleet: FakeARM, ma
 @pytest.mark.parametrize(("name", "words"), [
     ("/subscriptions/not-a-guid/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/a",
      "is not a GUID"),
+    # matched as a whole: a GUID followed by more text, or a group ending in '.', is refused
+    (f"/subscriptions/{SUB2}0/resourceGroups/rg/providers/Microsoft.Compute/virtualMachineScaleSets/a",
+     "is not a GUID"),
+    (f"/subscriptions/{SUB2}/resourceGroups/rg./providers/Microsoft.Compute/virtualMachineScaleSets/a",
+     "does not name a valid resource group"),
     (f"/subscriptions/{SUB2}/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/a",
      "is not a scale set resource id"),
 ])
