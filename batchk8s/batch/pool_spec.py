@@ -20,7 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from batchk8s.batch.gallery import ImageDefinition
 from batchk8s.errors import ConfigError, InputError, excerpt
-from batchk8s.settings import BATCH_ID, GALLERY_IMAGE_ID, VM_SIZE, Settings
+from batchk8s.problems import Problems
+from batchk8s.settings import BATCH_ID, BATCH_ID_RULE, GALLERY_IMAGE_ID, VM_SIZE, Settings
 
 if TYPE_CHECKING:
     from azure.batch import models as batch_models
@@ -31,6 +32,7 @@ START_TASK_RETRIES = 3
 MAX_NODES = 1000
 NODE_AGENT_SKU = re.compile(r"^batch\.node\.[a-z0-9. ]{1,60}$")
 OVERRIDE_FIELDS = ("id", "vmSize", "dedicatedNodes", "spotNodes", "imageId", "nodeAgentSkuId", "metadata")
+RESIZE_FIELDS = ("dedicatedNodes", "spotNodes")
 SAS_PLACEHOLDER = "<placeholder: read-only SAS issued at create time>"
 # Workflow tasks are kubectl/curl clients (the work runs in Kubernetes pods). On an `auto` pool they all go to
 # the control-plane node, and Batch's affinity is only a preference: with one slot, parallel tasks (k8s-info)
@@ -64,39 +66,26 @@ class PoolRequest:
 def pool_request(settings: Settings, overrides: dict[str, Any] | None = None) -> PoolRequest:
     """Validate `overrides` (HTTP body / CLI options) against Batch's rules; every bad field at once."""
     overrides = dict(overrides or {})
-    problems: list[dict[str, str]] = []
-
-    def bad(name: str, message: str) -> None:
-        problems.append({"field": name, "message": message})
-
-    for name in sorted(set(overrides) - set(OVERRIDE_FIELDS)):
-        bad(name, f"unknown field; expected one of {', '.join(OVERRIDE_FIELDS)}")
-    pool_id = overrides.get("id", settings.pool_id)
-    if not isinstance(pool_id, str) or not BATCH_ID.fullmatch(pool_id):
-        bad("id", "must be 1-64 letters, digits, '-' or '_'")
-    vm_size = overrides.get("vmSize", settings.vm_size)
-    if not isinstance(vm_size, str) or not VM_SIZE.fullmatch(vm_size):
-        bad("vmSize", "must be an Azure VM size such as STANDARD_D2_V3")
-    counts = {}
-    for name, default in (("dedicatedNodes", settings.node_count), ("spotNodes", settings.spot_node_count)):
-        value = overrides.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NODES:
-            bad(name, f"must be a whole number from 0 to {MAX_NODES}")
-        counts[name] = value
+    problems = Problems()
+    problems.unknown_fields(overrides, OVERRIDE_FIELDS)
+    pool_id = problems.matches("id", overrides.get("id", settings.pool_id), BATCH_ID, BATCH_ID_RULE)
+    vm_size = problems.matches("vmSize", overrides.get("vmSize", settings.vm_size), VM_SIZE,
+                               "must be an Azure VM size such as STANDARD_D2_V3")
+    counts = {name: problems.whole_number(name, overrides.get(name, default), 0, MAX_NODES)
+              for name, default in (("dedicatedNodes", settings.node_count), ("spotNodes", settings.spot_node_count))}
     image_id = overrides.get("imageId", settings.vm_image_id)
-    if image_id is not None and (not isinstance(image_id, str) or not GALLERY_IMAGE_ID.fullmatch(image_id)):
-        bad("imageId", "must be a Shared Image Gallery image or image version resource id "
-                       "(/subscriptions/.../galleries/G/images/I[/versions/V])")
+    if image_id is not None:
+        problems.matches("imageId", image_id, GALLERY_IMAGE_ID, "must be a Shared Image Gallery image or image "
+                         "version resource id (/subscriptions/.../galleries/G/images/I[/versions/V])")
     sku = overrides.get("nodeAgentSkuId")
-    if sku is not None and (not isinstance(sku, str) or not NODE_AGENT_SKU.fullmatch(sku)):
-        bad("nodeAgentSkuId", "must be a Batch node agent SKU id such as 'batch.node.ubuntu 24.04'")
+    if sku is not None:
+        problems.matches("nodeAgentSkuId", sku, NODE_AGENT_SKU,
+                         "must be a Batch node agent SKU id such as 'batch.node.ubuntu 24.04'")
     metadata = overrides.get("metadata", {})  # absent is none; null, 0 or [] is refused below
     if not isinstance(metadata, dict) or not all(isinstance(k, str) and k and isinstance(v, str)
                                                  for k, v in metadata.items()):
-        bad("metadata", "must be an object of non-empty names to string values")
-        metadata = {}
-    if problems:
-        raise InputError.from_problems(problems, "invalid pool request")
+        problems.add("metadata", "must be an object of non-empty names to string values")
+    problems.raise_if_any("invalid pool request")
     return PoolRequest(pool_id, vm_size, counts["dedicatedNodes"], counts["spotNodes"], image_id or None, sku,
                        dict(metadata))
 
@@ -111,16 +100,14 @@ class PoolResize:
 
 def resize_request(body: dict[str, Any]) -> PoolResize:
     """Validate a resize body (`dedicatedNodes`/`spotNodes`, each optional, not both absent); every problem at once."""
-    problems = [{"field": name, "message": "unknown field; expected dedicatedNodes and/or spotNodes"}
-                for name in sorted(set(body) - {"dedicatedNodes", "spotNodes"})]
-    for name in ("dedicatedNodes", "spotNodes"):
-        value = body.get(name)
-        if name in body and (isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_NODES):
-            problems.append({"field": name, "message": f"must be a whole number from 0 to {MAX_NODES}"})
+    problems = Problems()
+    problems.unknown_fields(body, RESIZE_FIELDS)
+    for name in RESIZE_FIELDS:
+        if name in body:
+            problems.whole_number(name, body[name], 0, MAX_NODES)
     if not problems and body.get("dedicatedNodes") is None and body.get("spotNodes") is None:
-        problems.append({"field": "dedicatedNodes", "message": "give dedicatedNodes, spotNodes or both"})
-    if problems:
-        raise InputError.from_problems(problems, "invalid resize request")
+        problems.add("dedicatedNodes", "give dedicatedNodes, spotNodes or both")
+    problems.raise_if_any("invalid resize request")
     return PoolResize(body.get("dedicatedNodes"), body.get("spotNodes"))
 
 

@@ -81,6 +81,23 @@ def test_overrides_are_validated_all_at_once():
     assert (ok.id, ok.dedicated_nodes, ok.spot_nodes, ok.image_id) == ("My_Pool-1", 0, 1000, GALLERY)
 
 
+def test_pool_and_resize_requests_speak_the_toolkits_one_wording():
+    with pytest.raises(InputError) as pool:
+        pool_spec.pool_request(load_settings({}), {"vmsize": "STANDARD_D2_V3", "dedicatedNodes": 2.5, "id": "a b"})
+    with pytest.raises(InputError) as resize:
+        pool_spec.resize_request({"spotnodes": 1, "dedicatedNodes": "3"})
+
+    assert pool.value.details == [
+        {"field": "vmsize", "message": "unknown field 'vmsize' (did you mean 'vmSize'?)"},
+        {"field": "id", "message": "must be 1-64 letters, digits, '-' or '_', not 'a b'"},
+        {"field": "dedicatedNodes", "message": "must be a whole number from 0 to 1000, not 2.5"},
+    ]
+    assert resize.value.details == [
+        {"field": "spotnodes", "message": "unknown field 'spotnodes' (did you mean 'spotNodes'?)"},
+        {"field": "dedicatedNodes", "message": "must be a whole number from 0 to 1000, not a string"},
+    ]
+
+
 def test_node_agent_sku_resolution():
     marketplace = pool_spec.pool_request(load_settings({}), {})
     windows = {"nodeAgentSKUId": "batch.node.windows amd64", "osType": "windows", "imageReference": {}}
