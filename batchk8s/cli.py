@@ -1,7 +1,8 @@
 """`python -m batchk8s`: the command line, a second thin door to the same services as HTTP.
 
-Each area adds its verbs in `batchk8s/commands/<area>.py` through `register(subparsers)`; a verb's
-handler takes `(args, settings)` and returns an `Output`. This module owns what all verbs share:
+Each area adds its verbs in `batchk8s/commands/<area>.py` through `register(subparsers, common)`; a
+verb's handler takes `(args, settings)` and returns an `Output` (`batchk8s/commands/__init__.py` holds
+what the verbs share). This module owns what all verbs share:
 `--settings FILE`, `--json`, `--timeout SECONDS` (the whole command, waits included, ends within it:
 the deadline handed to every call is `args.deadline`), and turning our errors into a message and an
 exit code (2 = bad input or configuration, 3 = Azure or TES failed or too slow), never a traceback.
@@ -10,43 +11,30 @@ exit code (2 = bad input or configuration, 3 = Azure or TES failed or too slow),
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from batchk8s import DEPRECATED_SINCE
-from batchk8s.deadline import CLI_MAX_SECONDS, CLI_SECONDS, Deadline
-from batchk8s.errors import BatchK8sError, InputError
-from batchk8s.problems import parse_whole_number
-
-COMMAND_MODULES = (
-    "batchk8s.commands.artifacts",
-    "batchk8s.commands.batch",
-    "batchk8s.commands.config",
-    "batchk8s.commands.openapi",
-    "batchk8s.commands.plan",
-    "batchk8s.commands.cron",
-    "batchk8s.commands.schedules",
-    "batchk8s.commands.tes",
-    "batchk8s.commands.vmss",
+from batchk8s.commands import (
+    artifacts,
+    batch,
+    config,
+    cron,
+    int_between,
+    openapi,
+    plan,
+    schedules,
+    tes,
+    vmss,
 )
+from batchk8s.deadline import CLI_MAX_SECONDS, CLI_SECONDS, Deadline
+from batchk8s.errors import BatchK8sError
 
-
-@dataclass
-class Output:
-    """What a verb produced: `data` for --json, `text` for people, and its exit code."""
-
-    data: Any
-    text: str = ""
-    exit_code: int = 0
-
-
-Handler = Callable[[argparse.Namespace, Any], Output]
+COMMAND_MODULES = (artifacts, batch, config, openapi, plan, cron, schedules, tes, vmss)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +53,7 @@ def _common_options(defaults: bool) -> argparse.ArgumentParser:
     common.add_argument("--json", action="store_true", help="print JSON instead of text", **kwargs)
     common.add_argument("-v", "--verbose", action="store_true", **kwargs,
                         help="log progress to stderr, the Azure SDKs' own messages included (else only errors)")
-    common.add_argument("--timeout", type=positive_int(1, int(CLI_MAX_SECONDS)), metavar="SECONDS",
+    common.add_argument("--timeout", type=int_between(1, int(CLI_MAX_SECONDS)), metavar="SECONDS",
                         help=f"give up after this long, waits included (default {CLI_SECONDS:g}; "
                              "1800 for Batch --wait, 3600 for TES waits)", **kwargs)
     return common
@@ -76,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m batchk8s", parents=[_common_options(defaults=True)],
                      description="Scheduled compute control, Kubernetes on Azure Batch, workflows and TES.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers, common)
+    for module in COMMAND_MODULES:
+        module.register(subparsers, common)
     return parser
 
 
@@ -171,39 +159,3 @@ def error_lines(error: BatchK8sError) -> list[str]:
     if message in error.message:
         return [f"error: {error.message}"]
     return [f"error: {error.message} ({field}: {message})"]
-
-
-def positive_int(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type for a bounded whole number, with a message that names the range."""
-
-    def parse(value: str) -> int:
-        try:
-            return parse_whole_number(value, low, high)
-        except ValueError as exc:  # argparse would print its own "invalid value" for a ValueError
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
-
-
-def one_of(option: str, values: Sequence[str]) -> Callable[[str], str]:
-    """An argparse type for a fixed set of words (any case): an unknown one is the project's one-line
-    InputError naming `option`, not argparse's usage text."""
-
-    def parse(value: str) -> str:
-        if value.upper() not in values:
-            raise InputError.for_field(option, f"must be one of {', '.join(values)}, not {value!r}")
-        return value.upper()
-
-    return parse
-
-
-def read_json_file(path: str, field: str) -> Any:
-    """A JSON document from a file (or '-' for stdin), as InputError naming `field` when it is not."""
-    try:
-        text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()  # noqa: SIM115
-    except OSError as exc:
-        raise InputError.for_field(field, f"cannot read {path}: {exc.strerror}") from None
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise InputError.for_field(field, f"{path} is not valid JSON ({exc})") from None

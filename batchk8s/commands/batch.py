@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from batchk8s.cli import Output, positive_int
+from batchk8s.commands import Output, int_between
 from batchk8s.errors import EXIT_UPSTREAM
 from batchk8s.settings import Settings
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 TAIL_LINES = 5
 DEFAULT_WAIT_TIMEOUT = 1800
-NODES = positive_int(0, 1000)
+NODES = int_between(0, 1000)
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

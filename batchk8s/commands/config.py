@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from batchk8s.cli import Output
+from batchk8s.commands import Output
 from batchk8s.errors import EXIT_INPUT
 from batchk8s.settings import REQUIREMENTS, SUPPORTING_FEATURES, TIMERS, Settings, env_name, written
 

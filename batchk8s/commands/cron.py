@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from batchk8s import clock
-from batchk8s.cli import Output, positive_int
+from batchk8s.commands import Output, int_between
 from batchk8s.problems import Problems
 from batchk8s.settings import Settings
 
@@ -27,7 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                           help="NCRONTAB, 6 fields (seconds first) or 5, e.g. '0 30 7 * * 1-5'")
     upcoming.add_argument("--after", metavar="ISO", help="start after this ISO-8601 time (default: now); "
                                                            "without an offset it is read in --tz")
-    upcoming.add_argument("--count", type=positive_int(1, 1000), default=5, help="how many firings (default 5)")
+    upcoming.add_argument("--count", type=int_between(1, 1000), default=5, help="how many firings (default 5)")
     upcoming.add_argument("--tz", metavar="IANA", help="evaluate in this time zone (default: the zone the timer "
                                                         "uses: WEBSITE_TIME_ZONE, or UTC where the plan ignores it)")
     upcoming.set_defaults(handler=next_firings)

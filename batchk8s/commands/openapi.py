@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from batchk8s.cli import Output
+from batchk8s.commands import Output
 from batchk8s.errors import InputError
 from batchk8s.settings import Settings
 

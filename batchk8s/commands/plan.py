@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from batchk8s.cli import Output, positive_int
+from batchk8s.commands import Output, int_between
 from batchk8s.errors import EXIT_INPUT
 from batchk8s.plan import build_plan
 from batchk8s.settings import Settings
@@ -15,7 +15,7 @@ from batchk8s.settings import Settings
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     plan = subparsers.add_parser("plan", parents=[common],
                                  help="show what the app would do (offline); exit 2 if it shows a problem")
-    plan.add_argument("--count", type=positive_int(1, 100), default=5, help="firings to show per schedule")
+    plan.add_argument("--count", type=int_between(1, 100), default=5, help="firings to show per schedule")
     plan.set_defaults(handler=show_plan)
 
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from batchk8s import clock
-from batchk8s.cli import Output, positive_int, read_json_file
+from batchk8s.commands import Output, int_between, read_json_file
 from batchk8s.schedules.planner import format_firing, format_hold
 from batchk8s.settings import Settings
 
@@ -18,11 +18,11 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     schedules = subparsers.add_parser("schedules", help="the schedule document (BATCHK8S_SCHEDULES)")
     verbs = schedules.add_subparsers(dest="verb", required=True, metavar="VERB")
     plan = verbs.add_parser("plan", parents=[common], help="every firing in the next hours, per target")
-    plan.add_argument("--hours", type=positive_int(1, MAX_HOURS), default=24, help="window (1-168, default 24)")
+    plan.add_argument("--hours", type=int_between(1, MAX_HOURS), default=24, help="window (1-168, default 24)")
     plan.add_argument("--file", metavar="FILE", help="plan this document instead of the configured one")
     plan.add_argument("--html", metavar="FILE", help="write the timeline page (the same as GET /api/schedules/view) "
                                                      "to FILE instead of listing firings")
-    plan.add_argument("--days", type=positive_int(1, MAX_VIEW_DAYS), default=7,
+    plan.add_argument("--days", type=int_between(1, MAX_VIEW_DAYS), default=7,
                       help="with --html: window in days (1-31, default 7)")
     plan.add_argument("--tz", metavar="ZONE", help="with --html: the clock to read it on (IANA, default UTC)")
     plan.add_argument("--after", metavar="TIME", help="where the window starts (ISO 8601, no offset = UTC; "
@@ -33,7 +33,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                           help="a JSON document ('-' for stdin); default: the configured one")
     validate.set_defaults(handler=validate_document)
     history = verbs.add_parser("history", parents=[common], help="what was applied, skipped or failed")
-    history.add_argument("--limit", type=positive_int(1, MAX_HISTORY), default=50, help="entries (default 50)")
+    history.add_argument("--limit", type=int_between(1, MAX_HISTORY), default=50, help="entries (default 50)")
     history.set_defaults(handler=show_history)
     reconcile = verbs.add_parser("reconcile", parents=[common], help="run one reconcile tick now")
     reconcile.add_argument("--dry-run", action="store_true", help="decide and report, change nothing")

@@ -12,7 +12,7 @@ import argparse
 import logging
 from typing import Any
 
-from batchk8s.cli import Output, one_of, positive_int, read_json_file
+from batchk8s.commands import Output, int_between, one_of, read_json_file
 from batchk8s.errors import InputError
 from batchk8s.settings import Settings
 
@@ -53,7 +53,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     listing.add_argument("--tag", action="append", default=[], metavar="KEY[=VALUE]",
                          help="only tasks with this tag (any value when no =VALUE); repeatable")
     listing.add_argument("--view", default="MINIMAL", help=f"{view_help} (default MINIMAL)", **views)
-    listing.add_argument("--page-size", type=positive_int(1, MAX_PAGE_SIZE), metavar="N",
+    listing.add_argument("--page-size", type=int_between(1, MAX_PAGE_SIZE), metavar="N",
                          help=f"tasks per page, 1 to {MAX_PAGE_SIZE} (default: the server's)")
     listing.add_argument("--page-token", metavar="TOKEN",
                          help="continue from this page (the 'more: --page-token' line of the previous page)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from batchk8s.cli import Output, positive_int
+from batchk8s.commands import Output, int_between
 from batchk8s.errors import EXIT_INPUT, EXIT_UPSTREAM, InputError
 from batchk8s.settings import VMSS_ACTIONS, Settings
 from batchk8s.vmss import MAX_WAIT_SECONDS, TargetReport, summary_line
@@ -25,7 +25,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                                 help=f"{action} the instances that are not already {_wanted(action)}")
         verb.add_argument("--dry-run", action="store_true", help="report what would be done; send no action")
         verb.add_argument("--wait", nargs="?", const=UNTIL_DONE, default=0, metavar="SECONDS",
-                          type=positive_int(0, MAX_WAIT_SECONDS),
+                          type=int_between(0, MAX_WAIT_SECONDS),
                           help="wait until the operations end, within --timeout (exit 3 if they are still running "
                                f"then), as --wait does on every verb; the older --wait SECONDS (at most "
                                f"{MAX_WAIT_SECONDS}) waits at most that long and is deprecated")
