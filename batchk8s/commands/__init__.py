@@ -27,9 +27,6 @@ class Output:
     exit_code: int = 0
 
 
-Handler = Callable[[argparse.Namespace, Any], Output]
-
-
 def int_between(low: int, high: int) -> Callable[[str], int]:
     """An argparse type for a whole number from `low` to `high`, both included, in the toolkit's words."""
 
